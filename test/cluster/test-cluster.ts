@@ -1,0 +1,83 @@
+// What an integration test needs from the local control plane: clients for it, a namespace of its own, and
+// a way to wait for the cluster to reach a state.
+
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, inject } from 'vitest';
+
+export const repoRoot = join(import.meta.dirname, '../..');
+
+export function kubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(inject('kubeconfig'));
+  return kc;
+}
+
+/** Polls until check returns a value other than undefined; fails with what it was waiting for. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ''}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/**
+ * A fresh namespace for the calling test file, deleted after it. Returns a getter because the name is only
+ * known once beforeAll has run.
+ */
+export function useTestNamespace(prefix: string, labels: Record<string, string> = {}): () => string {
+  let name = '';
+  beforeAll(async () => {
+    const core = kubeConfig().makeApiClient(CoreV1Api);
+    name = `${prefix}-${randomBytes(3).toString('hex')}`;
+    await core.createNamespace({ body: { metadata: { name, labels: { 'cloudphone-test': 'true', ...labels } } } });
+    // The ServiceAccount admission plugin refuses pods until the controller-manager made the default account.
+    await waitFor(`default ServiceAccount in ${name}`, async () =>
+      core.readNamespacedServiceAccount({ name: 'default', namespace: name }),
+    );
+  });
+  afterAll(async () => {
+    if (name) await kubeConfig().makeApiClient(CoreV1Api).deleteNamespace({ name });
+  });
+  return () => name;
+}
+
+/** Runs the pinned kubectl against the local control plane. */
+export function kubectl(...args: string[]): string {
+  return execFileSync(join(repoRoot, '.cache/bin/kubectl'), ['--kubeconfig', inject('kubeconfig'), ...args], {
+    encoding: 'utf8',
+  });
+}
+
+/**
+ * Installs (or updates) the CRDs of crds/ and waits until the apiserver serves them. kubectl rather than
+ * client-node's KubernetesObjectApi: the latter re-serializes a CRD through its typed model, which drops
+ * wire-named keys such as x-kubernetes-int-or-string.
+ */
+export function installCrds(): void {
+  kubectl('apply', '--server-side', '--field-manager', 'cloudphone-tests', '-f', join(repoRoot, 'crds'));
+  kubectl('wait', '--for', 'condition=Established', '--timeout', '60s', '-f', join(repoRoot, 'crds'));
+}
+
+/** The apiserver's error message of a failed call, or rethrows what is not an API error. */
+export function apiErrorMessage(error: unknown): string {
+  if (!(error instanceof ApiException)) throw error;
+  const body = (error as ApiException<unknown>).body;
+  try {
+    return (JSON.parse(String(body)) as { message: string }).message;
+  } catch {
+    return String(body);
+  }
+}
