@@ -16,6 +16,9 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
+          // Threads, not forks: a forked worker whose keep-alive connections outlive the cluster (stopped by the
+          // global teardown) lingers until vitest's termination timeout.
+          pool: 'threads',
           include: ['test/integration/**/*.test.ts'],
           // Brings the local control plane up once per run (or reuses a running one): test/cluster/up.sh.
           globalSetup: ['test/cluster/global-setup.ts'],

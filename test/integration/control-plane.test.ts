@@ -37,6 +37,14 @@ const plurals: Record<string, string> = {
 const resourceExamples = <T extends { kind: string }>(examples: T[]): T[] => examples.filter((e) => e.kind in plurals);
 
 describe('the local control plane', () => {
+  it('is reused, not restarted, when started again', () => {
+    const pid = () => readFileSync(join(repoRoot, '.cache/cluster/pids/kube-apiserver.pid'), 'utf8');
+    const before = pid();
+    const output = execFileSync('bash', [join(repoRoot, 'test/cluster/up.sh')], { encoding: 'utf8' });
+    expect(output).toContain('already running');
+    expect(pid()).toBe(before);
+  });
+
   it('serves the pinned Kubernetes version', async () => {
     const pins = readFileSync(join(repoRoot, 'test/cluster/versions.env'), 'utf8');
     const pinned = /^K8S_VERSION=(\S+)$/m.exec(pins)?.[1];
@@ -304,6 +312,7 @@ describe('admission webhooks', () => {
       .deleteMutatingWebhookConfiguration({ name: `test-${namespace()}` })
       .catch(() => undefined);
     server.close();
+    server.closeAllConnections(); // the apiserver keeps its connections to webhooks alive
     rmSync(pki, { recursive: true, force: true });
   });
 
