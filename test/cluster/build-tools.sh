@@ -122,4 +122,4 @@ GOBIN="$bin_dir" quiet go install -ldflags "-s -w -X helm.sh/helm/v3/internal/ve
 
 all_present || { echo "cluster tools: a binary is missing after the build" >&2; exit 1; }
 echo "$pins" > "$stamp_file"
-step "done: ${tools[*]} in .cache/bin (cold build took $((SECONDS - started))s)"
+step "done: ${tools[*]} in .cache/bin (build took $((SECONDS - started))s)"
