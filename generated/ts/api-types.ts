@@ -732,13 +732,13 @@ export interface SidecarConfig {
      */
     tokenFile: string;
     /**
-     * CA bundle that signs the operator's serving certificate.
-     */
-    caFile?: string;
-    /**
      * Seconds between reports when nothing changes.
      */
     intervalSeconds?: number;
+    /**
+     * PEM bundle of the CA that signs the operator's serving certificate (public data).
+     */
+    ca: string;
   };
   /**
    * Lowest level logged.

@@ -1571,7 +1571,8 @@ export const jsonSchemas = {
         "additionalProperties": false,
         "required": [
           "url",
-          "tokenFile"
+          "tokenFile",
+          "ca"
         ],
         "properties": {
           "url": {
@@ -1586,18 +1587,18 @@ export const jsonSchemas = {
             "pattern": "^/",
             "maxLength": 512
           },
-          "caFile": {
-            "description": "CA bundle that signs the operator's serving certificate.",
-            "type": "string",
-            "pattern": "^/",
-            "maxLength": 512
-          },
           "intervalSeconds": {
             "description": "Seconds between reports when nothing changes.",
             "type": "integer",
             "minimum": 1,
             "maximum": 300,
             "default": 10
+          },
+          "ca": {
+            "description": "PEM bundle of the CA that signs the operator's serving certificate (public data).",
+            "type": "string",
+            "maxLength": 65536,
+            "pattern": "^-----BEGIN CERTIFICATE-----"
           }
         }
       },

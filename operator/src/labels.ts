@@ -1,0 +1,34 @@
+// The labels and annotations cloudphone reads and writes on namespaces and pods.
+
+export const GROUP = 'cloudphone.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** Namespace label that opts a namespace in to sidecar injection. */
+export const INJECTION_LABEL = 'cloudphone.io/injection';
+export const INJECTION_ENABLED = 'enabled';
+/** Pod label or annotation that opts a pod out: cloudphone.io/inject: "false". */
+export const INJECT_OPT_OUT = 'cloudphone.io/inject';
+/** Pod annotation with JSON overrides of the stream's video and input settings, for this pod only. */
+export const OVERRIDES_ANNOTATION = 'cloudphone.io/overrides';
+/** Pod annotation the webhook writes: what it injected, from which stream generation. */
+export const INJECTION_STATUS_ANNOTATION = 'cloudphone.io/injection-status';
+/** Pod label the webhook writes: the stream whose sidecar the pod carries. Services select on it. */
+export const STREAM_LABEL = 'cloudphone.io/stream';
+
+/** Namespaces the webhook never touches, whatever their labels. */
+export const SYSTEM_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease'];
+
+export const SIDECAR_CONTAINER = 'cloudphone-sidecar';
+export const SHARED_VOLUME = 'cloudphone-shared';
+/** Where the shared volume is mounted, in the phone container and in the sidecar. */
+export const SHARED_MOUNT_PATH = '/run/cloudphone';
+export const CONTROL_SOCKET = 'control.sock';
+/** Audience of the projected token a sidecar proves itself with to the operator. */
+export const REPORT_TOKEN_AUDIENCE = 'cloudphone-operator';
+
+export interface InjectionStatus {
+  stream: string;
+  generation: number;
+  image: string;
+}

@@ -1,0 +1,66 @@
+// The Secret volumes the sidecar needs, and where their keys appear as files. Secret values never enter the
+// pod spec or the config: only the files' paths do.
+
+import type { V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { CloudPhoneStream } from '../../../generated/ts/api-types.ts';
+import { REPORT_TOKEN_AUDIENCE } from '../labels.ts';
+
+const SECRETS_DIR = '/var/run/secrets/cloudphone';
+
+export interface SecretMounts {
+  volumes: V1Volume[];
+  mounts: V1VolumeMount[];
+  srtPassphrase?: string;
+  whepTokens?: { view: string; control: string };
+  whipToken?: string;
+  turnCredentials: (string | undefined)[];
+  reportToken?: string;
+}
+
+export function secretMounts(stream: CloudPhoneStream, withReportToken: boolean): SecretMounts {
+  const out: SecretMounts = { volumes: [], mounts: [], turnCredentials: [] };
+  const add = (name: string, secretName: string, items: { key: string; path: string }[]): string => {
+    const dir = `${SECRETS_DIR}/${name.replace(/^cloudphone-/, '')}`;
+    out.volumes.push({ name, secret: { secretName, items, defaultMode: 0o444 } });
+    out.mounts.push({ name, mountPath: dir, readOnly: true });
+    return dir;
+  };
+  const spec = stream.spec;
+  if (spec.srt?.passphraseSecretRef) {
+    const ref = spec.srt.passphraseSecretRef;
+    out.srtPassphrase = `${add('cloudphone-srt-passphrase', ref.name, [{ key: ref.key, path: 'passphrase' }])}/passphrase`;
+  }
+  const whep = spec.webrtc?.whep;
+  if (whep && whep.enabled !== false && whep.authSecretRef) {
+    const dir = add('cloudphone-whep-tokens', whep.authSecretRef.name, [
+      { key: 'view', path: 'view' },
+      { key: 'control', path: 'control' },
+    ]);
+    out.whepTokens = { view: `${dir}/view`, control: `${dir}/control` };
+  }
+  const whipRef = spec.webrtc?.whip?.tokenSecretRef;
+  if (whipRef)
+    out.whipToken = `${add('cloudphone-whip-token', whipRef.name, [{ key: whipRef.key, path: 'token' }])}/token`;
+  (spec.webrtc?.iceServers ?? []).forEach((server, i) => {
+    const ref = server.credentialSecretRef;
+    out.turnCredentials.push(
+      ref
+        ? `${add(`cloudphone-turn-${String(i)}`, ref.name, [{ key: ref.key, path: 'credential' }])}/credential`
+        : undefined,
+    );
+  });
+  if (withReportToken) {
+    const name = 'cloudphone-report-token';
+    const dir = `${SECRETS_DIR}/report`;
+    out.volumes.push({
+      name,
+      projected: {
+        defaultMode: 0o444,
+        sources: [{ serviceAccountToken: { audience: REPORT_TOKEN_AUDIENCE, expirationSeconds: 3600, path: 'token' } }],
+      },
+    });
+    out.mounts.push({ name, mountPath: dir, readOnly: true });
+    out.reportToken = `${dir}/token`;
+  }
+  return out;
+}
