@@ -19,6 +19,8 @@ export default defineConfig({
           // Threads, not forks: a forked worker whose keep-alive connections outlive the cluster (stopped by the
           // global teardown) lingers until vitest's termination timeout.
           pool: 'threads',
+          // One at a time: they share the cluster, and some restart its apiserver or hold cluster-wide objects.
+          fileParallelism: false,
           include: ['test/integration/**/*.test.ts'],
           // Brings the local control plane up once per run (or reuses a running one): test/cluster/up.sh.
           globalSetup: ['test/cluster/global-setup.ts'],

@@ -16,6 +16,7 @@ export interface CloudPhoneSchemas {
   CloudPhonePool?: CloudPhonePool;
   CloudPhoneStream?: CloudPhoneStream;
   SidecarConfig?: SidecarConfig;
+  SidecarReport?: SidecarReport;
 }
 /**
  * A request for one phone of a pool for one user. The operator binds it to an idle phone and writes the endpoints and a per-claim token; deleting the claim releases the phone.
@@ -744,4 +745,54 @@ export interface SidecarConfig {
    * Lowest level logged.
    */
   logLevel?: "trace" | "debug" | "info" | "warn" | "error";
+}
+/**
+ * What a sidecar tells the operator about its stream, POSTed as JSON to the operator's /report endpoint with the pod's projected service-account token as bearer token.
+ */
+export interface SidecarReport {
+  /**
+   * The CloudPhoneStream the sidecar was injected from.
+   */
+  stream: {
+    /**
+     * Namespace of the stream and the pod.
+     */
+    namespace: string;
+    /**
+     * Name of the stream.
+     */
+    name: string;
+  };
+  /**
+   * Name of the sidecar's pod.
+   */
+  pod: string;
+  /**
+   * Frames are reaching at least one output.
+   */
+  streaming: boolean;
+  /**
+   * Connected WebRTC viewers, of either role.
+   */
+  viewers: number;
+  /**
+   * Connected viewers with the control role.
+   */
+  controlViewers: number;
+  /**
+   * The encoder in use.
+   */
+  encoder?: "software" | "vaapi" | "nvenc" | "passthrough";
+  /**
+   * Frames encoded per second, lately.
+   */
+  fps?: number;
+  /**
+   * Current target bitrate.
+   */
+  bitrateKbps?: number;
+  /**
+   * The sidecar's current problem, if any, in a sentence.
+   */
+  error?: string;
 }

@@ -1615,5 +1615,94 @@ export const jsonSchemas = {
         "default": "info"
       }
     }
+  },
+  "SidecarReport": {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://cloudphone.io/schemas/sidecar-report.json",
+    "title": "SidecarReport",
+    "description": "What a sidecar tells the operator about its stream, POSTed as JSON to the operator's /report endpoint with the pod's projected service-account token as bearer token.",
+    "type": "object",
+    "additionalProperties": false,
+    "required": [
+      "stream",
+      "pod",
+      "streaming",
+      "viewers",
+      "controlViewers"
+    ],
+    "properties": {
+      "stream": {
+        "description": "The CloudPhoneStream the sidecar was injected from.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "namespace",
+          "name"
+        ],
+        "properties": {
+          "namespace": {
+            "description": "Namespace of the stream and the pod.",
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 63
+          },
+          "name": {
+            "description": "Name of the stream.",
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 253
+          }
+        }
+      },
+      "pod": {
+        "description": "Name of the sidecar's pod.",
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 253
+      },
+      "streaming": {
+        "description": "Frames are reaching at least one output.",
+        "type": "boolean"
+      },
+      "viewers": {
+        "description": "Connected WebRTC viewers, of either role.",
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 1000
+      },
+      "controlViewers": {
+        "description": "Connected viewers with the control role.",
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 1000
+      },
+      "encoder": {
+        "description": "The encoder in use.",
+        "type": "string",
+        "enum": [
+          "software",
+          "vaapi",
+          "nvenc",
+          "passthrough"
+        ]
+      },
+      "fps": {
+        "description": "Frames encoded per second, lately.",
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1000
+      },
+      "bitrateKbps": {
+        "description": "Current target bitrate.",
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 1000000
+      },
+      "error": {
+        "description": "The sidecar's current problem, if any, in a sentence.",
+        "type": "string",
+        "maxLength": 1024
+      }
+    }
   }
 } as const satisfies Record<string, object>;

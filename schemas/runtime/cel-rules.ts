@@ -24,12 +24,11 @@ type Program = ReturnType<typeof parse>;
 
 export class CelRuleSet {
   private readonly programs: { rule: CelRule; program: Program }[];
+  private readonly schema: Schema;
 
   /** Compiles every rule up front: a rule that does not parse is a bug in schemas/json, not bad input. */
-  constructor(
-    rules: CelRule[],
-    private readonly schema: Schema,
-  ) {
+  constructor(rules: CelRule[], schema: Schema) {
+    this.schema = schema;
     this.programs = rules
       .filter((rule) => !/\boldSelf\b/.test(rule.rule))
       .map((rule) => {

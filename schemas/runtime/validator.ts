@@ -3,7 +3,13 @@
 
 import { Ajv2020, type ErrorObject, type KeywordDefinition, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsPlugin from 'ajv-formats';
-import type { CloudPhoneClaim, CloudPhonePool, CloudPhoneStream, SidecarConfig } from '../../generated/ts/api-types.ts';
+import type {
+  CloudPhoneClaim,
+  CloudPhonePool,
+  CloudPhoneStream,
+  SidecarConfig,
+  SidecarReport,
+} from '../../generated/ts/api-types.ts';
 import { jsonSchemas } from '../../generated/ts/json-schemas.ts';
 import { CelRuleSet, type CelRule } from './cel-rules.ts';
 
@@ -13,6 +19,7 @@ export interface SchemaTypes {
   CloudPhonePool: CloudPhonePool;
   CloudPhoneClaim: CloudPhoneClaim;
   SidecarConfig: SidecarConfig;
+  SidecarReport: SidecarReport;
 }
 export type SchemaName = keyof SchemaTypes;
 
@@ -24,11 +31,13 @@ export interface FieldError {
 
 export class ValidationError extends Error {
   override name = 'ValidationError';
-  constructor(
-    readonly schema: SchemaName,
-    readonly errors: FieldError[],
-  ) {
+  readonly schema: SchemaName;
+  readonly errors: FieldError[];
+
+  constructor(schema: SchemaName, errors: FieldError[]) {
     super(`invalid ${schema}: ${errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ')}`);
+    this.schema = schema;
+    this.errors = errors;
   }
 }
 

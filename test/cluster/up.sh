@@ -27,8 +27,8 @@ if [ -d "$dir/pids" ] && [ -n "$(ls -A "$dir/pids" 2>/dev/null)" ]; then
   bash "$here/down.sh"
 fi
 # Each start is a new, empty cluster: state from an earlier run would make tests depend on each other.
-rm -rf "$dir/etcd" "$dir/logs" "$dir/pids"
-mkdir -p "$dir/logs" "$dir/pids" "$pki"
+rm -rf "$dir/etcd" "$dir/logs" "$dir/pids" "$dir/cmd"
+mkdir -p "$dir/logs" "$dir/pids" "$dir/cmd" "$pki"
 
 # --- certificates -------------------------------------------------------------------------------
 issue() { # name subject subjectAltName extendedKeyUsage
@@ -84,8 +84,10 @@ for user in admin controller-manager scheduler kwok; do write_kubeconfig "$dir/$
 start() { # name binary args...
   local name=$1
   shift
+  # The command is kept so that restart.sh can start the same process again (tests restart the apiserver).
+  printf '%q ' "$@" >"$dir/cmd/$name"
   # setsid: the control plane outlives the shell (or test runner) that started it; down.sh stops it.
-  setsid "$@" >"$dir/logs/$name.log" 2>&1 </dev/null &
+  setsid "$@" >>"$dir/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$dir/pids/$name.pid"
 }
 wait_for() { # what command...

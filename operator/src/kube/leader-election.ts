@@ -2,6 +2,7 @@
 // the Lease; a candidate takes it over once it has seen no renewal for a lease duration on its own clock (so
 // clocks of different machines never get compared); every write is guarded by resourceVersion.
 
+import { describeError } from './api-error.ts';
 import { ApiException, V1MicroTime, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
@@ -53,7 +54,7 @@ export class LeaderElector {
       lease.spec.leaseDurationSeconds = 1;
       await this.o.coordination.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
     } catch (error) {
-      this.o.log.warn({ err: error }, 'could not release the lease');
+      this.o.log.warn({ error: describeError(error) }, 'could not release the lease');
     }
   }
 
@@ -65,7 +66,7 @@ export class LeaderElector {
       if (held && !this.leading) this.setLeading(true);
       if (!held && this.leading) this.setLeading(false);
     } catch (error) {
-      this.o.log.warn({ err: error }, 'lease update failed');
+      this.o.log.warn({ error: describeError(error) }, 'lease update failed');
     }
     if (this.leading && Date.now() - this.lastRenew > this.o.renewDeadlineMs) {
       this.o.log.warn({ renewDeadlineMs: this.o.renewDeadlineMs }, 'could not renew the lease in time, stepping down');
@@ -109,7 +110,8 @@ export class LeaderElector {
       return true;
     }
     const spec = lease.spec ?? {};
-    const record = `${spec.holderIdentity ?? ''}/${spec.renewTime?.toISOString() ?? ''}`;
+    // renewTime may arrive as a string or a Date, depending on client-node's deserializer.
+    const record = `${spec.holderIdentity ?? ''}/${JSON.stringify(spec.renewTime ?? '')}`;
     if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
     const holder = spec.holderIdentity ?? '';
     const duration = (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;

@@ -2,6 +2,7 @@
 // than 410 Gone (kubernetes-client/javascript#596, #958) and a watch can hang without an error (#1933), so this
 // restarts it with backoff after an error, and relists when it has heard nothing for too long (a watchdog).
 
+import { describeError } from './api-error.ts';
 import {
   makeInformer,
   type Informer,
@@ -131,7 +132,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     if (this.stopped) return;
     const delay = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, this.maxBackoffMs);
-    this.log.warn({ err: error, retryInMs: delay }, 'watch failed, restarting');
+    this.log.warn({ error: describeError(error), retryInMs: delay }, 'watch failed, restarting');
     this.scheduleRestart(delay);
   }
 

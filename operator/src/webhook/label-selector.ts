@@ -2,7 +2,10 @@
 
 import type { LabelSelector } from '../../../generated/ts/api-types.ts';
 
-export function selectorMatches(selector: LabelSelector, labels: Record<string, string> | undefined): boolean {
+export function selectorMatches(
+  selector: LabelSelector,
+  labels: Record<string, string | undefined> | undefined,
+): boolean {
   const have = labels ?? {};
   for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
     if (have[key] !== value) return false;

@@ -1,0 +1,54 @@
+// Condition types and reasons of cloudphone.io resources, all in one place, and the one way to set a condition.
+
+import type { Condition } from '../../../generated/ts/api-types.ts';
+
+export const ConditionType = {
+  Ready: 'Ready',
+  Progressing: 'Progressing',
+  Degraded: 'Degraded',
+} as const;
+
+export const Reason = {
+  // Ready
+  AllPodsStreaming: 'AllPodsStreaming',
+  NoMatchingPods: 'NoMatchingPods',
+  PodsNotStreaming: 'PodsNotStreaming',
+  // Progressing
+  WaitingForSidecars: 'WaitingForSidecars',
+  PodsNeedRestart: 'PodsNeedRestart',
+  RestartingPods: 'RestartingPods',
+  Complete: 'Complete',
+  // Degraded
+  AsExpected: 'AsExpected',
+  SidecarNotReporting: 'SidecarNotReporting',
+  SidecarError: 'SidecarError',
+  InvalidSpec: 'InvalidSpec',
+} as const;
+
+/** Event reasons; Events of type Normal unless said otherwise. */
+export const EventReason = {
+  Injected: 'Injected',
+  RestartedPod: 'RestartedPod',
+  SidecarNotReporting: 'SidecarNotReporting', // Warning
+  InvalidSpec: 'InvalidSpec', // Warning
+  CleanedUp: 'CleanedUp',
+} as const;
+
+/**
+ * Sets a condition in a list, keeping its lastTransitionTime when its status did not change, as
+ * apimachinery's meta.SetStatusCondition does. Returns a new list.
+ */
+export function setCondition(
+  conditions: Condition[],
+  next: Omit<Condition, 'lastTransitionTime'>,
+  now: Date,
+): Condition[] {
+  const previous = conditions.find((c) => c.type === next.type);
+  const lastTransitionTime =
+    previous && previous.status === next.status
+      ? previous.lastTransitionTime
+      : now.toISOString().replace(/\.\d+Z$/, 'Z');
+  return [...conditions.filter((c) => c.type !== next.type), { ...next, lastTransitionTime }].sort((a, b) =>
+    a.type.localeCompare(b.type),
+  );
+}

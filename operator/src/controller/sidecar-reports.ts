@@ -1,0 +1,119 @@
+// The sidecars' report endpoint. A sidecar proves who it is with its pod's projected service-account token,
+// bound to the operator's audience; the operator checks it with a TokenReview (so sidecars need no permission
+// to write anything in the cluster), and keeps the latest report of each pod for the stream's status.
+
+import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { AuthenticationV1Api, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { SidecarReport } from '../../../generated/ts/api-types.ts';
+import { ValidationError, type SchemaValidator } from '../../../schemas/runtime/validator.ts';
+import type { HttpReply } from '../https-endpoints.ts';
+import { REPORT_TOKEN_AUDIENCE, STREAM_LABEL } from '../labels.ts';
+
+export interface ReceivedReport {
+  report: SidecarReport;
+  receivedAt: number;
+}
+
+const EMPTY: ReadonlyMap<string, ReceivedReport> = new Map<string, ReceivedReport>();
+
+/** The latest report of each pod, by stream. */
+export class ReportStore {
+  private readonly byStream = new Map<string, Map<string, ReceivedReport>>();
+
+  put(report: SidecarReport, now = Date.now()): void {
+    const key = `${report.stream.namespace}/${report.stream.name}`;
+    let pods = this.byStream.get(key);
+    if (!pods) this.byStream.set(key, (pods = new Map<string, ReceivedReport>()));
+    pods.set(report.pod, { report, receivedAt: now });
+  }
+
+  forStream(namespace: string, name: string): ReadonlyMap<string, ReceivedReport> {
+    return this.byStream.get(`${namespace}/${name}`) ?? EMPTY;
+  }
+
+  forgetStream(namespace: string, name: string): void {
+    this.byStream.delete(`${namespace}/${name}`);
+  }
+
+  forgetPod(namespace: string, stream: string, pod: string): void {
+    this.byStream.get(`${namespace}/${stream}`)?.delete(pod);
+  }
+}
+
+interface Identity {
+  namespace: string;
+  pod: string;
+}
+
+export interface SidecarReportsOptions {
+  authentication: AuthenticationV1Api;
+  validator: SchemaValidator;
+  store: ReportStore;
+  pod: (namespace: string, name: string) => V1Pod | undefined;
+  onReport: (report: SidecarReport) => void;
+  log: Logger;
+  /** How long a successful TokenReview is trusted for the same token. */
+  tokenCacheMs?: number;
+}
+
+export class SidecarReports {
+  private readonly o: Required<SidecarReportsOptions>;
+  private readonly tokens = new Map<string, { identity: Identity; until: number }>();
+
+  constructor(options: SidecarReportsOptions) {
+    this.o = { tokenCacheMs: 60_000, ...options };
+  }
+
+  /** POST /report */
+  async handle(req: IncomingMessage, body: Buffer): Promise<HttpReply> {
+    const token = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (!token) return { status: 401, body: { message: 'a bearer token is required' } };
+    const identity = await this.authenticate(token);
+    if (!identity) return { status: 401, body: { message: 'the token is not valid for this audience' } };
+
+    let report: SidecarReport;
+    try {
+      report = this.o.validator.parse('SidecarReport', JSON.parse(body.toString('utf8')));
+    } catch (error) {
+      if (error instanceof ValidationError) return { status: 400, body: { message: error.message } };
+      return { status: 400, body: { message: 'the body is not JSON' } };
+    }
+    // A pod may report only about itself, and only for the stream whose sidecar it carries.
+    if (identity.namespace !== report.stream.namespace || identity.pod !== report.pod) {
+      return { status: 403, body: { message: `the token belongs to pod ${identity.namespace}/${identity.pod}` } };
+    }
+    const pod = this.o.pod(identity.namespace, identity.pod);
+    if (pod?.metadata?.labels?.[STREAM_LABEL] !== report.stream.name) {
+      return {
+        status: 403,
+        body: { message: `pod ${identity.pod} carries no sidecar of stream ${report.stream.name}` },
+      };
+    }
+    this.o.store.put(report);
+    this.o.onReport(report);
+    return { status: 204, body: {} };
+  }
+
+  private async authenticate(token: string): Promise<Identity | undefined> {
+    const digest = createHash('sha256').update(token).digest('hex');
+    const cached = this.tokens.get(digest);
+    if (cached && cached.until > Date.now()) return cached.identity;
+    const review = await this.o.authentication.createTokenReview({
+      body: { spec: { token, audiences: [REPORT_TOKEN_AUDIENCE] } },
+    });
+    const status = review.status;
+    const extra = status?.user?.extra ?? {};
+    const pod = extra['authentication.kubernetes.io/pod-name']?.[0];
+    const namespace = /^system:serviceaccount:([^:]+):/.exec(status?.user?.username ?? '')?.[1];
+    if (!status?.authenticated || !status.audiences?.includes(REPORT_TOKEN_AUDIENCE) || !pod || !namespace) {
+      this.o.log.info({ authenticated: status?.authenticated ?? false }, 'refused a sidecar report token');
+      return undefined;
+    }
+    const identity = { namespace, pod };
+    if (this.tokens.size > 10_000) this.tokens.clear(); // bounded: a flood of distinct tokens cannot grow it
+    this.tokens.set(digest, { identity, until: Date.now() + this.o.tokenCacheMs });
+    return identity;
+  }
+}

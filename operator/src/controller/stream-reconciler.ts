@@ -1,0 +1,330 @@
+// Reconciles one CloudPhoneStream: its Service, its finalizer, the restart of pods created before it (when
+// asked), its Events, and its status. reconcile(key) re-reads everything from the informers' caches and can run
+// any number of times with the same result.
+
+import { createHash } from 'node:crypto';
+import {
+  ApiException,
+  type CoreV1Api,
+  type CustomObjectsApi,
+  type V1Pod,
+  type V1Service,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { CloudPhoneStream, CloudPhoneStreamStatus } from '../../../generated/ts/api-types.ts';
+import type { SchemaValidator } from '../../../schemas/runtime/validator.ts';
+import { TerminalError } from '../errors.ts';
+import { applyPatchOptions, jsonPatchOptions } from '../kube/patch-options.ts';
+import type { ResilientInformer } from '../kube/resilient-informer.ts';
+import { API_VERSION, GROUP, STREAM_LABEL, VERSION } from '../labels.ts';
+import { selectorMatches } from '../webhook/label-selector.ts';
+import { ConditionType, EventReason, setCondition } from './conditions.ts';
+import type { EventRecorder } from './event-recorder.ts';
+import { withFinalizer, type Outcome } from './finalizer.ts';
+import { assessStream } from './stream-status.ts';
+import type { ReportStore } from './sidecar-reports.ts';
+import { FIELD_MANAGER, type StatusWriter } from './status-writer.ts';
+
+export const STREAM_FINALIZER = 'cloudphone.io/cleanup';
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'cloudphone-operator';
+const KIND = 'CloudPhoneStream';
+const PLURAL = 'cloudphonestreams';
+
+export interface StreamReconcilerOptions {
+  streams: ResilientInformer<CloudPhoneStream>;
+  pods: ResilientInformer<V1Pod>;
+  services: ResilientInformer<V1Service>;
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+  statusWriter: StatusWriter;
+  events: EventRecorder;
+  reports: ReportStore;
+  validator: SchemaValidator;
+  metricsPort: number;
+  log: Logger;
+  reportIntervalMs: number;
+  /** How long an injected, running pod may stay silent before its sidecar counts as not reporting. */
+  reportGraceMs: number;
+}
+
+/** A DNS-1035 label (what Service names must be) for a stream name, which may be longer or hold dots. */
+export function serviceNameFor(streamName: string): string {
+  const name = `cloudphone-${streamName.replaceAll('.', '-')}`;
+  if (name.length <= 63) return name;
+  const hash = createHash('sha256').update(streamName).digest('hex').slice(0, 8);
+  return `${name.slice(0, 54).replace(/-+$/, '')}-${hash}`;
+}
+
+export function keyOf(object: { metadata?: { namespace?: string; name?: string } }): string {
+  return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
+}
+
+export class StreamReconciler {
+  private readonly o: StreamReconcilerOptions;
+  private readonly log: Logger;
+  /** Per stream: pods this process already announced as injected, and the last not-reporting verdict. */
+  private readonly announced = new Map<string, Set<string>>();
+  private readonly lastNotReporting = new Map<string, string>();
+
+  constructor(options: StreamReconcilerOptions) {
+    this.o = options;
+    this.log = options.log;
+  }
+
+  /** The streams a pod event concerns: those whose selector matches it, and the one whose sidecar it carries. */
+  keysForPod(pod: V1Pod): string[] {
+    const namespace = pod.metadata?.namespace ?? '';
+    return this.o.streams
+      .list(namespace)
+      .filter(
+        (s) =>
+          selectorMatches(s.spec.selector, pod.metadata?.labels) ||
+          pod.metadata?.labels?.[STREAM_LABEL] === s.metadata?.name,
+      )
+      .map(keyOf);
+  }
+
+  async reconcile(key: string): Promise<Outcome> {
+    const [namespace = '', name = ''] = key.split('/');
+    const stream = this.o.streams.get(name, namespace);
+    if (!stream) {
+      this.forget(namespace, name);
+      return {};
+    }
+    return withFinalizer(
+      stream,
+      STREAM_FINALIZER,
+      { patch: async (_object, patch) => this.patchStream(namespace, name, patch) },
+      () => this.apply(stream),
+      () => this.cleanup(stream),
+    );
+  }
+
+  /** A terminal failure: say so in the Degraded condition and in a Warning Event. */
+  async onTerminal(key: string, error: TerminalError): Promise<void> {
+    const [namespace = '', name = ''] = key.split('/');
+    const stream = this.o.streams.get(name, namespace);
+    if (!stream) return;
+    await this.o.events.record(stream, 'Warning', error.reason, error.message);
+    const conditions = setCondition(
+      stream.status?.conditions ?? [],
+      {
+        type: ConditionType.Degraded,
+        status: 'True',
+        reason: error.reason,
+        message: error.message,
+        observedGeneration: stream.metadata?.generation ?? 0,
+      },
+      new Date(),
+    );
+    await this.writeStatus(stream, { ...stream.status, conditions });
+  }
+
+  private async apply(stream: CloudPhoneStream): Promise<Outcome> {
+    const namespace = stream.metadata?.namespace ?? '';
+    const name = stream.metadata?.name ?? '';
+    const key = keyOf(stream);
+    // The CRD schema already holds, unless the CRD installed is older or newer than this operator.
+    const problems = this.o.validator.check(KIND, stream);
+    if (problems.length > 0) {
+      throw new TerminalError(
+        EventReason.InvalidSpec,
+        problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; '),
+      );
+    }
+    await this.ensureService(stream);
+
+    const pods = this.o.pods.list(namespace).filter((p) => selectorMatches(stream.spec.selector, p.metadata?.labels));
+    const now = new Date();
+    const assessment = assessStream({
+      stream,
+      pods,
+      reports: this.o.reports.forStream(namespace, name),
+      now,
+      reportFreshMs: this.o.reportIntervalMs * 3,
+      reportGraceMs: this.o.reportGraceMs,
+    });
+
+    await this.announceInjected(stream, pods);
+    const notReporting = assessment.notReporting.join(',');
+    if (notReporting && this.lastNotReporting.get(key) !== notReporting) {
+      await this.o.events.record(
+        stream,
+        'Warning',
+        EventReason.SidecarNotReporting,
+        `no report from the sidecar of ${assessment.notReporting.slice(0, 10).join(', ')}`,
+      );
+    }
+    this.lastNotReporting.set(key, notReporting);
+
+    let requeueAfterMs = assessment.recheckInMs ?? this.o.reportIntervalMs * 3;
+    if (stream.spec.rollout === 'restartExisting' && assessment.needRestart.length > 0) {
+      requeueAfterMs = Math.min(requeueAfterMs, await this.restartOne(stream, pods, assessment.needRestart));
+    }
+    await this.writeStatus(stream, assessment.status);
+    return { requeueAfterMs };
+  }
+
+  private async cleanup(stream: CloudPhoneStream): Promise<Outcome & { done: boolean }> {
+    const namespace = stream.metadata?.namespace ?? '';
+    const owned = this.ownedServices(stream);
+    for (const service of owned) {
+      try {
+        await this.o.core.deleteNamespacedService({ name: service.metadata?.name ?? '', namespace });
+      } catch (error) {
+        if (!(error instanceof ApiException) || error.code !== 404) throw error;
+      }
+    }
+    if (owned.length > 0) return { done: false, requeueAfterMs: 500 };
+    this.forget(namespace, stream.metadata?.name ?? '');
+    this.log.info({ stream: keyOf(stream) }, 'stream cleaned up');
+    return { done: true };
+  }
+
+  private forget(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    this.o.reports.forgetStream(namespace, name);
+    this.o.statusWriter.forget({ kind: KIND, plural: PLURAL, namespace, name });
+    this.announced.delete(key);
+    this.lastNotReporting.delete(key);
+  }
+
+  private ownedServices(stream: CloudPhoneStream): V1Service[] {
+    const uid = stream.metadata?.uid;
+    return this.o.services
+      .list(stream.metadata?.namespace)
+      .filter((s) => s.metadata?.ownerReferences?.some((r) => r.uid === uid && r.controller));
+  }
+
+  /** The headless Service of the stream's pods: per-pod DNS names for WHEP and metrics, and SRT in listener mode. */
+  private async ensureService(stream: CloudPhoneStream): Promise<void> {
+    const namespace = stream.metadata?.namespace ?? '';
+    const streamName = stream.metadata?.name ?? '';
+    const name = serviceNameFor(streamName);
+    const ports: { name: string; port: number; protocol: string }[] = [
+      { name: 'metrics', port: this.o.metricsPort, protocol: 'TCP' },
+    ];
+    const whep = stream.spec.webrtc?.whep;
+    if (whep && whep.enabled !== false) ports.push({ name: 'whep', port: whep.port ?? 8443, protocol: 'TCP' });
+    if (stream.spec.srt?.mode === 'listener' && stream.spec.srt.port !== undefined) {
+      ports.push({ name: 'srt', port: stream.spec.srt.port, protocol: 'UDP' });
+    }
+    const wanted = {
+      selector: { [STREAM_LABEL]: streamName },
+      ports: ports.map((p) => ({ ...p, targetPort: p.name })),
+    };
+    const existing = this.o.services.get(name, namespace);
+    const same =
+      existing?.spec?.clusterIP === 'None' &&
+      JSON.stringify(existing.spec.selector) === JSON.stringify(wanted.selector) &&
+      JSON.stringify((existing.spec.ports ?? []).map((p) => [p.name, p.port, p.protocol])) ===
+        JSON.stringify(ports.map((p) => [p.name, p.port, p.protocol])) &&
+      existing.metadata?.ownerReferences?.some((r) => r.uid === stream.metadata?.uid);
+    if (same) return;
+    await this.o.core.patchNamespacedService(
+      {
+        name,
+        namespace,
+        fieldManager: FIELD_MANAGER,
+        force: true,
+        body: {
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: {
+            name,
+            namespace,
+            labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [STREAM_LABEL]: streamName },
+            ownerReferences: [
+              {
+                apiVersion: API_VERSION,
+                kind: KIND,
+                name: streamName,
+                uid: stream.metadata?.uid ?? '',
+                controller: true,
+                blockOwnerDeletion: true,
+              },
+            ],
+          },
+          spec: { clusterIP: 'None', publishNotReadyAddresses: false, ...wanted },
+        },
+      },
+      applyPatchOptions(),
+    );
+    this.log.info({ stream: keyOf(stream), service: name }, 'applied stream service');
+  }
+
+  /** One "Injected" Event per pod, for pods injected lately; not for every old pod after a restart of ours. */
+  private async announceInjected(stream: CloudPhoneStream, pods: V1Pod[]): Promise<void> {
+    const key = keyOf(stream);
+    let seen = this.announced.get(key);
+    if (!seen) this.announced.set(key, (seen = new Set()));
+    const recent = Date.now() - 5 * 60_000;
+    for (const pod of pods) {
+      const podName = pod.metadata?.name ?? '';
+      if (pod.metadata?.labels?.[STREAM_LABEL] !== stream.metadata?.name || seen.has(podName)) continue;
+      seen.add(podName);
+      const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : 0;
+      if (created < recent) continue;
+      await this.o.events.record(
+        stream,
+        'Normal',
+        EventReason.Injected,
+        `injected the sidecar into pod ${podName} (stream generation ${String(stream.metadata?.generation ?? 0)})`,
+      );
+    }
+  }
+
+  /**
+   * restartExisting: deletes one pod created without the sidecar, so its controller recreates it with one, and
+   * only while every other matching pod is Ready: a rolling restart, never a whole fleet at once.
+   */
+  private async restartOne(stream: CloudPhoneStream, pods: V1Pod[], needRestart: V1Pod[]): Promise<number> {
+    const busy = pods.some(
+      (p) =>
+        p.metadata?.deletionTimestamp !== undefined ||
+        !(p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+    );
+    if (busy) return 2000;
+    const victim = [...needRestart].sort((a, b) =>
+      String(a.metadata?.creationTimestamp ?? '').localeCompare(String(b.metadata?.creationTimestamp ?? '')),
+    )[0];
+    if (!victim?.metadata?.name) return 2000;
+    try {
+      await this.o.core.deleteNamespacedPod({
+        name: victim.metadata.name,
+        namespace: victim.metadata.namespace ?? '',
+        body: { preconditions: { uid: victim.metadata.uid } },
+      });
+    } catch (error) {
+      if (!(error instanceof ApiException) || (error.code !== 404 && error.code !== 409)) throw error;
+    }
+    await this.o.events.record(
+      stream,
+      'Normal',
+      EventReason.RestartedPod,
+      `deleted pod ${victim.metadata.name}, created without the sidecar, so that it is recreated with it`,
+    );
+    return 2000;
+  }
+
+  private async writeStatus(stream: CloudPhoneStream, status: CloudPhoneStreamStatus): Promise<void> {
+    await this.o.statusWriter.write(
+      {
+        kind: KIND,
+        plural: PLURAL,
+        namespace: stream.metadata?.namespace ?? '',
+        name: stream.metadata?.name ?? '',
+      },
+      status,
+      stream.status,
+    );
+  }
+
+  private async patchStream(namespace: string, name: string, patch: unknown): Promise<void> {
+    await this.o.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: patch },
+      jsonPatchOptions(),
+    );
+  }
+}

@@ -1,0 +1,65 @@
+// The operator's Prometheus metrics, served on /metrics of the plain-HTTP health port.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class OperatorMetrics {
+  readonly registry = new Registry();
+  readonly reconcileDuration = new Histogram({
+    name: 'cloudphone_reconcile_duration_seconds',
+    help: 'Time one reconcile took.',
+    labelNames: ['controller'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  readonly reconcileErrors = new Counter({
+    name: 'cloudphone_reconcile_errors_total',
+    help: 'Reconciles that failed, by whether they will be retried (transient) or not (terminal).',
+    labelNames: ['controller', 'kind'] as const,
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({
+    name: 'cloudphone_workqueue_depth',
+    help: 'Keys waiting in the work queue.',
+    labelNames: ['controller'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookDuration = new Histogram({
+    name: 'cloudphone_webhook_duration_seconds',
+    help: 'Time to answer an admission review.',
+    labelNames: ['webhook', 'allowed'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [this.registry],
+  });
+  readonly podsInjected = new Counter({
+    name: 'cloudphone_pods_injected_total',
+    help: 'Pods the webhook injected the sidecar into.',
+    labelNames: ['namespace'] as const,
+    registers: [this.registry],
+  });
+  readonly statusWrites = new Counter({
+    name: 'cloudphone_status_writes_total',
+    help: 'Status writes to the apiserver.',
+    registers: [this.registry],
+  });
+  readonly sidecarReports = new Counter({
+    name: 'cloudphone_sidecar_reports_total',
+    help: 'Reports received from sidecars, by HTTP status answered.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly leader = new Gauge({
+    name: 'cloudphone_leader',
+    help: '1 while this replica holds the leader Lease.',
+    registers: [this.registry],
+  });
+  readonly informerRestarts = new Gauge({
+    name: 'cloudphone_informer_restarts',
+    help: 'Times an informer restarted its watch after an error or a quiet spell.',
+    labelNames: ['informer'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

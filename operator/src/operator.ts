@@ -1,0 +1,300 @@
+// Wires the operator together: the only module that knows every part. Both replicas serve the webhooks and
+// the report endpoint; only the Lease holder reconciles, writes status and patches webhook configurations.
+
+import { describeError } from './kube/api-error.ts';
+import {
+  AdmissionregistrationV1Api,
+  ApiException,
+  AuthenticationV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  VersionApi,
+  type V1Pod,
+  type V1Service,
+} from '@kubernetes/client-node';
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import type { CloudPhoneStream } from '../../generated/ts/api-types.ts';
+import { SchemaValidator } from '../../schemas/runtime/validator.ts';
+import type { OperatorConfig } from './config.ts';
+import { Controller } from './controller/controller.ts';
+import { EventRecorder } from './controller/event-recorder.ts';
+import { ReportStore, SidecarReports } from './controller/sidecar-reports.ts';
+import { StatusWriter } from './controller/status-writer.ts';
+import { keyOf, MANAGED_BY, MANAGED_BY_LABEL, StreamReconciler } from './controller/stream-reconciler.ts';
+import { startHealthServer } from './health-server.ts';
+import { HttpsEndpoints } from './https-endpoints.ts';
+import { LeaderElector } from './kube/leader-election.ts';
+import { ResilientInformer } from './kube/resilient-informer.ts';
+import { GROUP, VERSION } from './labels.ts';
+import { moduleLogger } from './log.ts';
+import { OperatorMetrics } from './metrics.ts';
+import { AdmissionHandlers } from './webhook/admission-handlers.ts';
+import { CertificateManager, type TlsMaterial } from './webhook/certificate-manager.ts';
+import type { InjectionSettings } from './webhook/injection-settings.ts';
+import {
+  MUTATE_PATH,
+  deleteWebhookConfigurations,
+  syncWebhookConfigurations,
+  VALIDATE_PATH,
+  type WebhookEndpoint,
+} from './webhook/webhook-configurations.ts';
+
+export const REPORT_PATH = '/report';
+const SERVICE_PORT = 443;
+
+export interface RunningOperator {
+  httpsPort: number;
+  healthPort: number;
+  isLeader: () => boolean;
+  stop: () => Promise<void>;
+}
+
+/** Native sidecars (restartPolicy Always on init containers) are on by default from Kubernetes 1.29. */
+async function supportsNativeSidecars(kc: KubeConfig): Promise<boolean> {
+  const version = await kc.makeApiClient(VersionApi).getCode();
+  const major = Number.parseInt(version.major, 10);
+  const minor = Number.parseInt(version.minor, 10);
+  return major > 1 || (major === 1 && minor >= 29);
+}
+
+export async function startOperator(config: OperatorConfig, root: Logger): Promise<RunningOperator> {
+  const log = moduleLogger('operator', root);
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+  const metrics = new OperatorMetrics();
+  const validator = new SchemaValidator();
+  const nativeSidecars = await supportsNativeSidecars(kc);
+
+  if (config.dev) {
+    await core.createNamespace({ body: { metadata: { name: config.namespace } } }).catch((error: unknown) => {
+      if (!(error instanceof ApiException) || error.code !== 409) throw error;
+    });
+  }
+
+  const streams = new ResilientInformer<CloudPhoneStream>({
+    name: 'streams',
+    kubeConfig: kc,
+    path: `/apis/${GROUP}/${VERSION}/cloudphonestreams`,
+    list: () =>
+      custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'cloudphonestreams' }) as never,
+    log,
+  });
+  const pods = new ResilientInformer<V1Pod>({
+    name: 'pods',
+    kubeConfig: kc,
+    path: '/api/v1/pods',
+    list: () => core.listPodForAllNamespaces(),
+    log,
+  });
+  const services = new ResilientInformer<V1Service>({
+    name: 'services',
+    kubeConfig: kc,
+    path: '/api/v1/services',
+    list: () => core.listServiceForAllNamespaces({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` }),
+    labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}`,
+    log,
+  });
+
+  // In development the port may be chosen by the system (0): the URLs are known only once the server listens.
+  let httpsPort = config.httpsPort;
+  const serviceHost = `${config.serviceName}.${config.namespace}.svc`;
+  const endpoint = (): WebhookEndpoint =>
+    config.dev
+      ? { url: `https://127.0.0.1:${String(httpsPort)}`, operatorNamespace: config.namespace }
+      : {
+          service: { namespace: config.namespace, name: config.serviceName, port: SERVICE_PORT },
+          operatorNamespace: config.namespace,
+        };
+  const reportUrl = (): string =>
+    config.dev
+      ? `https://127.0.0.1:${String(httpsPort)}${REPORT_PATH}`
+      : `https://${serviceHost}:${String(SERVICE_PORT)}${REPORT_PATH}`;
+
+  const endpoints = new HttpsEndpoints(moduleLogger('https', root));
+  const syncWebhooks = async (tls: TlsMaterial): Promise<void> => {
+    await syncWebhookConfigurations(admission, endpoint(), tls.caPem, config.dev, log).catch((error: unknown) => {
+      log.warn({ error: describeError(error) }, 'could not update the webhook configurations');
+    });
+  };
+  const certificates = new CertificateManager({
+    core,
+    namespace: config.namespace,
+    secretName: config.certificateSecret,
+    identity: {
+      dnsNames: [serviceHost, `${serviceHost}.cluster.local`, config.serviceName, 'localhost'],
+      ipAddresses: ['127.0.0.1'],
+    },
+    servingValidityDays: config.servingCertDays,
+    log: moduleLogger('certificates', root),
+    onChange: (tls) => {
+      endpoints.reload(tls);
+      if (leader.isLeader()) void syncWebhooks(tls);
+    },
+  });
+
+  const statusWriter = new StatusWriter(custom, config.maxStatusWritesPerSecond);
+  const reportStore = new ReportStore();
+  const reconciler = new StreamReconciler({
+    streams,
+    pods,
+    services,
+    core,
+    custom,
+    statusWriter,
+    events: new EventRecorder(core, moduleLogger('events', root)),
+    reports: reportStore,
+    validator,
+    metricsPort: config.sidecarMetricsPort,
+    log: moduleLogger('stream-reconciler', root),
+    reportIntervalMs: config.reportIntervalSeconds * 1000,
+    reportGraceMs: config.reportGraceSeconds * 1000,
+  });
+  const controller = new Controller({
+    name: 'cloudphonestream',
+    reconcile: async (key) => {
+      const writes = statusWriter.writes;
+      const outcome = await reconciler.reconcile(key);
+      metrics.statusWrites.inc(statusWriter.writes - writes);
+      return outcome;
+    },
+    onTerminal: (key, error) => reconciler.onTerminal(key, error),
+    workers: config.workers,
+    log: moduleLogger('controller', root),
+    metrics,
+  });
+  streams.on('add', (s) => {
+    controller.enqueue(keyOf(s));
+  });
+  streams.on('update', (s) => {
+    controller.enqueue(keyOf(s));
+  });
+  streams.on('delete', (s) => {
+    controller.enqueue(keyOf(s));
+  });
+  for (const event of ['add', 'update', 'delete'] as const) {
+    pods.on(event, (pod) => {
+      for (const key of reconciler.keysForPod(pod)) controller.enqueue(key);
+    });
+    services.on(event, (service) => {
+      const owner = service.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'CloudPhoneStream');
+      if (owner) controller.enqueue(`${service.metadata?.namespace ?? ''}/${owner.name}`);
+    });
+  }
+
+  const leader: LeaderElector = new LeaderElector({
+    coordination: kc.makeApiClient(CoordinationV1Api),
+    namespace: config.namespace,
+    name: config.leaseName,
+    identity: config.identity,
+    leaseDurationSeconds: config.leaseDurationSeconds,
+    renewDeadlineMs: Math.floor((config.leaseDurationSeconds * 1000 * 2) / 3),
+    retryPeriodMs: Math.max(500, Math.floor((config.leaseDurationSeconds * 1000) / 7)),
+    log: moduleLogger('leader-election', root),
+    onStartedLeading: () => {
+      metrics.leader.set(1);
+      controller.start();
+      for (const stream of streams.list()) controller.enqueue(keyOf(stream));
+      if (certificates.material) void syncWebhooks(certificates.material);
+    },
+    onStoppedLeading: () => {
+      metrics.leader.set(0);
+      void controller.stop();
+    },
+  });
+  const tls = await certificates.start(() => leader.isLeader());
+  const settings = (): InjectionSettings => ({
+    sidecarImage: config.sidecarImage,
+    sidecarImagePullPolicy: config.sidecarImagePullPolicy,
+    sidecarResources: { requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+    sharedVolumeSizeLimit: '256Mi',
+    nativeSidecars,
+    metricsPort: config.sidecarMetricsPort,
+    report: {
+      url: reportUrl(),
+      caPem: certificates.material?.caPem ?? tls.caPem,
+      intervalSeconds: config.reportIntervalSeconds,
+    },
+  });
+  const handlers = new AdmissionHandlers({
+    streams,
+    settings,
+    validator,
+    core,
+    custom,
+    metrics,
+    log: moduleLogger('admission', root),
+    operatorNamespace: config.namespace,
+  });
+  const reports = new SidecarReports({
+    authentication: kc.makeApiClient(AuthenticationV1Api),
+    validator,
+    store: reportStore,
+    pod: (namespace, name) => pods.get(name, namespace),
+    onReport: (report) => {
+      controller.enqueue(`${report.stream.namespace}/${report.stream.name}`);
+    },
+    log: moduleLogger('reports', root),
+  });
+  endpoints.route(MUTATE_PATH, handlers.mutatePods);
+  endpoints.route(VALIDATE_PATH, handlers.validateResources);
+  endpoints.route(REPORT_PATH, async (req, body) => {
+    const reply = await reports.handle(req, body);
+    metrics.sidecarReports.inc({ code: String(reply.status) });
+    return reply;
+  });
+
+  // Webhooks answer from the informers' caches: serve them only once the caches are filled.
+  await Promise.all([streams.start(), pods.start(), services.start()]);
+  httpsPort = await endpoints.listen(config.httpsPort, config.listenHost, tls);
+  let ready = true;
+  const health = await startHealthServer(config.healthPort, config.listenHost, () => ready, metrics.registry);
+  const informerRestarts = setInterval(() => {
+    for (const [name, informer] of [
+      ['streams', streams],
+      ['pods', pods],
+      ['services', services],
+    ] as const) {
+      metrics.informerRestarts.set({ informer: name }, informer.restarts);
+    }
+  }, 10_000);
+  informerRestarts.unref();
+
+  leader.start();
+  log.info(
+    { httpsPort, healthPort: health.port, identity: config.identity, nativeSidecars, dev: config.dev },
+    'operator started',
+  );
+
+  return {
+    httpsPort,
+    healthPort: health.port,
+    isLeader: () => leader.isLeader(),
+    stop: async () => {
+      ready = false;
+      clearInterval(informerRestarts);
+      const wasLeader = leader.isLeader();
+      await leader.stop();
+      await controller.stop();
+      // A development operator installed its webhooks itself; it leaves no webhook pointing at a closed port.
+      if (config.dev && wasLeader) await deleteWebhookConfigurations(admission);
+      certificates.stop();
+      await Promise.all([streams.stop(), pods.stop(), services.stop(), endpoints.close(), closeServer(health.server)]);
+      log.info('operator stopped');
+    },
+  };
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => {
+      resolve();
+    });
+    server.closeAllConnections();
+  });
+}

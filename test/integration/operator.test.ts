@@ -1,0 +1,484 @@
+// The operator end to end against the real control plane: the apiserver calls our webhooks, the
+// controller-manager creates the pods, kwok runs them, and the operator reconciles what it sees.
+
+import { execFileSync } from 'node:child_process';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import {
+  AdmissionregistrationV1Api,
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CloudPhoneStream, Condition } from '../../generated/ts/api-types.ts';
+import { SchemaValidator } from '../../schemas/runtime/validator.ts';
+import {
+  apiErrorMessage,
+  installCrds,
+  kubeConfig,
+  repoRoot,
+  useTestNamespace,
+  waitFor,
+} from '../cluster/test-cluster.ts';
+import { OperatorProcess } from './operator-process.ts';
+
+const phones = useTestNamespace('phones', { 'cloudphone.io/injection': 'enabled' });
+const plain = useTestNamespace('plain');
+const custom = () => kubeConfig().makeApiClient(CustomObjectsApi);
+const core = () => kubeConfig().makeApiClient(CoreV1Api);
+const apps = () => kubeConfig().makeApiClient(AppsV1Api);
+const validator = new SchemaValidator();
+
+let first: OperatorProcess;
+let second: OperatorProcess | undefined;
+
+function streamBody(name: string, app: string, extra: object = {}) {
+  return {
+    apiVersion: 'cloudphone.io/v1alpha1',
+    kind: 'CloudPhoneStream',
+    metadata: { name },
+    spec: {
+      selector: { matchLabels: { app } },
+      phoneContainer: 'android',
+      webrtc: { whep: { authSecretRef: { name: 'viewer-tokens' } } },
+      ...extra,
+    },
+  };
+}
+
+async function createStream(namespace: string, body: object): Promise<void> {
+  await custom().createNamespacedCustomObject({
+    group: 'cloudphone.io',
+    version: 'v1alpha1',
+    namespace,
+    plural: 'cloudphonestreams',
+    body,
+  });
+}
+
+async function getStream(namespace: string, name: string): Promise<CloudPhoneStream> {
+  return (await custom().getNamespacedCustomObject({
+    group: 'cloudphone.io',
+    version: 'v1alpha1',
+    namespace,
+    plural: 'cloudphonestreams',
+    name,
+  })) as CloudPhoneStream;
+}
+
+function condition(stream: CloudPhoneStream, type: string): Condition | undefined {
+  return stream.status?.conditions?.find((c) => c.type === type);
+}
+
+function phonePod(name: string, labels: Record<string, string>, annotations: Record<string, string> = {}) {
+  return {
+    metadata: { name, labels, annotations },
+    spec: { containers: [{ name: 'android', image: 'redroid/redroid:14.0.0-latest' }] },
+  };
+}
+
+async function deployment(namespace: string, name: string, app: string, replicas: number): Promise<void> {
+  await apps().createNamespacedDeployment({
+    namespace,
+    body: {
+      metadata: { name },
+      spec: {
+        replicas,
+        selector: { matchLabels: { app } },
+        template: phonePod('', { app }) as never,
+      },
+    },
+  });
+}
+
+async function runningPods(namespace: string, app: string, count: number): Promise<V1Pod[]> {
+  return waitFor(`${String(count)} running ${app} pods`, async () => {
+    const list = await core().listNamespacedPod({ namespace, labelSelector: `app=${app}` });
+    const running = list.items.filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
+    return running.length === count ? running : undefined;
+  });
+}
+
+function sidecarOf(pod: V1Pod) {
+  return pod.spec?.initContainers?.find((c) => c.name === 'cloudphone-sidecar');
+}
+
+/** What a sidecar does: POST a report with its pod's projected token (here obtained with a TokenRequest). */
+async function report(op: OperatorProcess, pod: V1Pod, stream: string, body: Partial<Record<string, unknown>> = {}) {
+  const namespace = pod.metadata?.namespace ?? '';
+  const token = await core().createNamespacedServiceAccountToken({
+    name: pod.spec?.serviceAccountName ?? 'default',
+    namespace,
+    body: {
+      spec: {
+        audiences: ['cloudphone-operator'],
+        expirationSeconds: 600,
+        boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name, uid: pod.metadata?.uid },
+      },
+    },
+  });
+  const payload = JSON.stringify({
+    stream: { namespace, name: stream },
+    pod: pod.metadata?.name,
+    streaming: true,
+    viewers: 1,
+    controlViewers: 1,
+    ...body,
+  });
+  const ca = Buffer.from(
+    (await core().readNamespacedSecret({ name: 'cloudphone-operator-tls', namespace: 'cloudphone-system' })).data?.[
+      'ca.crt'
+    ] ?? '',
+    'base64',
+  );
+  return new Promise<number>((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: op.httpsPort,
+        path: '/report',
+        method: 'POST',
+        ca,
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token.status?.token ?? ''}` },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          resolve(res.statusCode ?? 0);
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** Out of the cluster, the leader points the webhook configurations at its own local port. */
+async function webhooksPointAt(op: OperatorProcess): Promise<void> {
+  const admission = kubeConfig().makeApiClient(AdmissionregistrationV1Api);
+  await waitFor(`the webhooks to point at port ${String(op.httpsPort)}`, async () => {
+    const validating = await admission.readValidatingWebhookConfiguration({ name: 'cloudphone-operator' });
+    const mutating = await admission.readMutatingWebhookConfiguration({ name: 'cloudphone-operator' });
+    const at = `:${String(op.httpsPort)}/`;
+    return validating.webhooks?.[0]?.clientConfig.url?.includes(at) &&
+      mutating.webhooks?.[0]?.clientConfig.url?.includes(at)
+      ? true
+      : undefined;
+  });
+}
+
+async function leaseHolder(): Promise<string | undefined> {
+  const lease = await kubeConfig()
+    .makeApiClient(CoordinationV1Api)
+    .readNamespacedLease({ name: 'cloudphone-operator', namespace: 'cloudphone-system' });
+  return lease.spec?.holderIdentity;
+}
+
+describe('the operator', () => {
+  beforeAll(async () => {
+    installCrds();
+    for (const namespace of [phones(), plain()]) {
+      await core().createNamespacedSecret({
+        namespace,
+        body: {
+          metadata: { name: 'viewer-tokens' },
+          stringData: { view: 'view-token-1234', control: 'control-token-5678' },
+        },
+      });
+    }
+    first = await new OperatorProcess('operator-a').started();
+    await waitFor('operator-a to lead', () => Promise.resolve(first.isLeaderInLogs() || undefined));
+    await webhooksPointAt(first);
+    // A pod from before the stream: it must show up as needing a restart.
+    await core().createNamespacedPod({ namespace: phones(), body: phonePod('early-phone', { app: 'phone' }) });
+    await createStream(phones(), streamBody('phones', 'phone'));
+    // The webhook answers from the operator's cache: wait until it has seen the stream.
+    await waitFor('the stream to be reconciled', async () => (await getStream(phones(), 'phones')).status ?? undefined);
+  });
+
+  afterAll(async () => {
+    await first.stop();
+    await second?.stop();
+    // A killed development operator leaves its webhooks pointing at a closed port: remove them.
+    const admission = kubeConfig().makeApiClient(AdmissionregistrationV1Api);
+    await admission.deleteMutatingWebhookConfiguration({ name: 'cloudphone-operator' }).catch(() => undefined);
+    await admission.deleteValidatingWebhookConfiguration({ name: 'cloudphone-operator' }).catch(() => undefined);
+  });
+
+  it('injects the sidecar, the shared volume and the config into the pods of a Deployment', async () => {
+    await deployment(phones(), 'phone', 'phone', 2);
+    const pods = (await runningPods(phones(), 'phone', 3)).filter((p) => p.metadata?.name !== 'early-phone');
+    expect(pods).toHaveLength(2);
+    for (const pod of pods) {
+      const sidecar = sidecarOf(pod);
+      expect(sidecar?.restartPolicy).toBe('Always');
+      expect(pod.spec?.initContainers?.[0]?.name).toBe('cloudphone-sidecar');
+      const phone = pod.spec?.containers.find((c) => c.name === 'android');
+      expect(phone?.volumeMounts).toContainEqual(
+        expect.objectContaining({ name: 'cloudphone-shared', mountPath: '/run/cloudphone' }),
+      );
+      expect(sidecar?.volumeMounts).toContainEqual(
+        expect.objectContaining({ name: 'cloudphone-shared', mountPath: '/run/cloudphone' }),
+      );
+      expect(pod.spec?.volumes?.find((v) => v.name === 'cloudphone-shared')?.emptyDir?.medium).toBe('Memory');
+      const config = JSON.parse(
+        sidecar?.env?.find((e) => e.name === 'CLOUDPHONE_SIDECAR_CONFIG')?.value ?? '{}',
+      ) as unknown;
+      const parsed = validator.parse('SidecarConfig', config);
+      expect(parsed.stream).toMatchObject({ namespace: phones(), name: 'phones' });
+      expect(parsed.report?.url).toBe(`https://127.0.0.1:${String(first.httpsPort)}/report`);
+      expect(JSON.parse(pod.metadata?.annotations?.['cloudphone.io/injection-status'] ?? '{}')).toMatchObject({
+        stream: 'phones',
+        generation: 1,
+      });
+    }
+  });
+
+  it('changes nothing when an injected pod is admitted again', async () => {
+    const [pod] = (await runningPods(phones(), 'phone', 3)).filter((p) => sidecarOf(p));
+    const again = structuredClone(pod)!;
+    delete again.status;
+    again.metadata = {
+      name: 'readmitted',
+      labels: pod?.metadata?.labels,
+      annotations: pod?.metadata?.annotations,
+    };
+    delete again.spec?.nodeName;
+    const created = await core().createNamespacedPod({ namespace: phones(), body: again, dryRun: 'All' });
+    expect(created.spec?.initContainers?.filter((c) => c.name === 'cloudphone-sidecar')).toHaveLength(1);
+    expect(created.spec?.volumes?.filter((v) => v.name === 'cloudphone-shared')).toHaveLength(1);
+    expect(created.spec?.initContainers).toEqual(again.spec?.initContainers);
+  });
+
+  it('leaves alone an opted-out pod, a pod in a namespace not opted in, and kube-system', async () => {
+    const optedOut = await core().createNamespacedPod({
+      namespace: phones(),
+      body: phonePod('opted-out', { app: 'phone', 'cloudphone.io/inject': 'false' }),
+      dryRun: 'All',
+    });
+    expect(sidecarOf(optedOut)).toBeUndefined();
+
+    await createStream(plain(), streamBody('phones', 'phone'));
+    const notOptedIn = await core().createNamespacedPod({
+      namespace: plain(),
+      body: phonePod('plain', { app: 'phone' }),
+    });
+    expect(sidecarOf(notOptedIn)).toBeUndefined();
+
+    await core().patchNamespace(
+      {
+        name: 'kube-system',
+        body: [{ op: 'add', path: '/metadata/labels/cloudphone.io~1injection', value: 'enabled' }],
+      },
+      (await import('../../operator/src/kube/patch-options.ts')).jsonPatchOptions(),
+    );
+    try {
+      const system = await core().createNamespacedPod({
+        namespace: 'kube-system',
+        body: phonePod('system-phone', { app: 'phone' }),
+        dryRun: 'All',
+      });
+      expect(sidecarOf(system)).toBeUndefined();
+    } finally {
+      await core().patchNamespace(
+        { name: 'kube-system', body: [{ op: 'remove', path: '/metadata/labels/cloudphone.io~1injection' }] },
+        (await import('../../operator/src/kube/patch-options.ts')).jsonPatchOptions(),
+      );
+    }
+  });
+
+  it('denies a pod whose override annotation is invalid, naming the field', async () => {
+    const message = await core()
+      .createNamespacedPod({
+        namespace: phones(),
+        body: phonePod('bad-override', { app: 'phone' }, { 'cloudphone.io/overrides': '{"video":{"fps":500}}' }),
+      })
+      .then(
+        () => 'created',
+        (error: unknown) => apiErrorMessage(error),
+      );
+    expect(message).toContain('cloudphone.io/overrides');
+    expect(message).toContain('video.fps: must be <= 120');
+  });
+
+  it('refuses a stream whose Secret is missing or whose selector overlaps another stream, naming the field', async () => {
+    const missing = await createStream(
+      phones(),
+      streamBody('no-secret', 'other', { webrtc: { whep: { authSecretRef: { name: 'nope' } } } }),
+    ).then(
+      () => 'created',
+      (error: unknown) => apiErrorMessage(error),
+    );
+    expect(missing).toContain('spec.webrtc.whep.authSecretRef: Secret nope does not exist');
+
+    const overlapping = await createStream(phones(), {
+      ...streamBody('overlap', 'phone'),
+      spec: {
+        ...streamBody('overlap', 'phone').spec,
+        selector: { matchExpressions: [{ key: 'app', operator: 'Exists' }] },
+      },
+    }).then(
+      () => 'created',
+      (error: unknown) => apiErrorMessage(error),
+    );
+    expect(overlapping).toContain('spec.selector: overlaps the selector of CloudPhoneStream phones');
+  });
+
+  it('converges the status from the pods and the sidecar reports, and records Events', async () => {
+    const injected = (await runningPods(phones(), 'phone', 3)).filter((p) => sidecarOf(p));
+    for (const pod of injected) expect(await report(first, pod, 'phones', { viewers: 2 })).toBe(204);
+    const stream = await waitFor('the stream status to converge', async () => {
+      const s = await getStream(phones(), 'phones');
+      return s.status?.streaming === 2 ? s : undefined;
+    });
+    expect(stream.status).toMatchObject({
+      pods: 3,
+      injected: 2,
+      streaming: 2,
+      viewers: 4,
+      podsNeedingRestart: ['early-phone'],
+    });
+    expect(condition(stream, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'PodsNotStreaming',
+      observedGeneration: 1,
+    });
+    expect(condition(stream, 'Progressing')).toMatchObject({ status: 'True', reason: 'PodsNeedRestart' });
+    expect(condition(stream, 'Degraded')).toMatchObject({ status: 'False' });
+
+    const events = await waitFor('Injected events', async () => {
+      const list = await core().listNamespacedEvent({
+        namespace: phones(),
+        fieldSelector: 'involvedObject.name=phones',
+      });
+      return list.items.filter((e) => e.reason === 'Injected').length >= 2 ? list.items : undefined;
+    });
+    expect(events.map((e) => e.reason)).toContain('Injected');
+  });
+
+  it('refuses a report from a pod about another pod, and one without a valid token', async () => {
+    const [a] = (await runningPods(phones(), 'phone', 3)).filter((p) => sidecarOf(p));
+    if (!a) throw new Error('no injected pod');
+    expect(await report(first, a, 'phones', { pod: 'early-phone' })).toBe(403);
+    expect(await report(first, a, 'other-stream')).toBe(403);
+  });
+
+  it('restarts pods created before the stream when asked to, and then reports every pod streaming', async () => {
+    await custom().patchNamespacedCustomObject(
+      {
+        group: 'cloudphone.io',
+        version: 'v1alpha1',
+        namespace: phones(),
+        plural: 'cloudphonestreams',
+        name: 'phones',
+        body: { spec: { rollout: 'restartExisting' } },
+      },
+      (await import('../../operator/src/kube/patch-options.ts')).mergePatchOptions(),
+    );
+    // early-phone has no controller: deleted, it is gone for good, and the stream matches the two others.
+    await waitFor('early-phone to be deleted', async () => {
+      const list = await core().listNamespacedPod({ namespace: phones(), fieldSelector: 'metadata.name=early-phone' });
+      return list.items.length === 0 ? true : undefined;
+    });
+    const injected = (await runningPods(phones(), 'phone', 2)).filter((p) => sidecarOf(p));
+    for (const pod of injected) expect(await report(first, pod, 'phones')).toBe(204);
+    const stream = await waitFor('Ready', async () => {
+      const s = await getStream(phones(), 'phones');
+      return condition(s, 'Ready')?.status === 'True' && s.status?.observedGeneration === 2 ? s : undefined;
+    });
+    expect(stream.status).toMatchObject({ pods: 2, injected: 2, streaming: 2 });
+    expect(stream.status?.podsNeedingRestart).toBeUndefined();
+    const events = await core().listNamespacedEvent({
+      namespace: phones(),
+      fieldSelector: 'involvedObject.name=phones',
+    });
+    expect(events.items.map((e) => e.reason)).toContain('RestartedPod');
+  });
+
+  it('marks the stream Degraded when a sidecar stops reporting', async () => {
+    const stream = await waitFor(
+      'SidecarNotReporting',
+      async () => {
+        const s = await getStream(phones(), 'phones');
+        return condition(s, 'Degraded')?.reason === 'SidecarNotReporting' ? s : undefined;
+      },
+      30_000,
+    );
+    expect(condition(stream, 'Ready')?.status).toBe('False');
+  });
+
+  it('owns a headless Service for the stream and removes it when the stream is deleted', async () => {
+    await createStream(phones(), streamBody('short-lived', 'short'));
+    const service = await waitFor('the stream Service', async () => {
+      const list = await core().listNamespacedService({
+        namespace: phones(),
+        labelSelector: 'cloudphone.io/stream=short-lived',
+      });
+      return list.items[0];
+    });
+    expect(service.spec?.clusterIP).toBe('None');
+    expect(service.metadata?.ownerReferences?.[0]).toMatchObject({
+      kind: 'CloudPhoneStream',
+      name: 'short-lived',
+      controller: true,
+    });
+    expect((await getStream(phones(), 'short-lived')).metadata?.finalizers).toContain('cloudphone.io/cleanup');
+
+    await custom().deleteNamespacedCustomObject({
+      group: 'cloudphone.io',
+      version: 'v1alpha1',
+      namespace: phones(),
+      plural: 'cloudphonestreams',
+      name: 'short-lived',
+    });
+    await waitFor('the stream and its Service to be gone', async () => {
+      const services = await core().listNamespacedService({
+        namespace: phones(),
+        labelSelector: 'cloudphone.io/stream=short-lived',
+      });
+      const gone = await getStream(phones(), 'short-lived').then(
+        () => false,
+        () => true,
+      );
+      return gone && services.items.length === 0 ? true : undefined;
+    });
+  });
+
+  it('recovers its watches after the apiserver restarts, without restarting itself', async () => {
+    execFileSync('bash', [join(repoRoot, 'test/cluster/restart.sh'), 'kube-apiserver'], { stdio: 'ignore' });
+    await createStream(phones(), streamBody('after-restart', 'after'));
+    const stream = await waitFor(
+      'the new stream to be reconciled',
+      async () => {
+        const s = await getStream(phones(), 'after-restart');
+        return condition(s, 'Ready')?.reason === 'NoMatchingPods' ? s : undefined;
+      },
+      60_000,
+    );
+    expect(stream.status?.pods).toBe(0);
+    expect(first.logs.some((l) => l.msg === 'watch failed, restarting')).toBe(true);
+  });
+
+  it('fails over to the other replica when the leader is killed', async () => {
+    second = await new OperatorProcess('operator-b').started();
+    expect(await leaseHolder()).toBe('operator-a');
+    first.kill();
+    await waitFor(
+      'operator-b to take the Lease',
+      async () => ((await leaseHolder()) === 'operator-b' ? true : undefined),
+      60_000,
+    );
+    // The new leader reconciles, and the webhook now points at it.
+    await createStream(phones(), streamBody('after-failover', 'failover'));
+    await waitFor('the stream created after failover to be reconciled', async () => {
+      const s = await getStream(phones(), 'after-failover');
+      return s.status?.observedGeneration === 1 ? s : undefined;
+    });
+    await deployment(phones(), 'failover', 'failover', 1);
+    const [pod] = await runningPods(phones(), 'failover', 1);
+    expect(pod && sidecarOf(pod)).toBeDefined();
+  });
+});
