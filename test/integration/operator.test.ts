@@ -239,12 +239,13 @@ describe('the operator', () => {
 
   it('changes nothing when an injected pod is admitted again', async () => {
     const [pod] = (await runningPods(phones(), 'phone', 3)).filter((p) => sidecarOf(p));
-    const again = structuredClone(pod)!;
+    if (!pod) throw new Error('no injected pod');
+    const again = structuredClone(pod);
     delete again.status;
     again.metadata = {
       name: 'readmitted',
-      labels: pod?.metadata?.labels,
-      annotations: pod?.metadata?.annotations,
+      labels: pod.metadata?.labels,
+      annotations: pod.metadata?.annotations,
     };
     delete again.spec?.nodeName;
     const created = await core().createNamespacedPod({ namespace: phones(), body: again, dryRun: 'All' });
