@@ -1,0 +1,124 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import type { CloudPhoneStream, SidecarReport } from '../../../generated/ts/api-types.ts';
+import type { ReceivedReport } from '../../../operator/src/controller/sidecar-reports.ts';
+import { assessStream } from '../../../operator/src/controller/stream-status.ts';
+
+const now = new Date('2026-06-01T12:00:00Z');
+const at = (secondsAgo: number): string => new Date(now.getTime() - secondsAgo * 1000).toISOString();
+
+function stream(rollout: 'onCreate' | 'restartExisting' = 'onCreate'): CloudPhoneStream {
+  return {
+    metadata: { name: 's', namespace: 'n', generation: 4 },
+    spec: { selector: { matchLabels: { app: 'p' } }, phoneContainer: 'android', rollout, srt: { url: 'srt://a:1' } },
+  };
+}
+
+function pod(name: string, opts: { injected?: boolean; runningFor?: number; optOut?: boolean } = {}): V1Pod {
+  const labels: Record<string, string> = { app: 'p' };
+  if (opts.injected) labels['cloudphone.io/stream'] = 's';
+  if (opts.optOut) labels['cloudphone.io/inject'] = 'false';
+  return {
+    metadata: { name, namespace: 'n', labels, creationTimestamp: new Date(at(600)) },
+    status:
+      opts.runningFor === undefined
+        ? { phase: 'Pending' }
+        : { phase: 'Running', startTime: new Date(at(opts.runningFor)) },
+  };
+}
+
+function reports(...entries: [string, Partial<SidecarReport>, number][]): Map<string, ReceivedReport> {
+  return new Map(
+    entries.map(([podName, report, secondsAgo]) => [
+      podName,
+      {
+        report: {
+          stream: { namespace: 'n', name: 's' },
+          pod: podName,
+          streaming: true,
+          viewers: 0,
+          controlViewers: 0,
+          ...report,
+        },
+        receivedAt: now.getTime() - secondsAgo * 1000,
+      },
+    ]),
+  );
+}
+
+const observe = (s: CloudPhoneStream, pods: V1Pod[], r = new Map<string, ReceivedReport>()) =>
+  assessStream({ stream: s, pods, reports: r, now, reportFreshMs: 30_000, reportGraceMs: 60_000 });
+
+const condition = (result: ReturnType<typeof observe>, type: string) =>
+  result.status.conditions?.find((c) => c.type === type);
+
+describe('assessStream', () => {
+  it('is not Ready when no pod matches', () => {
+    const result = observe(stream(), []);
+    expect(result.status).toMatchObject({ observedGeneration: 4, pods: 0, injected: 0, streaming: 0, viewers: 0 });
+    expect(condition(result, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'NoMatchingPods',
+      observedGeneration: 4,
+    });
+  });
+
+  it('is Ready when every matching pod reports streaming, and sums the viewers', () => {
+    const result = observe(
+      stream(),
+      [pod('a', { injected: true, runningFor: 100 }), pod('b', { injected: true, runningFor: 100 })],
+      reports(['a', { viewers: 2 }, 5], ['b', { viewers: 1 }, 5]),
+    );
+    expect(result.status).toMatchObject({ pods: 2, injected: 2, streaming: 2, viewers: 3 });
+    expect(condition(result, 'Ready')).toMatchObject({ status: 'True', reason: 'AllPodsStreaming' });
+    expect(condition(result, 'Progressing')).toMatchObject({ status: 'False', reason: 'Complete' });
+    expect(condition(result, 'Degraded')).toMatchObject({ status: 'False' });
+  });
+
+  it('ignores stale reports', () => {
+    const result = observe(stream(), [pod('a', { injected: true, runningFor: 100 })], reports(['a', {}, 45]));
+    expect(result.status.streaming).toBe(0);
+    expect(result.notReporting).toEqual(['a']);
+    expect(condition(result, 'Degraded')).toMatchObject({ status: 'True', reason: 'SidecarNotReporting' });
+  });
+
+  it('waits out the grace period of a young pod before calling it silent, and says when to look again', () => {
+    const result = observe(stream(), [pod('young', { injected: true, runningFor: 20 })]);
+    expect(result.notReporting).toEqual([]);
+    expect(condition(result, 'Progressing')).toMatchObject({ status: 'True', reason: 'WaitingForSidecars' });
+    expect(result.recheckInMs).toBe(40_000);
+  });
+
+  it('lists pods created without the sidecar, and not opted-out ones', () => {
+    const result = observe(stream(), [
+      pod('old'),
+      pod('mine', { optOut: true }),
+      pod('new', { injected: true, runningFor: 5 }),
+    ]);
+    expect(result.status.podsNeedingRestart).toEqual(['old']);
+    expect(result.needRestart.map((p) => p.metadata?.name)).toEqual(['old']);
+    expect(condition(result, 'Progressing')).toMatchObject({ status: 'True', reason: 'PodsNeedRestart' });
+    expect(
+      observe(stream('restartExisting'), [pod('old')]).status.conditions?.find((c) => c.type === 'Progressing')?.reason,
+    ).toBe('RestartingPods');
+  });
+
+  it('reports sidecar errors as Degraded', () => {
+    const result = observe(
+      stream(),
+      [pod('a', { injected: true, runningFor: 100 })],
+      reports(['a', { streaming: false, error: 'encoder failed' }, 1]),
+    );
+    expect(condition(result, 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'SidecarError',
+      message: 'a: encoder failed',
+    });
+  });
+
+  it('does not count pods that are being deleted', () => {
+    const leaving = pod('leaving', { injected: true, runningFor: 100 });
+    leaving.metadata = { ...leaving.metadata, deletionTimestamp: new Date(at(1)) };
+    expect(observe(stream(), [leaving]).status.pods).toBe(0);
+  });
+});
