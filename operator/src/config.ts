@@ -16,6 +16,8 @@ export interface OperatorConfig {
   certificateSecret: string;
   /** Lifetime of a serving certificate; it is renewed after two thirds of it. */
   servingCertDays: number;
+  /** How often the certificates in the Secret are checked (and renewed by the leader when due). */
+  certificateCheckSeconds: number;
   sidecarImage: string;
   sidecarImagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   sidecarMetricsPort: number;
@@ -37,6 +39,7 @@ const options = {
   'service-name': { type: 'string', default: 'cloudphone-operator' },
   'certificate-secret': { type: 'string', default: 'cloudphone-operator-tls' },
   'serving-cert-days': { type: 'string', default: '90' },
+  'certificate-check-seconds': { type: 'string', default: '60' },
   'sidecar-image': { type: 'string', default: 'cloudphone/sidecar:0.1.0' },
   'sidecar-image-pull-policy': { type: 'string', default: 'IfNotPresent' },
   'sidecar-metrics-port': { type: 'string', default: '9090' },
@@ -72,6 +75,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     serviceName: values['service-name'],
     certificateSecret: values['certificate-secret'],
     servingCertDays: integer('serving-cert-days', values['serving-cert-days'], 1, 3650),
+    certificateCheckSeconds: integer('certificate-check-seconds', values['certificate-check-seconds'], 1, 86_400),
     sidecarImage: values['sidecar-image'],
     sidecarImagePullPolicy: pullPolicy,
     sidecarMetricsPort: integer('sidecar-metrics-port', values['sidecar-metrics-port'], 1, 65535),

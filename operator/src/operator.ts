@@ -131,6 +131,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
       ipAddresses: ['127.0.0.1'],
     },
     servingValidityDays: config.servingCertDays,
+    checkIntervalMs: config.certificateCheckSeconds * 1000,
     log: moduleLogger('certificates', root),
     onChange: (tls) => {
       endpoints.reload(tls);

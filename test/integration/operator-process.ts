@@ -39,6 +39,8 @@ export class OperatorProcess {
         '2',
         '--report-grace-seconds',
         '4',
+        '--certificate-check-seconds',
+        '2',
         ...extraArgs,
       ],
       {

@@ -3,6 +3,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { request } from 'node:https';
+import { connect, type PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 import {
   AdmissionregistrationV1Api,
@@ -167,6 +168,17 @@ async function webhooksPointAt(op: OperatorProcess): Promise<void> {
       mutating.webhooks?.[0]?.clientConfig.url?.includes(at)
       ? true
       : undefined;
+  });
+}
+
+/** The certificate the operator's HTTPS port presents right now. */
+function servedCertificate(port: number): Promise<PeerCertificate> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      resolve(socket.getPeerCertificate());
+      socket.end();
+    });
+    socket.on('error', reject);
   });
 }
 
@@ -463,6 +475,43 @@ describe('the operator', () => {
     expect(first.logs.some((l) => l.msg === 'watch failed, restarting')).toBe(true);
   });
 
+  it('replaces lost certificates, reloads them without a restart, and updates the caBundle', async () => {
+    const before = await servedCertificate(first.httpsPort);
+    await core().deleteNamespacedSecret({ name: 'cloudphone-operator-tls', namespace: 'cloudphone-system' });
+    const secret = await waitFor('new certificates', async () =>
+      core()
+        .readNamespacedSecret({ name: 'cloudphone-operator-tls', namespace: 'cloudphone-system' })
+        .catch(() => undefined),
+    );
+    const caPem = Buffer.from(secret.data?.['ca.crt'] ?? '', 'base64').toString();
+    await waitFor('the new certificate to be served', async () =>
+      (await servedCertificate(first.httpsPort)).fingerprint256 !== before.fingerprint256 ? true : undefined,
+    );
+    const admission = kubeConfig().makeApiClient(AdmissionregistrationV1Api);
+    await waitFor('the caBundle to follow', async () => {
+      const mutating = await admission.readMutatingWebhookConfiguration({ name: 'cloudphone-operator' });
+      return Buffer.from(mutating.webhooks?.[0]?.clientConfig.caBundle ?? '', 'base64').toString() === caPem
+        ? true
+        : undefined;
+    });
+    // Same process, new certificate, and the apiserver trusts it: injection still works.
+    expect(first.logs.filter((l) => l.msg === 'operator started')).toHaveLength(1);
+    const pod = await core().createNamespacedPod({
+      namespace: phones(),
+      body: phonePod('after-rotation', { app: 'phone' }),
+      dryRun: 'All',
+    });
+    expect(sidecarOf(pod)).toBeDefined();
+  });
+
+  it('counts injections and reconciles in its metrics', async () => {
+    const text = await fetch(`http://127.0.0.1:${String(first.healthPort)}/metrics`).then((r) => r.text());
+    expect(text).toMatch(/cloudphone_pods_injected_total\{namespace="phones-[0-9a-f]+"\} [1-9]/);
+    expect(text).toMatch(/cloudphone_reconcile_duration_seconds_count\{controller="cloudphonestream"\} [1-9]/);
+    expect(text).toMatch(/cloudphone_webhook_duration_seconds_bucket/);
+    expect(text).toContain('cloudphone_leader 1');
+  });
+
   it('fails over to the other replica when the leader is killed', async () => {
     second = await new OperatorProcess('operator-b').started();
     expect(await leaseHolder()).toBe('operator-a');
@@ -472,8 +521,10 @@ describe('the operator', () => {
       async () => ((await leaseHolder()) === 'operator-b' ? true : undefined),
       60_000,
     );
-    // The new leader reconciles, and the webhook now points at it.
-    await createStream(phones(), streamBody('after-failover', 'failover'));
+    // The new leader reconciles, and the webhook now points at it (the apiserver notices within a moment).
+    await waitFor('the apiserver to call the new leader', () =>
+      createStream(phones(), streamBody('after-failover', 'failover')).then(() => true),
+    );
     await waitFor('the stream created after failover to be reconciled', async () => {
       const s = await getStream(phones(), 'after-failover');
       return s.status?.observedGeneration === 1 ? s : undefined;
