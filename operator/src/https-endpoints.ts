@@ -20,6 +20,8 @@ export class HttpsEndpoints {
   private server: Server | undefined;
   private readonly routes = new Map<string, RouteHandler>();
   private readonly log: Logger;
+  /** TLS connections accepted so far: a client that does not reuse connections shows here. */
+  connections = 0;
 
   constructor(log: Logger) {
     this.log = log;
@@ -34,6 +36,11 @@ export class HttpsEndpoints {
     this.server = createServer({ cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
       void this.handle(req, res);
     });
+    this.server.on('secureConnection', () => {
+      this.connections++;
+    });
+    // The apiserver keeps only a few idle connections per webhook: a longer keep-alive saves handshakes.
+    this.server.keepAliveTimeout = 60_000;
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
     this.server.listen(port, host);
@@ -57,9 +64,12 @@ export class HttpsEndpoints {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
     const reply = (status: number, body: unknown): void => {
       res.writeHead(status, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(body));
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      this.log.debug({ path: req.url, status, durationMs }, 'request served');
     };
     const path = (req.url ?? '').split('?')[0] ?? '';
     const handler = this.routes.get(path);

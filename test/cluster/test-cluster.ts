@@ -6,31 +6,15 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, inject } from 'vitest';
+import { waitFor } from './wait-for.ts';
 
 export const repoRoot = join(import.meta.dirname, '../..');
+export { waitFor } from './wait-for.ts';
 
 export function kubeConfig(): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromFile(inject('kubeconfig'));
   return kc;
-}
-
-/** Polls until check returns a value other than undefined; fails with what it was waiting for. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ''}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 /**

@@ -13,7 +13,7 @@ import {
   CustomObjectsApi,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CloudPhoneStream, Condition } from '../../generated/ts/api-types.ts';
 import { SchemaValidator } from '../../schemas/runtime/validator.ts';
 import {
@@ -24,7 +24,7 @@ import {
   useTestNamespace,
   waitFor,
 } from '../cluster/test-cluster.ts';
-import { OperatorProcess } from './operator-process.ts';
+import { OperatorProcess } from '../cluster/operator-process.ts';
 
 const phones = useTestNamespace('phones', { 'cloudphone.io/injection': 'enabled' });
 const plain = useTestNamespace('plain');
@@ -201,7 +201,7 @@ describe('the operator', () => {
         },
       });
     }
-    first = await new OperatorProcess('operator-a').started();
+    first = await new OperatorProcess('operator-a', inject('kubeconfig')).started();
     await waitFor('operator-a to lead', () => Promise.resolve(first.isLeaderInLogs() || undefined));
     await webhooksPointAt(first);
     // A pod from before the stream: it must show up as needing a restart.
@@ -513,7 +513,7 @@ describe('the operator', () => {
   });
 
   it('fails over to the other replica when the leader is killed', async () => {
-    second = await new OperatorProcess('operator-b').started();
+    second = await new OperatorProcess('operator-b', inject('kubeconfig')).started();
     expect(await leaseHolder()).toBe('operator-a');
     first.kill();
     await waitFor(

@@ -39,7 +39,8 @@ function clientConfig(endpoint: WebhookEndpoint, path: string, caBundle: string)
  *   stream; opted-in namespaces only, and two replicas with a PodDisruptionBudget keep the webhook up.
  * - namespaceSelector: opted-in namespaces only, never kube-system, kube-public, kube-node-lease or our own.
  * - objectSelector: pods labelled cloudphone.io/inject=false never reach the webhook at all.
- * - sideEffects None and reinvocationPolicy IfNeeded: the injector only patches, and is idempotent.
+ * - sideEffects None; reinvocationPolicy Never: the injection depends on nothing a later webhook or plugin adds
+ *   (reinvocation would double the calls per pod, since the ServiceAccount plugin always edits our sidecar).
  * - 5 s timeout: a slow answer must not hold up pod creation for the apiserver's default 10 s.
  */
 export function webhookConfigurations(
@@ -68,7 +69,7 @@ export function webhookConfigurations(
           failurePolicy: 'Fail',
           matchPolicy: 'Equivalent',
           sideEffects: 'None',
-          reinvocationPolicy: 'IfNeeded',
+          reinvocationPolicy: 'Never',
           timeoutSeconds: 5,
           admissionReviewVersions: ['v1'],
         },

@@ -4,8 +4,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { inject } from 'vitest';
-import { repoRoot, waitFor } from '../cluster/test-cluster.ts';
+import { waitFor } from '../cluster/wait-for.ts';
+
+const repoRoot = join(import.meta.dirname, '../..');
 
 export interface LogLine {
   msg: string;
@@ -20,7 +21,7 @@ export class OperatorProcess {
   private readonly child: ChildProcess;
   private exited = false;
 
-  constructor(identity: string, extraArgs: string[] = []) {
+  constructor(identity: string, kubeconfig: string, extraArgs: string[] = []) {
     this.child = spawn(
       process.execPath,
       [
@@ -44,7 +45,7 @@ export class OperatorProcess {
         ...extraArgs,
       ],
       {
-        env: { ...process.env, KUBECONFIG: inject('kubeconfig'), LOG_LEVEL: 'debug' },
+        env: { ...process.env, KUBECONFIG: kubeconfig, LOG_LEVEL: 'debug' },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -60,7 +61,13 @@ export class OperatorProcess {
     }
     this.child.on('exit', () => {
       this.exited = true;
+      process.off('exit', killChild);
     });
+    // Never leave an operator behind, holding the Lease, when the test or benchmark process dies.
+    const killChild = (): void => {
+      this.child.kill('SIGKILL');
+    };
+    process.on('exit', killChild);
   }
 
   async started(): Promise<this> {
