@@ -212,8 +212,8 @@ async function main(): Promise<void> {
 
     const webhook = operator.logs
       .slice(logStart)
-      .filter((l) => l.msg === 'request served' && String(l['path']).startsWith('/mutate-pods'))
-      .map((l) => Number(l['durationMs']))
+      .filter((l) => l.msg === 'request served' && String(l.path).startsWith('/mutate-pods'))
+      .map((l) => Number(l.durationMs))
       .sort((a, b) => a - b);
     const result = {
       // As the apiserver measures a call to our webhook (network, TLS and queueing included), interpolated
@@ -262,27 +262,33 @@ async function main(): Promise<void> {
     console.error(`the operator's last log lines:\n${operator.tail(40)}`);
     throw error;
   } finally {
-    // Namespaces first, while the operator still runs: it removes the stream's finalizer. Then wait for them to
-    // go, since deleting their pods would load the next run.
-    for (const name of [injected, plain]) await core.deleteNamespace({ name }).catch(() => undefined);
-    try {
-      for (const name of [injected, plain]) {
-        await waitFor(
-          `namespace ${name} to be deleted`,
-          () =>
-            core.readNamespace({ name }).then(
-              () => undefined,
-              () => true,
-            ),
-          300_000,
-        );
-      }
-    } catch (error) {
-      console.error(`the operator's last log lines:\n${operator.tail(40)}`);
-      throw error;
-    } finally {
-      await operator.stop();
+    await cleanUp(core, [injected, plain], operator);
+  }
+}
+
+/**
+ * Namespaces first, while the operator still runs: it removes the stream's finalizer. Then waits for them to
+ * go, since deleting their pods would load the next run. Reports, never throws: the figures are already out.
+ */
+async function cleanUp(core: CoreV1Api, namespaces: string[], operator: OperatorProcess): Promise<void> {
+  for (const name of namespaces) await core.deleteNamespace({ name }).catch(() => undefined);
+  try {
+    for (const name of namespaces) {
+      await waitFor(
+        `namespace ${name} to be deleted`,
+        () =>
+          core.readNamespace({ name }).then(
+            () => undefined,
+            () => true,
+          ),
+        300_000,
+      );
     }
+  } catch (error) {
+    console.error(`${String(error)}; the operator's last log lines:\n${operator.tail(40)}`);
+    process.exitCode = 1;
+  } finally {
+    await operator.stop();
   }
 }
 
