@@ -13,7 +13,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { pooledKubeConfig } from '../operator/src/kube/kube-config.ts';
 import { OperatorProcess } from '../test/cluster/operator-process.ts';
 import { waitFor } from '../test/cluster/wait-for.ts';
 
@@ -118,8 +119,9 @@ async function main(): Promise<void> {
       stdio: 'ignore',
     },
   );
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfigPath);
+  const kc = pooledKubeConfig((config) => {
+    config.loadFromFile(kubeconfigPath);
+  });
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const suffix = Date.now().toString(36);

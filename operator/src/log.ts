@@ -6,8 +6,11 @@ import { pino, type Logger } from 'pino';
 export const rootLogger: Logger = pino({
   name: 'cloudphone-operator',
   level: process.env.LOG_LEVEL ?? 'info',
-  // Tokens and certificates never belong in a log line, whoever passes them.
-  redact: { paths: ['token', '*.token', 'authorization', '*.authorization', 'key', '*.key'], censor: '[redacted]' },
+  // Tokens and private keys never belong in a log line, whoever passes them.
+  redact: {
+    paths: ['token', '*.token', 'authorization', '*.authorization', 'keyPem', '*.keyPem', 'caKeyPem', '*.caKeyPem'],
+    censor: '[redacted]',
+  },
 });
 
 export function moduleLogger(module: string, parent: Logger = rootLogger): Logger {

@@ -9,7 +9,7 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
+  type KubeConfig,
   VersionApi,
   type V1Pod,
   type V1Service,
@@ -26,6 +26,7 @@ import { StatusWriter } from './controller/status-writer.ts';
 import { keyOf, MANAGED_BY, MANAGED_BY_LABEL, StreamReconciler } from './controller/stream-reconciler.ts';
 import { startHealthServer } from './health-server.ts';
 import { HttpsEndpoints } from './https-endpoints.ts';
+import { pooledKubeConfig } from './kube/kube-config.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { ResilientInformer } from './kube/resilient-informer.ts';
 import { GROUP, VERSION } from './labels.ts';
@@ -62,8 +63,7 @@ async function supportsNativeSidecars(kc: KubeConfig): Promise<boolean> {
 
 export async function startOperator(config: OperatorConfig, root: Logger): Promise<RunningOperator> {
   const log = moduleLogger('operator', root);
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
+  const kc = pooledKubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const admission = kc.makeApiClient(AdmissionregistrationV1Api);

@@ -4,17 +4,19 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, inject } from 'vitest';
+import { pooledKubeConfig } from '../../operator/src/kube/kube-config.ts';
 import { waitFor } from './wait-for.ts';
 
 export const repoRoot = join(import.meta.dirname, '../..');
 export { waitFor } from './wait-for.ts';
 
 export function kubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromFile(inject('kubeconfig'));
-  return kc;
+  return pooledKubeConfig((kc) => {
+    kc.loadFromFile(inject('kubeconfig'));
+  });
 }
 
 /**

@@ -423,8 +423,15 @@ describe('the operator', () => {
     expect(condition(stream, 'Ready')?.status).toBe('False');
   });
 
-  it('owns a headless Service for the stream and removes it when the stream is deleted', async () => {
-    await createStream(phones(), streamBody('short-lived', 'short'));
+  it('owns a headless Service for the stream and removes it when the stream is deleted, even after its Secret', async () => {
+    await core().createNamespacedSecret({
+      namespace: phones(),
+      body: { metadata: { name: 'short-tokens' }, stringData: { view: 'v-1234', control: 'c-5678' } },
+    });
+    await createStream(
+      phones(),
+      streamBody('short-lived', 'short', { webrtc: { whep: { authSecretRef: { name: 'short-tokens' } } } }),
+    );
     const service = await waitFor('the stream Service', async () => {
       const list = await core().listNamespacedService({
         namespace: phones(),
@@ -440,6 +447,8 @@ describe('the operator', () => {
     });
     expect((await getStream(phones(), 'short-lived')).metadata?.finalizers).toContain('cloudphone.io/cleanup');
 
+    // Its Secret goes first, as when a whole namespace is deleted: removing the finalizer must not be refused.
+    await core().deleteNamespacedSecret({ name: 'short-tokens', namespace: phones() });
     await custom().deleteNamespacedCustomObject({
       group: 'cloudphone.io',
       version: 'v1alpha1',

@@ -254,25 +254,32 @@ export class StreamReconciler {
     this.log.info({ stream: keyOf(stream), service: name }, 'applied stream service');
   }
 
-  /** One "Injected" Event per pod, for pods injected lately; not for every old pod after a restart of ours. */
+  /**
+   * An "Injected" Event for the pods injected lately that this process has not announced yet: one Event per
+   * reconcile naming a few of them, not one per pod (a thousand phones starting must not mean a thousand writes).
+   */
   private async announceInjected(stream: CloudPhoneStream, pods: V1Pod[]): Promise<void> {
     const key = keyOf(stream);
     let seen = this.announced.get(key);
     if (!seen) this.announced.set(key, (seen = new Set()));
     const recent = Date.now() - 5 * 60_000;
+    const fresh: string[] = [];
     for (const pod of pods) {
       const podName = pod.metadata?.name ?? '';
       if (pod.metadata?.labels?.[STREAM_LABEL] !== stream.metadata?.name || seen.has(podName)) continue;
       seen.add(podName);
       const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : 0;
-      if (created < recent) continue;
-      await this.o.events.record(
-        stream,
-        'Normal',
-        EventReason.Injected,
-        `injected the sidecar into pod ${podName} (stream generation ${String(stream.metadata?.generation ?? 0)})`,
-      );
+      if (created >= recent) fresh.push(podName);
     }
+    if (fresh.length === 0) return;
+    fresh.sort();
+    const listed = fresh.slice(0, 5).join(', ') + (fresh.length > 5 ? `, and ${String(fresh.length - 5)} more` : '');
+    await this.o.events.record(
+      stream,
+      'Normal',
+      EventReason.Injected,
+      `injected the sidecar into ${String(fresh.length)} pod${fresh.length === 1 ? '' : 's'}: ${listed} (stream generation ${String(stream.metadata?.generation ?? 0)})`,
+    );
   }
 
   /**

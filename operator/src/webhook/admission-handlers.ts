@@ -2,6 +2,7 @@
 // needs from the informers and the API, encode the answer, log and count it.
 
 import type { IncomingMessage } from 'node:http';
+import { isDeepStrictEqual } from 'node:util';
 import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { CloudPhoneClaim, CloudPhonePool, CloudPhoneStream } from '../../../generated/ts/api-types.ts';
@@ -95,6 +96,12 @@ export class AdmissionHandlers {
 
   private async refusals(request: AdmissionRequest): Promise<Refusal[]> {
     if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return [];
+    const object = request.object as { metadata?: { deletionTimestamp?: string }; spec?: unknown } | undefined;
+    const old = request.oldObject as { spec?: unknown } | undefined;
+    // Never stand in the way of a deletion (removing a finalizer is an UPDATE, and the Secrets may be gone by
+    // then), nor of an update that leaves the spec alone: only what the user changed is judged.
+    if (object?.metadata?.deletionTimestamp) return [];
+    if (request.operation === 'UPDATE' && isDeepStrictEqual(object?.spec, old?.spec)) return [];
     const namespace = request.namespace ?? '';
     const lookups = this.lookups(namespace);
     switch (request.kind.kind) {
