@@ -21,6 +21,9 @@ export interface OperatorConfig {
   sidecarImage: string;
   sidecarImagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   sidecarMetricsPort: number;
+  sidecarResources: { requests: Record<string, string>; limits: Record<string, string> };
+  /** Size limit of the memory-backed volume shared by the phone and the sidecar. */
+  sharedVolumeSize: string;
   workers: number;
   maxStatusWritesPerSecond: number;
   leaseName: string;
@@ -43,6 +46,11 @@ const options = {
   'sidecar-image': { type: 'string', default: 'cloudphone/sidecar:0.1.0' },
   'sidecar-image-pull-policy': { type: 'string', default: 'IfNotPresent' },
   'sidecar-metrics-port': { type: 'string', default: '9090' },
+  'sidecar-cpu-request': { type: 'string', default: '250m' },
+  'sidecar-memory-request': { type: 'string', default: '128Mi' },
+  'sidecar-cpu-limit': { type: 'string', default: '' },
+  'sidecar-memory-limit': { type: 'string', default: '512Mi' },
+  'shared-volume-size': { type: 'string', default: '256Mi' },
   workers: { type: 'string', default: '4' },
   'max-status-writes-per-second': { type: 'string', default: '10' },
   'lease-name': { type: 'string', default: 'cloudphone-operator' },
@@ -50,6 +58,17 @@ const options = {
   'report-interval-seconds': { type: 'string', default: '10' },
   'report-grace-seconds': { type: 'string', default: '60' },
 } as const;
+
+const QUANTITY =
+  /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
+
+/** A Kubernetes quantity such as 250m or 512Mi; empty means unset where `optional`. */
+function quantity(flag: string, value: string, optional = false): string | undefined {
+  if (value === '' && optional) return undefined;
+  if (!QUANTITY.test(value))
+    throw new ConfigError(`--${flag} must be a Kubernetes quantity such as 250m or 512Mi, got ${value}`);
+  return value;
+}
 
 function integer(flag: string, value: string, min: number, max: number): number {
   const n = Number(value);
@@ -60,7 +79,12 @@ function integer(flag: string, value: string, min: number, max: number): number 
 }
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
-  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
   const pullPolicy = values['sidecar-image-pull-policy'];
   if (pullPolicy !== 'Always' && pullPolicy !== 'IfNotPresent' && pullPolicy !== 'Never') {
     throw new ConfigError(`--sidecar-image-pull-policy must be Always, IfNotPresent or Never, got ${pullPolicy}`);
@@ -79,6 +103,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     sidecarImage: values['sidecar-image'],
     sidecarImagePullPolicy: pullPolicy,
     sidecarMetricsPort: integer('sidecar-metrics-port', values['sidecar-metrics-port'], 1, 65535),
+    sidecarResources: resources(values),
+    sharedVolumeSize: quantity('shared-volume-size', values['shared-volume-size']) ?? '256Mi',
     workers: integer('workers', values.workers, 1, 64),
     maxStatusWritesPerSecond: integer('max-status-writes-per-second', values['max-status-writes-per-second'], 1, 1000),
     leaseName: values['lease-name'],
@@ -86,4 +112,20 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     reportIntervalSeconds: integer('report-interval-seconds', values['report-interval-seconds'], 1, 300),
     reportGraceSeconds: integer('report-grace-seconds', values['report-grace-seconds'], 1, 3600),
   };
+}
+
+function resources(values: Record<string, string | boolean | undefined>): OperatorConfig['sidecarResources'] {
+  const pick = (flag: string, optional: boolean): string | undefined =>
+    quantity(flag, String(values[flag] ?? ''), optional);
+  const requests: Record<string, string> = {};
+  const limits: Record<string, string> = {};
+  const cpuRequest = pick('sidecar-cpu-request', true);
+  const memoryRequest = pick('sidecar-memory-request', true);
+  const cpuLimit = pick('sidecar-cpu-limit', true);
+  const memoryLimit = pick('sidecar-memory-limit', true);
+  if (cpuRequest) requests.cpu = cpuRequest;
+  if (memoryRequest) requests.memory = memoryRequest;
+  if (cpuLimit) limits.cpu = cpuLimit;
+  if (memoryLimit) limits.memory = memoryLimit;
+  return { requests, limits };
 }

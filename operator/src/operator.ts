@@ -212,8 +212,8 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   const settings = (): InjectionSettings => ({
     sidecarImage: config.sidecarImage,
     sidecarImagePullPolicy: config.sidecarImagePullPolicy,
-    sidecarResources: { requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '512Mi' } },
-    sharedVolumeSizeLimit: '256Mi',
+    sidecarResources: config.sidecarResources,
+    sharedVolumeSizeLimit: config.sharedVolumeSize,
     nativeSidecars,
     metricsPort: config.sidecarMetricsPort,
     report: {

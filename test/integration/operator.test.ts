@@ -129,6 +129,11 @@ async function report(op: OperatorProcess, pod: V1Pod, stream: string, body: Par
     controlViewers: 1,
     ...body,
   });
+  return postReport(op, token.status?.token ?? '', payload);
+}
+
+/** POSTs a report body with a bearer token to the operator's report endpoint; returns the HTTP status. */
+async function postReport(op: OperatorProcess, token: string, payload: string): Promise<number> {
   const ca = Buffer.from(
     (await core().readNamespacedSecret({ name: 'cloudphone-operator-tls', namespace: 'cloudphone-system' })).data?.[
       'ca.crt'
@@ -143,7 +148,7 @@ async function report(op: OperatorProcess, pod: V1Pod, stream: string, body: Par
         path: '/report',
         method: 'POST',
         ca,
-        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token.status?.token ?? ''}` },
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
       },
       (res) => {
         res.resume();
@@ -377,6 +382,15 @@ describe('the operator', () => {
     if (!a) throw new Error('no injected pod');
     expect(await report(first, a, 'phones', { pod: 'early-phone' })).toBe(403);
     expect(await report(first, a, 'other-stream')).toBe(403);
+    const body = JSON.stringify({
+      stream: { namespace: phones(), name: 'phones' },
+      pod: a.metadata?.name,
+      streaming: true,
+      viewers: 0,
+      controlViewers: 0,
+    });
+    expect(await postReport(first, 'not-a-token', body)).toBe(401);
+    expect(await postReport(first, '', body)).toBe(401);
   });
 
   it('restarts pods created before the stream when asked to, and then reports every pod streaming', async () => {

@@ -60,7 +60,7 @@ export interface SidecarReportsOptions {
 
 export class SidecarReports {
   private readonly o: Required<SidecarReportsOptions>;
-  private readonly tokens = new Map<string, { identity: Identity; until: number }>();
+  private readonly tokens = new Map<string, { identity: Identity | undefined; until: number }>();
 
   constructor(options: SidecarReportsOptions) {
     this.o = { tokenCacheMs: 60_000, ...options };
@@ -100,6 +100,12 @@ export class SidecarReports {
     const digest = createHash('sha256').update(token).digest('hex');
     const cached = this.tokens.get(digest);
     if (cached && cached.until > Date.now()) return cached.identity;
+    // Refused tokens are remembered too (briefly), so a client repeating a bad token costs one TokenReview.
+    const remember = (identity: Identity | undefined, forMs: number): Identity | undefined => {
+      if (this.tokens.size > 10_000) this.tokens.clear(); // bounded: a flood of distinct tokens cannot grow it
+      this.tokens.set(digest, { identity, until: Date.now() + forMs });
+      return identity;
+    };
     const review = await this.o.authentication.createTokenReview({
       body: { spec: { token, audiences: [REPORT_TOKEN_AUDIENCE] } },
     });
@@ -109,11 +115,8 @@ export class SidecarReports {
     const namespace = /^system:serviceaccount:([^:]+):/.exec(status?.user?.username ?? '')?.[1];
     if (!status?.authenticated || !status.audiences?.includes(REPORT_TOKEN_AUDIENCE) || !pod || !namespace) {
       this.o.log.info({ authenticated: status?.authenticated ?? false }, 'refused a sidecar report token');
-      return undefined;
+      return remember(undefined, 10_000);
     }
-    const identity = { namespace, pod };
-    if (this.tokens.size > 10_000) this.tokens.clear(); // bounded: a flood of distinct tokens cannot grow it
-    this.tokens.set(digest, { identity, until: Date.now() + this.o.tokenCacheMs });
-    return identity;
+    return remember({ namespace, pod }, this.o.tokenCacheMs);
   }
 }
