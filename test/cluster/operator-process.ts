@@ -21,12 +21,13 @@ export class OperatorProcess {
   private readonly child: ChildProcess;
   private exited = false;
 
-  constructor(identity: string, kubeconfig: string, extraArgs: string[] = []) {
+  /** dev: development mode (the default); off, the operator runs as the chart deploys it, given a kubeconfig. */
+  constructor(identity: string, kubeconfig: string, extraArgs: string[] = [], dev = true) {
     this.child = spawn(
       process.execPath,
       [
         join(repoRoot, 'operator/src/main.ts'),
-        '--dev',
+        ...(dev ? ['--dev'] : []),
         '--identity',
         identity,
         '--https-port',

@@ -67,3 +67,16 @@ export function apiErrorMessage(error: unknown): string {
     return String(body);
   }
 }
+
+/**
+ * Deletes the CloudPhoneStreams of a namespace and waits until they are gone. Call it while the operator still
+ * runs: their finalizer is the operator's to remove, and a namespace holding them never finishes deleting.
+ */
+export async function deleteStreams(namespace: string): Promise<void> {
+  kubectl('delete', 'cloudphonestreams', '--all', '--namespace', namespace, '--wait=true', '--timeout=60s');
+  await waitFor(`the streams of ${namespace} to be gone`, () =>
+    Promise.resolve(
+      kubectl('get', 'cloudphonestreams', '--namespace', namespace, '-o', 'name').trim() === '' || undefined,
+    ),
+  );
+}

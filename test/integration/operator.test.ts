@@ -18,6 +18,7 @@ import type { CloudPhoneStream, Condition } from '../../generated/ts/api-types.t
 import { SchemaValidator } from '../../schemas/runtime/validator.ts';
 import {
   apiErrorMessage,
+  deleteStreams,
   installCrds,
   kubeConfig,
   repoRoot,
@@ -217,6 +218,9 @@ describe('the operator', () => {
   });
 
   afterAll(async () => {
+    // While an operator still runs to remove their finalizers (the first one may have been killed).
+    await deleteStreams(phones());
+    await deleteStreams(plain());
     await first.stop();
     await second?.stop();
     // A killed development operator leaves its webhooks pointing at a closed port: remove them.

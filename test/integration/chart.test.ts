@@ -1,0 +1,210 @@
+// The chart installed into the real control plane, and the operator run with exactly the chart's permissions:
+// out of the cluster (kwok pods run no containers), impersonating the chart's ServiceAccount, behind the chart's
+// own webhook configurations pointed at it. If the chart's RBAC lacks a verb the operator uses, this fails.
+
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  AdmissionregistrationV1Api,
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  RbacAuthorizationV1Api,
+} from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { stringify } from 'yaml';
+import { jsonPatchOptions } from '../../operator/src/kube/patch-options.ts';
+import { OperatorProcess } from '../cluster/operator-process.ts';
+import { deleteStreams, kubeConfig, kubectl, repoRoot, useTestNamespace, waitFor } from '../cluster/test-cluster.ts';
+
+const release = 'cloudphone';
+const releaseNamespace = `cloudphone-chart-${randomBytes(3).toString('hex')}`;
+const phones = useTestNamespace('chart-phones', { 'cloudphone.io/injection': 'enabled' });
+const helm = (...args: string[]): string =>
+  execFileSync(join(repoRoot, '.cache/bin/helm'), ['--kubeconfig', inject('kubeconfig'), ...args], {
+    encoding: 'utf8',
+  });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => {
+        resolve(typeof address === 'object' && address ? address.port : 0);
+      });
+    });
+  });
+}
+
+/** The admin kubeconfig, acting as the chart's ServiceAccount. */
+function impersonatingKubeconfig(): string {
+  const admin = kubeConfig();
+  const path = join(tmpdir(), `chart-sa-${releaseNamespace}.kubeconfig`);
+  const user = admin.getCurrentUser();
+  const cluster = admin.getCurrentCluster();
+  writeFileSync(
+    path,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        { name: 'local', cluster: { server: cluster?.server, 'certificate-authority-data': cluster?.caData } },
+      ],
+      users: [
+        {
+          name: 'chart-sa',
+          user: {
+            'client-certificate-data': user?.certData,
+            'client-key-data': user?.keyData,
+            as: `system:serviceaccount:${releaseNamespace}:cloudphone-operator`,
+          },
+        },
+      ],
+      contexts: [{ name: 'local', context: { cluster: 'local', user: 'chart-sa' } }],
+      'current-context': 'local',
+    }),
+  );
+  return path;
+}
+
+describe('the chart on the local control plane', () => {
+  let operator: OperatorProcess | undefined;
+  let installed = false;
+
+  beforeAll(() => {
+    // Other test files may have installed the CRDs without Helm: let this release adopt them, as a user would.
+    const existing = kubectl('get', 'crd', '-o', 'name').split('\n');
+    for (const crd of ['cloudphonestreams', 'cloudphonepools', 'cloudphoneclaims']) {
+      const name = `${crd}.cloudphone.io`;
+      if (!existing.includes(`customresourcedefinition.apiextensions.k8s.io/${name}`)) continue;
+      const owner = [`meta.helm.sh/release-name=${release}`, `meta.helm.sh/release-namespace=${releaseNamespace}`];
+      kubectl('annotate', 'crd', name, '--overwrite', ...owner);
+      kubectl('label', 'crd', name, '--overwrite', 'app.kubernetes.io/managed-by=Helm');
+    }
+    const chart = join(repoRoot, 'charts/cloudphone-operator');
+    helm('install', release, chart, '--namespace', releaseNamespace, '--create-namespace');
+    installed = true;
+  });
+
+  afterAll(async () => {
+    if (operator) await deleteStreams(phones());
+    await operator?.stop();
+    if (installed) helm('uninstall', release, '--namespace', releaseNamespace);
+    await kubeConfig().makeApiClient(CoreV1Api).deleteNamespace({ name: releaseNamespace });
+  });
+
+  it('installs the CRDs established and the RBAC objects', async () => {
+    const ext = kubeConfig().makeApiClient(ApiextensionsV1Api);
+    const crd = await ext.readCustomResourceDefinition({ name: 'cloudphonestreams.cloudphone.io' });
+    expect(crd.status?.conditions?.find((c) => c.type === 'Established')?.status).toBe('True');
+    expect(crd.metadata?.annotations?.['helm.sh/resource-policy']).toBe('keep');
+    const rbac = kubeConfig().makeApiClient(RbacAuthorizationV1Api);
+    expect((await rbac.readClusterRole({ name: 'cloudphone-operator' })).rules?.length).toBeGreaterThan(5);
+    expect(
+      (await rbac.readNamespacedRole({ name: 'cloudphone-operator', namespace: releaseNamespace })).rules,
+    ).toBeDefined();
+  });
+
+  it('gives the operator enough permissions to inject a phone pod and reconcile its stream', async () => {
+    const port = await freePort();
+    // Point the chart's webhooks at the operator running here instead of its in-cluster Service.
+    const admission = kubeConfig().makeApiClient(AdmissionregistrationV1Api);
+    for (const [kind, path] of [
+      ['mutating', '/mutate-pods'],
+      ['validating', '/validate-resources'],
+    ] as const) {
+      const patch = [
+        { op: 'remove', path: '/webhooks/0/clientConfig/service' },
+        { op: 'add', path: '/webhooks/0/clientConfig/url', value: `https://127.0.0.1:${String(port)}${path}` },
+      ];
+      if (kind === 'mutating') {
+        await admission.patchMutatingWebhookConfiguration(
+          { name: 'cloudphone-operator', body: patch },
+          jsonPatchOptions(),
+        );
+      } else {
+        await admission.patchValidatingWebhookConfiguration(
+          { name: 'cloudphone-operator', body: patch },
+          jsonPatchOptions(),
+        );
+      }
+    }
+    operator = await new OperatorProcess(
+      'chart-operator',
+      impersonatingKubeconfig(),
+      ['--namespace', releaseNamespace, '--https-port', String(port), '--listen-host', '127.0.0.1'],
+      false,
+    ).started();
+    await waitFor('the operator to lead', () => Promise.resolve(operator?.isLeaderInLogs() || undefined));
+    // The leader fills in the caBundle, which the chart leaves empty.
+    await waitFor('the caBundle', async () => {
+      const mutating = await admission.readMutatingWebhookConfiguration({ name: 'cloudphone-operator' });
+      return mutating.webhooks?.[0]?.clientConfig.caBundle ? true : undefined;
+    });
+
+    const core = kubeConfig().makeApiClient(CoreV1Api);
+    await core.createNamespacedSecret({
+      namespace: phones(),
+      body: { metadata: { name: 'viewer-tokens' }, stringData: { view: 'chart-view-1', control: 'chart-control-1' } },
+    });
+    const custom = kubeConfig().makeApiClient(CustomObjectsApi);
+    await waitFor('the apiserver to call the operator', () =>
+      custom
+        .createNamespacedCustomObject({
+          group: 'cloudphone.io',
+          version: 'v1alpha1',
+          namespace: phones(),
+          plural: 'cloudphonestreams',
+          body: {
+            apiVersion: 'cloudphone.io/v1alpha1',
+            kind: 'CloudPhoneStream',
+            metadata: { name: 'fleet' },
+            spec: {
+              selector: { matchLabels: { app: 'phone' } },
+              phoneContainer: 'android',
+              webrtc: { whep: { authSecretRef: { name: 'viewer-tokens' } } },
+            },
+          },
+        })
+        .then(() => true),
+    );
+    const pod = await waitFor('a phone pod with its sidecar', async () => {
+      const created = await core.createNamespacedPod({
+        namespace: phones(),
+        body: {
+          metadata: { generateName: 'phone-', labels: { app: 'phone' } },
+          spec: { containers: [{ name: 'android', image: 'redroid/redroid:14.0.0-latest' }] },
+        },
+      });
+      return created.spec?.initContainers?.some((c) => c.name === 'cloudphone-sidecar') ? created : undefined;
+    });
+    expect(pod.metadata?.labels?.['cloudphone.io/stream']).toBe('fleet');
+    // Status, finalizer and Service writes all went through under the chart's RBAC.
+    const stream = await waitFor('the stream status', async () => {
+      const s = (await custom.getNamespacedCustomObject({
+        group: 'cloudphone.io',
+        version: 'v1alpha1',
+        namespace: phones(),
+        plural: 'cloudphonestreams',
+        name: 'fleet',
+      })) as { metadata: { finalizers?: string[] }; status?: { injected?: number } };
+      return (s.status?.injected ?? 0) >= 1 ? s : undefined;
+    }).catch((error: unknown) => {
+      throw new Error(`${String(error)}\noperator log:\n${operator?.tail(20) ?? ''}`);
+    });
+    expect(stream.metadata.finalizers).toContain('cloudphone.io/cleanup');
+    const services = await core.listNamespacedService({
+      namespace: phones(),
+      labelSelector: 'cloudphone.io/stream=fleet',
+    });
+    expect(services.items).toHaveLength(1);
+    // No RBAC denial at all (other refusals, such as writes into a namespace being deleted, are not the chart's).
+    const denials = operator.logs.map((l) => JSON.stringify(l)).filter((l) => /cannot \w+ resource/.test(l));
+    expect(denials).toEqual([]);
+  });
+});
