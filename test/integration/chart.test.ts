@@ -140,7 +140,7 @@ describe('the chart on the local control plane', () => {
       ['--namespace', releaseNamespace, '--https-port', String(port), '--listen-host', '127.0.0.1'],
       false,
     ).started();
-    await waitFor('the operator to lead', () => Promise.resolve(operator?.isLeaderInLogs() || undefined));
+    await waitFor('the operator to lead', () => Promise.resolve(operator?.isLeaderInLogs() ? true : undefined));
     // The leader fills in the caBundle, which the chart leaves empty.
     await waitFor('the caBundle', async () => {
       const mutating = await admission.readMutatingWebhookConfiguration({ name: 'cloudphone-operator' });
