@@ -18,7 +18,7 @@ describe('schemas/generate.ts --check', () => {
 
   beforeAll(() => {
     tree = mkdtempSync(join(tmpdir(), 'cloudphone-generate-'));
-    for (const path of ['package.json', 'schemas', 'crds', 'generated'])
+    for (const path of ['package.json', 'schemas', 'crds', 'generated', 'charts'])
       cpSync(join(root, path), join(tree, path), { recursive: true });
     symlinkSync(join(root, 'node_modules'), join(tree, 'node_modules'));
   });
@@ -41,6 +41,9 @@ describe('schemas/generate.ts --check', () => {
       expect(result.status).toBe(1);
       expect(result.output).toContain('stale: crds/cloudphone.io_cloudphonestreams.yaml');
       expect(result.output).toContain('stale: generated/ts/json-schemas.ts');
+      expect(result.output).toContain(
+        'stale: charts/cloudphone-operator/files/crds/cloudphone.io_cloudphonestreams.yaml',
+      );
       expect(result.output).not.toContain('cloudphone.io_cloudphoneclaims.yaml');
     } finally {
       writeFileSync(path, original);
