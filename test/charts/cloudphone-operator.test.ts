@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { webhookConfigurations } from '../../operator/src/webhook/webhook-configurations.ts';
 
 const root = join(import.meta.dirname, '../..');
@@ -32,10 +32,30 @@ function refusal(...args: string[]): string {
 }
 
 describe('the cloudphone-operator chart', () => {
-  it('passes helm lint', () => {
-    const result = spawnSync(helm, ['lint', chart], { encoding: 'utf8' });
+  const scenarios = readdirSync(join(chart, 'ci')).sort();
+
+  it.each(scenarios)('passes helm lint with ci/%s', (scenario) => {
+    const result = spawnSync(helm, ['lint', chart, '--values', join(chart, 'ci', scenario)], { encoding: 'utf8' });
     expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(result.status).toBe(0);
+  });
+
+  it('renders ci/single-replica-values.yaml without CRDs, failing open, with one replica', () => {
+    const docs = render('--values', join(chart, 'ci/single-replica-values.yaml'));
+    expect(docs.some((d) => d.kind === 'CustomResourceDefinition')).toBe(false);
+    const mutating = docs.find((d) => d.kind === 'MutatingWebhookConfiguration') as {
+      webhooks: { failurePolicy: string }[];
+    };
+    expect(mutating.webhooks[0]?.failurePolicy).toBe('Ignore');
+    expect((docs.find((d) => d.kind === 'Deployment') as { spec: { replicas: number } }).spec.replicas).toBe(1);
+  });
+
+  it('renders the defaults as the snapshot says (review the diff of any change)', async () => {
+    const text = render()
+      .filter((d) => d.kind !== 'CustomResourceDefinition')
+      .map((d) => stringify(d))
+      .join('---\n');
+    await expect(text).toMatchFileSnapshot('../fixtures/chart/default-render.yaml');
   });
 
   it.each([
