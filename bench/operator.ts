@@ -209,7 +209,7 @@ async function main(): Promise<void> {
     const statusWrites = Number(/^cloudphone_status_writes_total (\d+)/m.exec(metrics)?.[1] ?? 0);
     const diagnostics = metrics
       .split('\n')
-      .filter((l) => /^cloudphone_(https_connections|event_loop_lag_seconds_(bucket|count|sum))/.test(l));
+      .filter((l) => /^(cloudphone_https_connections|nodejs_eventloop_lag_(mean|p50|p99|max)_seconds) /.test(l));
     console.log(diagnostics.join('\n'));
 
     const webhook = operator.logs

@@ -52,12 +52,6 @@ export class OperatorMetrics {
     help: 'TLS connections accepted by the webhook and report endpoint since start.',
     registers: [this.registry],
   });
-  readonly eventLoopLag = new Histogram({
-    name: 'cloudphone_event_loop_lag_seconds',
-    help: 'How late a timer set for 10 ms fired: time requests wait behind other work.',
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-    registers: [this.registry],
-  });
   readonly leader = new Gauge({
     name: 'cloudphone_leader',
     help: '1 while this replica holds the leader Lease.',
@@ -71,6 +65,7 @@ export class OperatorMetrics {
   });
 
   constructor() {
+    // Includes nodejs_eventloop_lag_* (from perf_hooks.monitorEventLoopDelay): how long work waits behind other work.
     collectDefaultMetrics({ register: this.registry });
   }
 }

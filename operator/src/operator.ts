@@ -265,13 +265,6 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     }
     metrics.httpsConnections.set(endpoints.connections);
   }, 10_000);
-  let lagProbeAt = performance.now();
-  const lagProbe = setInterval(() => {
-    const now = performance.now();
-    metrics.eventLoopLag.observe(Math.max(0, now - lagProbeAt - 10) / 1000);
-    lagProbeAt = now;
-  }, 10);
-  lagProbe.unref();
   informerRestarts.unref();
 
   leader.start();
@@ -287,7 +280,6 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     stop: async () => {
       ready = false;
       clearInterval(informerRestarts);
-      clearInterval(lagProbe);
       const wasLeader = leader.isLeader();
       await leader.stop();
       await controller.stop();

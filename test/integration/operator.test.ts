@@ -537,6 +537,7 @@ describe('the operator', () => {
     expect(text).toMatch(/cloudphone_reconcile_duration_seconds_count\{controller="cloudphonestream"\} [1-9]/);
     expect(text).toMatch(/cloudphone_webhook_duration_seconds_bucket/);
     expect(text).toContain('cloudphone_leader 1');
+    expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
   });
 
   it('fails over to the other replica when the leader is killed', async () => {

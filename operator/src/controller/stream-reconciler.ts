@@ -21,7 +21,7 @@ import { selectorMatches } from '../webhook/label-selector.ts';
 import { ConditionType, EventReason, setCondition } from './conditions.ts';
 import type { EventRecorder } from './event-recorder.ts';
 import { withFinalizer, type Outcome } from './finalizer.ts';
-import { assessStream } from './stream-status.ts';
+import { assessStream, isPodReady } from './stream-status.ts';
 import type { ReportStore } from './sidecar-reports.ts';
 import { FIELD_MANAGER, type StatusWriter } from './status-writer.ts';
 
@@ -66,6 +66,8 @@ export class StreamReconciler {
   /** Per stream: pods this process already announced as injected, and the last not-reporting verdict. */
   private readonly announced = new Map<string, Set<string>>();
   private readonly lastNotReporting = new Map<string, string>();
+  /** Per stream: the uid/generation last found valid, so an unchanged spec is not validated on every pod event. */
+  private readonly validated = new Map<string, string>();
 
   constructor(options: StreamReconcilerOptions) {
     this.o = options;
@@ -126,12 +128,16 @@ export class StreamReconciler {
     const name = stream.metadata?.name ?? '';
     const key = keyOf(stream);
     // The CRD schema already holds, unless the CRD installed is older or newer than this operator.
-    const problems = this.o.validator.check(KIND, stream);
-    if (problems.length > 0) {
-      throw new TerminalError(
-        EventReason.InvalidSpec,
-        problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; '),
-      );
+    const version = `${stream.metadata?.uid ?? ''}/${String(stream.metadata?.generation ?? 0)}`;
+    if (this.validated.get(key) !== version) {
+      const problems = this.o.validator.check(KIND, stream);
+      if (problems.length > 0) {
+        throw new TerminalError(
+          EventReason.InvalidSpec,
+          problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; '),
+        );
+      }
+      this.validated.set(key, version);
     }
     await this.ensureService(stream);
 
@@ -188,6 +194,7 @@ export class StreamReconciler {
     this.o.statusWriter.forget({ kind: KIND, plural: PLURAL, namespace, name });
     this.announced.delete(key);
     this.lastNotReporting.delete(key);
+    this.validated.delete(key);
   }
 
   private ownedServices(stream: CloudPhoneStream): V1Service[] {
@@ -287,11 +294,7 @@ export class StreamReconciler {
    * only while every other matching pod is Ready: a rolling restart, never a whole fleet at once.
    */
   private async restartOne(stream: CloudPhoneStream, pods: V1Pod[], needRestart: V1Pod[]): Promise<number> {
-    const busy = pods.some(
-      (p) =>
-        p.metadata?.deletionTimestamp !== undefined ||
-        !(p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
-    );
+    const busy = pods.some((p) => p.metadata?.deletionTimestamp !== undefined || !isPodReady(p));
     if (busy) return 2000;
     const victim = [...needRestart].sort((a, b) =>
       String(a.metadata?.creationTimestamp ?? '').localeCompare(String(b.metadata?.creationTimestamp ?? '')),

@@ -3,7 +3,8 @@
 
 import type { V1Pod } from '@kubernetes/client-node';
 import type { CloudPhoneStream, CloudPhoneStreamStatus, Condition } from '../../../generated/ts/api-types.ts';
-import { INJECT_OPT_OUT, STREAM_LABEL } from '../labels.ts';
+import { STREAM_LABEL } from '../labels.ts';
+import { isOptedOut } from '../webhook/pod-injector.ts';
 import type { ReceivedReport } from './sidecar-reports.ts';
 import { ConditionType, Reason, setCondition } from './conditions.ts';
 
@@ -37,10 +38,6 @@ export function isPodReady(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
-function optedOut(pod: V1Pod): boolean {
-  return pod.metadata?.labels?.[INJECT_OPT_OUT] === 'false' || pod.metadata?.annotations?.[INJECT_OPT_OUT] === 'false';
-}
-
 function runningSince(pod: V1Pod): number | undefined {
   if (pod.status?.phase !== 'Running') return undefined;
   const start = pod.status.startTime;
@@ -61,7 +58,7 @@ export function assessStream(o: StreamObservation): StreamAssessment {
   const now = o.now.getTime();
   const live = o.pods.filter((p) => !p.metadata?.deletionTimestamp);
   const injected = live.filter((p) => p.metadata?.labels?.[STREAM_LABEL] === name);
-  const needRestart = live.filter((p) => p.metadata?.labels?.[STREAM_LABEL] !== name && !optedOut(p));
+  const needRestart = live.filter((p) => p.metadata?.labels?.[STREAM_LABEL] !== name && !isOptedOut(p));
 
   const streaming: string[] = [];
   const notReporting: string[] = [];

@@ -45,7 +45,8 @@ export function isInjected(pod: V1Pod): boolean {
   );
 }
 
-function optedOut(pod: V1Pod): boolean {
+/** The pod said cloudphone.io/inject: "false", by label or by annotation. */
+export function isOptedOut(pod: V1Pod): boolean {
   return pod.metadata?.labels?.[INJECT_OPT_OUT] === 'false' || pod.metadata?.annotations?.[INJECT_OPT_OUT] === 'false';
 }
 
@@ -70,7 +71,7 @@ export function injectSidecar(
   settings: InjectionSettings,
   validator: SchemaValidator,
 ): InjectionDecision {
-  if (optedOut(pod)) return allow(`opted out with ${INJECT_OPT_OUT}=false`);
+  if (isOptedOut(pod)) return allow(`opted out with ${INJECT_OPT_OUT}=false`);
   if (isInjected(pod)) return allow('already injected');
   const [stream, ...others] = matchingStreams(pod, streams);
   if (!stream) return allow('no stream selects the pod');
