@@ -1,0 +1,141 @@
+/*
+ * cloudphone producer: what an Android compositor (HWC) links to publish its screen to the streaming sidecar
+ * in the same pod, and to receive the viewers' touches and keys. Plain C, no dependency beyond libc; one
+ * producer is used from one thread. The reference producer (native/src/simulator) shows a complete use.
+ *
+ *   cp_producer_config config = cp_producer_default_config("/run/cloudphone", 720, 1280, CP_PIXEL_RGBA8888);
+ *   cp_producer *producer;
+ *   if (cp_producer_open(&config, &producer) != 0) ...;
+ *   for each composed frame:
+ *     cp_frame frame;
+ *     cp_producer_begin_frame(producer, &frame);   compose into frame.pixels, frame.stride bytes per row
+ *     cp_producer_end_frame(producer, capture_ns, NULL);
+ *     while (cp_producer_poll_input(producer, &event) > 0) inject event;
+ *   cp_producer_close(producer);
+ *
+ * The sidecar may start before or after the producer and may restart: publishing never blocks and never
+ * fails because the sidecar is away; the producer reconnects on its own (at most once a second) and
+ * announces its surface again.
+ *
+ * Functions return 0 (or a count) on success and a negative errno value on failure.
+ */
+#ifndef CLOUDPHONE_PRODUCER_H
+#define CLOUDPHONE_PRODUCER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloudphone/framebuffer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of the control protocol this library speaks (Hello.protocol_version). */
+#define CP_PROTOCOL_VERSION 1u
+/* Largest control message either side sends or accepts. */
+#define CP_CONTROL_MESSAGE_MAX 65536u
+
+typedef struct cp_producer cp_producer;
+
+typedef enum cp_memory_kind {
+  /* A file in the shared directory, found by name. */
+  CP_MEMORY_SHARED_FILE = 0,
+  /* A sealed memfd handed to the sidecar over the control socket (SCM_RIGHTS). */
+  CP_MEMORY_PASSED_FD = 1
+} cp_memory_kind;
+
+typedef struct cp_producer_config {
+  /* The pod's shared memory-backed volume, as mounted in the phone container. */
+  const char *shared_dir;
+  /* File name of the sidecar's control socket inside shared_dir; NULL means "control.sock". */
+  const char *socket_name;
+  uint32_t width;
+  uint32_t height;
+  enum cp_pixel_format format;
+  /* Bytes per row; 0 picks width * bytes per pixel rounded up to 64. */
+  uint32_t stride;
+  /* CP_FB_MIN_SLOTS to CP_FB_MAX_SLOTS; 0 picks 3. */
+  uint32_t slot_count;
+  cp_memory_kind memory;
+  /* Free-form name and version for the sidecar's logs; NULL means "libcloudphone-producer". */
+  const char *name;
+} cp_producer_config;
+
+typedef struct cp_frame {
+  /* Where to compose the frame: stride * height bytes (NV12: plus the chroma plane right after). */
+  uint8_t *pixels;
+  uint32_t stride;
+  uint32_t width;
+  uint32_t height;
+  enum cp_pixel_format format;
+  /* Frame number this frame will have, starting at 1 for each generation. */
+  uint64_t frame_number;
+} cp_frame;
+
+typedef struct cp_rect {
+  uint32_t x, y, width, height;
+} cp_rect;
+
+typedef enum cp_input_kind { CP_INPUT_TOUCH = 1, CP_INPUT_KEY = 2, CP_INPUT_TEXT = 3, CP_INPUT_SCROLL = 4 } cp_input_kind;
+
+/* A viewer's input, already checked by the sidecar and checked again here. Coordinates are normalized to
+ * the screen (0 = left/top, 1 = right/bottom). Actions and key codes use Android's numbers. */
+typedef struct cp_input_event {
+  cp_input_kind kind;
+  union {
+    struct { uint8_t action, pointer_id; float x, y, pressure; } touch;
+    struct { uint8_t action; uint32_t keycode, repeat, meta_state; } key;
+    /* NUL-terminated UTF-8, truncated to fit. */
+    struct { char text[256]; } text;
+    struct { float x, y, horizontal, vertical; } scroll;
+  } u;
+} cp_input_event;
+
+/* A config with the given geometry and every other field at its default. */
+cp_producer_config cp_producer_default_config(const char *shared_dir, uint32_t width, uint32_t height,
+                                              enum cp_pixel_format format);
+
+/* Creates the first surface generation and tries to reach the sidecar (not finding it is not an error). */
+int cp_producer_open(const cp_producer_config *config, cp_producer **out);
+
+/* Starts a new surface generation: a new size or format. Frames of the old generation are dropped. */
+int cp_producer_resize(cp_producer *producer, uint32_t width, uint32_t height, enum cp_pixel_format format);
+
+/* Hands out the slot the next frame goes into; the sidecar will not read it until cp_producer_end_frame. */
+int cp_producer_begin_frame(cp_producer *producer, cp_frame *frame);
+
+/* Publishes the slot taken by cp_producer_begin_frame. capture_time_ns is CLOCK_MONOTONIC; damage may be
+ * NULL (the whole screen changed). */
+int cp_producer_end_frame(cp_producer *producer, int64_t capture_time_ns, const cp_rect *damage);
+
+/* Takes one input event sent by the sidecar: 1 with *event filled, 0 when none is waiting, negative on
+ * error. Malformed messages are skipped and counted (cp_producer_stats). */
+int cp_producer_poll_input(cp_producer *producer, cp_input_event *event);
+
+/* The control socket's file descriptor, for poll(2) in the producer's own loop; -1 while disconnected. */
+int cp_producer_fd(const cp_producer *producer);
+
+/* 1 while the sidecar is connected and has welcomed this producer. */
+int cp_producer_connected(const cp_producer *producer);
+
+typedef struct cp_producer_stats {
+  uint64_t frames_published;
+  uint64_t notifications_dropped;
+  uint64_t connects;
+  uint64_t malformed_messages;
+  uint32_t generation;
+  /* The frame rate the sidecar asked for in its Welcome, 0 before it answered. */
+  uint32_t consumer_max_fps;
+} cp_producer_stats;
+
+void cp_producer_get_stats(const cp_producer *producer, cp_producer_stats *stats);
+
+/* Says goodbye to the sidecar, unmaps and removes the surface. Accepts NULL. */
+void cp_producer_close(cp_producer *producer);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* CLOUDPHONE_PRODUCER_H */

@@ -1,0 +1,212 @@
+// The N-API surface of the native core: one class, Pipeline, that sidecar/src/native.ts wraps. Nothing
+// here throws C++ exceptions; failures become JS errors with a name (ConfigError, ProducerError,
+// EncoderError, SrtError, InputError) and a reason.
+#include <napi.h>
+
+#include <memory>
+
+#include "pipeline.h"
+
+namespace cloudphone {
+namespace {
+
+Napi::Value throw_named(Napi::Env env, const NativeError& failure) {
+  Napi::Error error = Napi::Error::New(env, failure.reason);
+  error.Set("name", Napi::String::New(env, failure.name));
+  error.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+std::string string_option(const Napi::Object& o, const char* key, const std::string& fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
+}
+
+uint32_t uint_option(const Napi::Object& o, const char* key, uint32_t fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
+}
+
+bool bool_option(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
+}
+
+class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "Pipeline",
+                       {InstanceMethod("start", &PipelineWrap::start), InstanceMethod("stop", &PipelineWrap::stop),
+                        InstanceMethod("requestKeyframe", &PipelineWrap::request_keyframe),
+                        InstanceMethod("setBitrate", &PipelineWrap::set_bitrate),
+                        InstanceMethod("setMaxFps", &PipelineWrap::set_max_fps),
+                        InstanceMethod("sendInput", &PipelineWrap::send_input),
+                        InstanceMethod("stats", &PipelineWrap::stats),
+                        InstanceMethod("parameterSets", &PipelineWrap::parameter_sets)});
+  }
+
+  explicit PipelineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PipelineWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+      throw_named(env, error("ConfigError", "Pipeline(options, onEvent) needs an options object and a function"));
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    settings_.shared_dir = string_option(o, "sharedDir", "");
+    settings_.socket_name = string_option(o, "socketName", "control.sock");
+    settings_.max_fps = uint_option(o, "maxFps", 30);
+    settings_.bitrate_kbps = uint_option(o, "bitrateKbps", 4000);
+    settings_.keyframe_interval_seconds = uint_option(o, "keyframeIntervalSeconds", 2);
+    settings_.intra_refresh = bool_option(o, "intraRefresh", false);
+    settings_.preset = string_option(o, "preset", "ultrafast");
+    Napi::Value srt = o.Get("srt");
+    if (srt.IsObject()) {
+      Napi::Object s = srt.As<Napi::Object>();
+      settings_.srt_enabled = true;
+      settings_.srt.listener = bool_option(s, "listener", false);
+      settings_.srt.host = string_option(s, "host", "");
+      settings_.srt.port = static_cast<uint16_t>(uint_option(s, "port", 0));
+      settings_.srt.latency_ms = uint_option(s, "latencyMs", 120);
+      settings_.srt.passphrase = string_option(s, "passphrase", "");
+      settings_.srt.key_length = uint_option(s, "keyLength", 16);
+      settings_.srt.stream_id = string_option(s, "streamId", "");
+    }
+    events_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "cloudphone-pipeline-events", 0, 1);
+    // The pipeline is stopped explicitly; pending events must not keep a finished process alive.
+    events_.Unref(env);
+  }
+
+  ~PipelineWrap() override {
+    pipeline_.stop();
+    if (events_) events_.Release();
+  }
+
+ private:
+  Napi::Value start(const Napi::CallbackInfo& info) {
+    if (started_) return throw_named(info.Env(), error("StateError", "the pipeline was already started"));
+    Napi::ThreadSafeFunction events = events_;
+    NativeError failure = pipeline_.start(settings_, [events](PipelineEvent event) mutable {
+      auto* heap = new PipelineEvent(std::move(event));
+      napi_status status = events.NonBlockingCall(heap, [](Napi::Env env, Napi::Function callback, PipelineEvent* e) {
+        std::unique_ptr<PipelineEvent> owned(e);
+        if (!env || !callback) return;
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("type", e->type);
+        if (!e->name.empty()) o.Set("name", e->name);
+        if (!e->reason.empty()) o.Set("reason", e->reason);
+        if (!e->producer.empty()) o.Set("producer", e->producer);
+        if (e->type == "surface") {
+          o.Set("generation", e->generation);
+          o.Set("width", e->width);
+          o.Set("height", e->height);
+          o.Set("format", e->format);
+        }
+        callback.Call({o});
+      });
+      if (status != napi_ok) delete heap;
+    });
+    if (failure) return throw_named(info.Env(), failure);
+    started_ = true;
+    return info.Env().Undefined();
+  }
+
+  Napi::Value stop(const Napi::CallbackInfo& info) {
+    pipeline_.stop();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value request_keyframe(const Napi::CallbackInfo& info) {
+    pipeline_.request_keyframe();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value set_bitrate(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsNumber())
+      return throw_named(info.Env(), error("ConfigError", "setBitrate(kbps) needs a number"));
+    uint32_t kbps = info[0].As<Napi::Number>().Uint32Value();
+    if (kbps < 50 || kbps > 100000) return throw_named(info.Env(), error("ConfigError", "bitrate must be 50 to 100000 kbps"));
+    pipeline_.set_bitrate(kbps);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value set_max_fps(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsNumber())
+      return throw_named(info.Env(), error("ConfigError", "setMaxFps(fps) needs a number"));
+    uint32_t fps = info[0].As<Napi::Number>().Uint32Value();
+    if (fps < 1 || fps > 240) return throw_named(info.Env(), error("ConfigError", "fps must be 1 to 240"));
+    pipeline_.set_max_fps(fps);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value send_input(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsTypedArray())
+      return throw_named(info.Env(), error("InputError", "sendInput(message) needs a Uint8Array"));
+    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+    NativeError failure = pipeline_.send_input(bytes.Data(), bytes.ByteLength());
+    if (failure) return throw_named(info.Env(), failure);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const PipelineStats& s = pipeline_.stats();
+    Napi::Object o = Napi::Object::New(env);
+    auto number = [&](const char* key, double value) { o.Set(key, Napi::Number::New(env, value)); };
+    number("framesPublished", static_cast<double>(s.frames_published));
+    number("framesEncoded", static_cast<double>(s.frames_encoded));
+    number("framesStale", static_cast<double>(s.frames_stale));
+    number("framesTorn", static_cast<double>(s.frames_torn));
+    number("keyframes", static_cast<double>(s.keyframes));
+    number("bytesEncoded", static_cast<double>(s.bytes_encoded));
+    number("encodeSecondsTotal", static_cast<double>(s.encode_ns_total) / 1e9);
+    number("convertSecondsTotal", static_cast<double>(s.convert_ns_total) / 1e9);
+    number("malformedMessages", static_cast<double>(s.malformed_messages));
+    number("producerErrors", static_cast<double>(s.producer_errors));
+    number("producerConnects", static_cast<double>(s.producer_connects));
+    number("lastCaptureToEncodedMs", static_cast<double>(s.last_capture_to_encoded_ns) / 1e6);
+    number("bitrateKbps", s.bitrate_kbps);
+    number("maxFps", s.max_fps);
+    o.Set("producerConnected", Napi::Boolean::New(env, s.producer_connected));
+    number("width", s.width);
+    number("height", s.height);
+    number("format", s.format);
+    number("generation", s.generation);
+    SrtStats srt = pipeline_.srt_stats();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("connected", Napi::Boolean::New(env, srt.connected));
+    r.Set("rttMs", srt.rtt_ms);
+    r.Set("bandwidthMbps", srt.bandwidth_mbps);
+    r.Set("sendRateMbps", srt.send_rate_mbps);
+    r.Set("packetsSent", static_cast<double>(srt.packets_sent));
+    r.Set("packetsLost", static_cast<double>(srt.packets_lost));
+    r.Set("packetsRetransmitted", static_cast<double>(srt.packets_retransmitted));
+    r.Set("packetsDropped", static_cast<double>(srt.packets_dropped));
+    r.Set("sendBufferMs", static_cast<double>(srt.send_buffer_ms));
+    r.Set("connects", static_cast<double>(srt.connects));
+    r.Set("accessUnitsSent", static_cast<double>(srt.access_units_sent));
+    r.Set("accessUnitsDropped", static_cast<double>(srt.access_units_dropped));
+    o.Set("srt", r);
+    return o;
+  }
+
+  Napi::Value parameter_sets(const Napi::CallbackInfo& info) {
+    std::vector<uint8_t> sets = pipeline_.parameter_sets();
+    return Napi::Buffer<uint8_t>::Copy(info.Env(), sets.data(), sets.size());
+  }
+
+  PipelineSettings settings_;
+  Pipeline pipeline_;
+  Napi::ThreadSafeFunction events_;
+  bool started_ = false;
+};
+
+}  // namespace
+}  // namespace cloudphone
+
+static Napi::Object InitCloudphone(Napi::Env env, Napi::Object exports) {
+  exports.Set("Pipeline", cloudphone::PipelineWrap::define(env));
+  exports.Set("protocolVersion", Napi::Number::New(env, 1));
+  return exports;
+}
+
+NODE_API_MODULE(cloudphone, InitCloudphone)

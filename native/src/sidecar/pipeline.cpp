@@ -1,0 +1,476 @@
+#include "pipeline.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstring>
+
+#include "cloudphone/control_generated.h"
+#include "libyuv/convert_from_argb.h"
+#include "sigbus_guard.h"
+
+namespace cloudphone {
+namespace {
+
+constexpr uint16_t kProtocolVersion = 1;
+constexpr std::size_t kInputQueueMax = 64;
+constexpr std::size_t kInputMessageMax = 1024;
+// Messages handled per wake-up before frames get a turn: a flooding producer cannot starve the encoder.
+constexpr int kMessagesPerTurn = 64;
+
+int64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+bool verify_message(const uint8_t* data, std::size_t length) {
+  // Small depth and table limits: no legitimate control message nests deeper than Message -> body -> field.
+  flatbuffers::Verifier::Options options;
+  options.max_depth = 8;
+  options.max_tables = 16;
+  flatbuffers::Verifier verifier(data, length, options);
+  return control::VerifyMessageBuffer(verifier);
+}
+
+bool safe_file_name(const std::string& name) {
+  if (name.empty() || name.size() > 64 || name == "." || name == "..") return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
+  return true;
+}
+
+std::size_t build_message(uint8_t* out, std::size_t capacity,
+                          const std::function<flatbuffers::Offset<control::Message>(flatbuffers::FlatBufferBuilder&)>& body) {
+  flatbuffers::FlatBufferBuilder builder(256);
+  control::FinishMessageBuffer(builder, body(builder));
+  if (builder.GetSize() > capacity) return 0;
+  std::memcpy(out, builder.GetBufferPointer(), builder.GetSize());
+  return builder.GetSize();
+}
+
+}  // namespace
+
+Pipeline::~Pipeline() { stop(); }
+
+NativeError Pipeline::start(const PipelineSettings& settings, EventFn on_event) {
+  settings_ = settings;
+  on_event_ = std::move(on_event);
+  if (settings_.max_fps == 0 || settings_.max_fps > 240) return error("ConfigError", "fps must be 1 to 240");
+  if (!safe_file_name(settings_.socket_name)) return error("ConfigError", "socket name must be a plain file name");
+  dir_fd_ = ::open(settings_.shared_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd_ < 0) return error("ConfigError", "shared directory " + settings_.shared_dir + ": " + std::strerror(errno));
+  NativeError failure = listener_.listen(settings_.shared_dir + "/" + settings_.socket_name);
+  if (!failure && settings_.srt_enabled) {
+    failure = srt_.start(
+        settings_.srt,
+        [this](const char* kind, const std::string& name, const std::string& reason) {
+          PipelineEvent event;
+          event.type = std::string("srt-") + kind;
+          event.name = name;
+          event.reason = reason;
+          emit(std::move(event));
+        },
+        [this] { request_keyframe(); });
+  }
+  if (failure) {
+    listener_.close();
+    ::close(dir_fd_);
+    dir_fd_ = -1;
+    return failure;
+  }
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  stats_.bitrate_kbps = settings_.bitrate_kbps;
+  stats_.max_fps = settings_.max_fps;
+  input_queue_.reserve(kInputQueueMax);
+  running_ = true;
+  thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+void Pipeline::stop() {
+  if (running_.exchange(false)) {
+    wake();
+    if (thread_.joinable()) thread_.join();
+  }
+  srt_.stop();
+  drop_producer("sidecar stopping", false);
+  listener_.close();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+  wake_fd_ = dir_fd_ = -1;
+}
+
+void Pipeline::wake() {
+  uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
+}
+
+void Pipeline::emit(PipelineEvent event) {
+  if (on_event_) on_event_(std::move(event));
+}
+
+void Pipeline::request_keyframe() {
+  keyframe_requested_ = true;
+  wake();
+}
+
+void Pipeline::set_bitrate(uint32_t kbps) {
+  requested_bitrate_ = kbps;
+  wake();
+}
+
+void Pipeline::set_max_fps(uint32_t fps) {
+  if (fps >= 1 && fps <= 240) stats_.max_fps = fps;
+}
+
+std::vector<uint8_t> Pipeline::parameter_sets() {
+  std::lock_guard<std::mutex> lock(parameter_sets_mutex_);
+  return parameter_sets_;
+}
+
+NativeError Pipeline::send_input(const uint8_t* data, std::size_t length) {
+  if (length > kInputMessageMax) return error("InputError", "input message is larger than 1024 bytes");
+  if (!verify_message(data, length)) return error("InputError", "input message is not a valid control Message");
+  auto type = control::GetMessage(data)->body_type();
+  if (type != control::Body::cloudphone_input_Touch && type != control::Body::cloudphone_input_Key &&
+      type != control::Body::cloudphone_input_Text && type != control::Body::cloudphone_input_Scroll)
+    return error("InputError", "only touch, key, text and scroll messages go to the phone");
+  if (!stats_.producer_connected) return error("InputError", "no phone is connected");
+  {
+    std::lock_guard<std::mutex> lock(input_mutex_);
+    if (input_queue_.size() >= kInputQueueMax) return error("InputError", "the phone is not taking input");
+    input_queue_.emplace_back(data, data + length);
+  }
+  wake();
+  return {};
+}
+
+void Pipeline::flush_input() {
+  std::vector<std::vector<uint8_t>> pending;
+  {
+    std::lock_guard<std::mutex> lock(input_mutex_);
+    pending.swap(input_queue_);
+    input_queue_.reserve(kInputQueueMax);
+  }
+  for (const auto& message : pending)
+    if (producer_fd_ >= 0) send_message(producer_fd_, message.data(), message.size());
+}
+
+void Pipeline::producer_error(const std::string& reason) {
+  stats_.producer_errors++;
+  PipelineEvent event;
+  event.type = "error";
+  event.name = "ProducerError";
+  event.reason = reason;
+  emit(std::move(event));
+}
+
+void Pipeline::accept_producer() {
+  int fd = listener_.accept_connection();
+  if (fd < 0) return;
+  // A second connection means the phone's compositor restarted; the newest producer wins.
+  if (producer_fd_ >= 0) drop_producer("replaced by a new producer connection", true);
+  producer_fd_ = fd;
+  greeted_ = false;
+  stats_.producer_connects++;
+}
+
+void Pipeline::drop_producer(const std::string& reason, bool announce) {
+  if (producer_fd_ < 0) return;
+  ::close(producer_fd_);
+  producer_fd_ = -1;
+  mapping_.reset();
+  frame_pending_ = false;
+  bool was_connected = stats_.producer_connected.exchange(false);
+  if (announce && was_connected) {
+    PipelineEvent event;
+    event.type = "producer-disconnected";
+    event.reason = reason;
+    event.producer = producer_name_;
+    emit(std::move(event));
+  }
+}
+
+void Pipeline::read_producer() {
+  for (int i = 0; i < kMessagesPerTurn && producer_fd_ >= 0; i++) {
+    ReceivedMessage received;
+    int rc = receive_message(producer_fd_, message_, sizeof message_, &received);
+    if (rc == 0) return;
+    if (rc < 0) {
+      drop_producer("producer closed the control socket", true);
+      return;
+    }
+    if (received.truncated || received.length > kControlMessageMax) {
+      if (received.fd >= 0) ::close(received.fd);
+      stats_.malformed_messages++;
+      continue;
+    }
+    handle_message(message_, received.length, received.fd);
+  }
+}
+
+void Pipeline::handle_message(const uint8_t* data, std::size_t length, int fd) {
+  struct FdCloser {
+    int fd;
+    ~FdCloser() {
+      if (fd >= 0) ::close(fd);
+    }
+  } passed{fd};
+  if (!verify_message(data, length)) {
+    stats_.malformed_messages++;
+    return;
+  }
+  const control::Message* message = control::GetMessage(data);
+  if (!greeted_) {
+    const control::Hello* hello = message->body_as_Hello();
+    if (!hello) {
+      stats_.malformed_messages++;
+      drop_producer("producer did not start with Hello", false);
+      return;
+    }
+    uint8_t reply[512];
+    if (hello->protocol_version() != kProtocolVersion) {
+      std::size_t n = build_message(reply, sizeof reply, [](flatbuffers::FlatBufferBuilder& b) {
+        auto goodbye = control::CreateGoodbye(b, b.CreateString("unsupported protocol version"));
+        return control::CreateMessage(b, control::Body::Goodbye, goodbye.Union());
+      });
+      send_message(producer_fd_, reply, n);
+      producer_error("producer speaks protocol version " + std::to_string(hello->protocol_version()) + ", expected 1");
+      drop_producer("unsupported protocol version", false);
+      return;
+    }
+    std::string name = hello->producer() ? hello->producer()->str().substr(0, 128) : "";
+    uint32_t fps = stats_.max_fps;
+    std::size_t n = build_message(reply, sizeof reply, [fps](flatbuffers::FlatBufferBuilder& b) {
+      auto welcome = control::CreateWelcome(b, kProtocolVersion, b.CreateString("cloudphone-sidecar"),
+                                            static_cast<uint16_t>(fps));
+      return control::CreateMessage(b, control::Body::Welcome, welcome.Union());
+    });
+    send_message(producer_fd_, reply, n);
+    greeted_ = true;
+    producer_name_ = name;
+    stats_.producer_connected = true;
+    PipelineEvent event;
+    event.type = "producer-connected";
+    event.producer = name;
+    emit(std::move(event));
+    return;
+  }
+  switch (message->body_type()) {
+    case control::Body::Surface:
+      map_surface(message->body_as_Surface(), passed.fd);
+      passed.fd = -1;  // map_surface took it
+      return;
+    case control::Body::FrameReady:
+      if (mapping_ && message->body_as_FrameReady()->generation() == mapping_->geometry().generation)
+        frame_pending_ = true;
+      return;
+    case control::Body::Goodbye:
+      drop_producer(message->body_as_Goodbye()->reason() ? message->body_as_Goodbye()->reason()->str().substr(0, 256)
+                                                         : "producer said goodbye",
+                    true);
+      return;
+    default:
+      // Hello twice, or messages that only flow the other way.
+      stats_.malformed_messages++;
+      return;
+  }
+}
+
+void Pipeline::map_surface(const void* surface_message, int fd) {
+  const auto* surface = static_cast<const control::Surface*>(surface_message);
+  mapping_.reset();
+  frame_pending_ = false;
+  SurfaceGeometry geometry;
+  geometry.generation = surface->generation();
+  geometry.width = surface->width();
+  geometry.height = surface->height();
+  geometry.format = static_cast<uint32_t>(surface->format());
+  geometry.stride = surface->stride();
+  geometry.slot_count = surface->slot_count();
+  geometry.total_size = surface->size();
+
+  int memory_fd = -1;
+  switch (surface->memory()) {
+    case control::MemoryKind::SharedFile: {
+      if (fd >= 0) ::close(fd);
+      std::string path = surface->path() ? surface->path()->str() : "";
+      if (!safe_file_name(path)) return producer_error("surface path must be a plain file name in the shared volume");
+      memory_fd = ::openat(dir_fd_, path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+      if (memory_fd < 0) return producer_error("cannot open surface file " + path + ": " + std::strerror(errno));
+      break;
+    }
+    case control::MemoryKind::PassedFd:
+      if (fd < 0) return producer_error("surface said PassedFd but no descriptor came with it");
+      memory_fd = fd;
+      break;
+    default:
+      if (fd >= 0) ::close(fd);
+      return producer_error("encoded H.264 surfaces are not supported yet");
+  }
+  NativeError failure;
+  mapping_ = FramebufferMapping::open(memory_fd, geometry, &failure);
+  if (!mapping_) return producer_error(failure.reason);
+
+  const EncoderSettings& current = encoder_.settings();
+  if (!encoder_.is_open() || current.width != geometry.width || current.height != geometry.height) {
+    EncoderSettings settings;
+    settings.width = geometry.width;
+    settings.height = geometry.height;
+    settings.fps = stats_.max_fps;
+    settings.bitrate_kbps = stats_.bitrate_kbps;
+    settings.keyframe_interval_frames = settings_.keyframe_interval_seconds * settings.fps;
+    settings.intra_refresh = settings_.intra_refresh;
+    settings.preset = settings_.preset.c_str();
+    failure = encoder_.open(settings);
+    if (failure) {
+      mapping_.reset();
+      PipelineEvent event;
+      event.type = "error";
+      event.name = failure.name;
+      event.reason = failure.reason;
+      emit(std::move(event));
+      return;
+    }
+    std::lock_guard<std::mutex> lock(parameter_sets_mutex_);
+    parameter_sets_ = encoder_.parameter_sets();
+  }
+  if (geometry.format != CP_PIXEL_NV12) picture_.assign(std::size_t{geometry.width} * geometry.height * 3 / 2, 0);
+  last_frame_number_ = 0;
+  keyframe_requested_ = true;  // a new size starts with a keyframe carrying the new SPS
+  stats_.generation = geometry.generation;
+  stats_.width = geometry.width;
+  stats_.height = geometry.height;
+  stats_.format = geometry.format;
+  PipelineEvent event;
+  event.type = "surface";
+  event.generation = geometry.generation;
+  event.width = geometry.width;
+  event.height = geometry.height;
+  event.format = geometry.format;
+  emit(std::move(event));
+}
+
+void Pipeline::encode_newest(bool repeat_last) {
+  const SurfaceGeometry& g = mapping_->geometry();
+  SigbusGuard guard(mapping_->base(), mapping_->length());
+  FrameRef frame;
+  uint64_t after = repeat_last ? last_frame_number_ - 1 : last_frame_number_;
+  if (!mapping_->newest(after, &frame)) {
+    frame_pending_ = false;
+    return;
+  }
+  if (!repeat_last) {
+    if (last_frame_number_ && frame.frame_number > last_frame_number_ + 1)
+      stats_.frames_stale += frame.frame_number - last_frame_number_ - 1;
+    stats_.frames_published += last_frame_number_ ? frame.frame_number - last_frame_number_ : 1;
+  }
+
+  const uint8_t *y, *uv;
+  uint32_t y_stride, uv_stride;
+  int64_t started = now_ns();
+  if (g.format == CP_PIXEL_NV12) {
+    // NV12 goes to the encoder as it lies in the mapping; x264 copies it during encode().
+    y = frame.pixels;
+    uv = frame.pixels + uint64_t{g.stride} * g.height;
+    y_stride = uv_stride = g.stride;
+  } else {
+    uint8_t* out_y = picture_.data();
+    uint8_t* out_uv = out_y + std::size_t{g.width} * g.height;
+    int w = static_cast<int>(g.width), h = static_cast<int>(g.height), s = static_cast<int>(g.stride);
+    // libyuv names formats by their order in a little-endian 32-bit word: Android's RGBA (bytes R,G,B,A)
+    // is libyuv's ABGR, and BGRA (bytes B,G,R,A) is libyuv's ARGB. RGBX ignores the fourth byte either way.
+    if (g.format == CP_PIXEL_BGRA8888) libyuv::ARGBToNV12(frame.pixels, s, out_y, w, out_uv, w, w, h);
+    else libyuv::ABGRToNV12(frame.pixels, s, out_y, w, out_uv, w, w, h);
+    y = out_y;
+    uv = out_uv;
+    y_stride = uv_stride = g.width;
+    stats_.convert_ns_total += static_cast<uint64_t>(now_ns() - started);
+    if (guard.faulted()) {
+      producer_error("framebuffer memory shrank under the sidecar");
+      return drop_producer("framebuffer memory shrank", true);
+    }
+    if (!mapping_->unchanged(frame)) {
+      // The producer lapped us mid-copy: that picture is torn. The next notification brings a whole one.
+      stats_.frames_torn++;
+      return;
+    }
+  }
+
+  // Strictly increasing 90 kHz timestamps from the capture clock, so latency can be traced end to end.
+  int64_t pts = (repeat_last ? now_ns() : frame.capture_time_ns) / 100000 * 9;
+  if (pts <= last_pts_) pts = last_pts_ + 1;
+  last_pts_ = pts;
+
+  uint32_t bitrate = requested_bitrate_.exchange(0);
+  if (bitrate && encoder_.set_bitrate(bitrate)) stats_.bitrate_kbps = bitrate;
+  bool keyframe = keyframe_requested_.exchange(false);
+  EncodedPicture encoded;
+  int64_t encode_started = now_ns();
+  bool ok = encoder_.encode(y, y_stride, uv, uv_stride, pts, keyframe, &encoded);
+  int64_t done = now_ns();
+  stats_.encode_ns_total += static_cast<uint64_t>(done - encode_started);
+  if (guard.faulted()) {
+    producer_error("framebuffer memory shrank under the sidecar");
+    return drop_producer("framebuffer memory shrank", true);
+  }
+  if (g.format == CP_PIXEL_NV12 && !mapping_->unchanged(frame)) {
+    // Already encoded from a torn picture: make the next frame a keyframe so the damage does not linger.
+    stats_.frames_torn++;
+    keyframe_requested_ = true;
+  }
+  if (!ok) {
+    PipelineEvent event;
+    event.type = "error";
+    event.name = "EncoderError";
+    event.reason = "x264 failed to encode a frame";
+    emit(std::move(event));
+    return;
+  }
+  last_frame_number_ = frame.frame_number;
+  last_encode_ns_ = done;
+  frame_pending_ = false;
+  if (encoded.size == 0) return;
+  stats_.frames_encoded++;
+  stats_.bytes_encoded += encoded.size;
+  if (encoded.keyframe) stats_.keyframes++;
+  stats_.last_capture_to_encoded_ns = repeat_last ? 0 : done - frame.capture_time_ns;
+  if (settings_.srt_enabled) srt_.push(encoded.data, encoded.size, encoded.pts, encoded.keyframe);
+}
+
+void Pipeline::run() {
+  while (running_) {
+    int timeout_ms = 100;
+    int64_t interval = 1000000000 / stats_.max_fps.load();
+    int64_t due = last_encode_ns_ + interval - interval / 10;  // 10 % slack for clock jitter
+    if (mapping_ && frame_pending_) {
+      // Over the fps cap: wait until the next frame is due; frames published meanwhile are superseded.
+      int64_t wait = due - now_ns();
+      timeout_ms = wait > 0 ? static_cast<int>(wait / 1000000) + 1 : 0;
+    }
+    pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {listener_.fd(), POLLIN, 0}, {producer_fd_, POLLIN, 0}};
+    int n = ::poll(fds, producer_fd_ >= 0 ? 3 : 2, timeout_ms);
+    if (n < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      uint64_t value;
+      (void)!::read(wake_fd_, &value, sizeof value);
+      flush_input();
+    }
+    if (fds[1].revents & POLLIN) accept_producer();
+    if (producer_fd_ >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) read_producer();
+    if (!mapping_) continue;
+    if (frame_pending_) {
+      if (now_ns() >= due) encode_newest(false);
+    } else if (keyframe_requested_ && last_frame_number_ && now_ns() - last_encode_ns_ > interval) {
+      // A static screen still answers a joiner: the last frame again, as a keyframe.
+      encode_newest(true);
+    }
+  }
+}
+
+}  // namespace cloudphone

@@ -1,0 +1,124 @@
+// The sidecar's media pipeline on one native thread: it serves the control socket, maps each surface
+// generation, takes the newest complete frame when the producer says one is ready (latest frame wins),
+// converts it to NV12 straight out of the shared mapping with libyuv, encodes it, and hands the access
+// unit to the SRT sink. JavaScript only configures, controls and observes it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "control_socket.h"
+#include "framebuffer_mapping.h"
+#include "h264_encoder.h"
+#include "native_error.h"
+#include "srt_sink.h"
+
+namespace cloudphone {
+
+struct PipelineSettings {
+  std::string shared_dir;
+  std::string socket_name = "control.sock";
+  uint32_t max_fps = 30;
+  uint32_t bitrate_kbps = 4000;
+  uint32_t keyframe_interval_seconds = 2;
+  bool intra_refresh = false;
+  std::string preset = "ultrafast";
+  bool srt_enabled = false;
+  SrtSettings srt;
+};
+
+struct PipelineEvent {
+  // producer-connected, producer-disconnected, surface, error, srt-connected, srt-disconnected
+  std::string type;
+  std::string name;
+  std::string reason;
+  std::string producer;
+  uint32_t generation = 0, width = 0, height = 0, format = 0;
+};
+
+struct PipelineStats {
+  std::atomic<uint64_t> frames_published{0};  // frames the producer completed (frame numbers seen)
+  std::atomic<uint64_t> frames_encoded{0};
+  std::atomic<uint64_t> frames_stale{0};  // published but superseded before we got to them
+  std::atomic<uint64_t> frames_torn{0};
+  std::atomic<uint64_t> keyframes{0};
+  std::atomic<uint64_t> bytes_encoded{0};
+  std::atomic<uint64_t> encode_ns_total{0};
+  std::atomic<uint64_t> convert_ns_total{0};
+  std::atomic<uint64_t> malformed_messages{0};
+  std::atomic<uint64_t> producer_errors{0};
+  std::atomic<uint64_t> producer_connects{0};
+  std::atomic<int64_t> last_capture_to_encoded_ns{0};
+  std::atomic<uint32_t> bitrate_kbps{0};
+  std::atomic<uint32_t> max_fps{0};
+  std::atomic<bool> producer_connected{false};
+  std::atomic<uint32_t> width{0}, height{0}, format{0}, generation{0};
+};
+
+class Pipeline {
+ public:
+  using EventFn = std::function<void(PipelineEvent event)>;
+  ~Pipeline();
+  NativeError start(const PipelineSettings& settings, EventFn on_event);
+  void stop();
+  void request_keyframe();
+  void set_bitrate(uint32_t kbps);
+  void set_max_fps(uint32_t fps);
+  // Verifies a cloudphone.control Message carrying one input event and queues it for the producer. Returns
+  // an empty error when queued.
+  NativeError send_input(const uint8_t* data, std::size_t length);
+  const PipelineStats& stats() const { return stats_; }
+  SrtStats srt_stats() const { return srt_.stats(); }
+  std::vector<uint8_t> parameter_sets();
+
+ private:
+  void run();
+  void emit(PipelineEvent event);
+  void wake();
+  void accept_producer();
+  void drop_producer(const std::string& reason, bool announce);
+  void read_producer();
+  void handle_message(const uint8_t* data, std::size_t length, int fd);
+  void producer_error(const std::string& reason);
+  void map_surface(const void* surface, int fd);
+  void encode_newest(bool repeat_last);
+  void flush_input();
+
+  PipelineSettings settings_;
+  EventFn on_event_;
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  int wake_fd_ = -1;
+  int dir_fd_ = -1;
+  ControlListener listener_;
+  int producer_fd_ = -1;
+  bool greeted_ = false;
+  std::string producer_name_;
+
+  std::unique_ptr<FramebufferMapping> mapping_;
+  H264Encoder encoder_;
+  std::vector<uint8_t> picture_;  // NV12, converted from RGB formats; allocated once per surface
+  uint64_t last_frame_number_ = 0;
+  bool frame_pending_ = false;
+  int64_t last_encode_ns_ = 0;
+  int64_t last_pts_ = -1;
+  std::atomic<bool> keyframe_requested_{false};
+  std::atomic<uint32_t> requested_bitrate_{0};
+  SrtSink srt_;
+
+  std::mutex input_mutex_;
+  std::vector<std::vector<uint8_t>> input_queue_;
+  std::mutex parameter_sets_mutex_;
+  std::vector<uint8_t> parameter_sets_;
+
+  PipelineStats stats_;
+  alignas(8) uint8_t message_[65536 + 8];
+};
+
+}  // namespace cloudphone

@@ -1,0 +1,269 @@
+/*
+ * cloudphone-simulator: the reference producer. It stands in for a phone in tests and benchmarks, and shows
+ * HWC authors a complete use of include/cloudphone/producer.h.
+ *
+ *   cloudphone-simulator --dir /run/cloudphone --width 720 --height 1280 [--format rgba|rgbx|bgra|nv12]
+ *                        [--fps 30] [--memory file|memfd] [--slots 3] [--frames N] [--socket control.sock]
+ *   cloudphone-simulator --raw --width W --height H [--format ...] [--fps 30] [--frames N]
+ *
+ * Publishing mode reads commands on stdin, one per line: "resize W H [format]", "restart" (a new producer,
+ * as when the phone's compositor restarts) and "quit". It prints JSON lines on stdout: what it did, and
+ * every input event it received, so tests can check a click arrived at the right place.
+ *
+ * --raw writes the same frames to stdout as raw video instead, paced in real time, so that other encoders
+ * (ffmpeg, GStreamer) can be measured on identical content.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloudphone/producer.h"
+#include "painter.h"
+
+typedef struct options {
+  const char *dir, *socket;
+  uint32_t width, height, fps, slots;
+  enum cp_pixel_format format;
+  cp_memory_kind memory;
+  uint64_t frames;
+  int raw;
+} options;
+
+static volatile sig_atomic_t stopping;
+static void on_signal(int signal) { (void)signal, stopping = 1; }
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void sleep_until(int64_t deadline) {
+  struct timespec ts = {(time_t)(deadline / 1000000000LL), (long)(deadline % 1000000000LL)};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !stopping) {
+  }
+}
+
+static enum cp_pixel_format parse_format(const char *name) {
+  if (!strcmp(name, "rgba")) return CP_PIXEL_RGBA8888;
+  if (!strcmp(name, "rgbx")) return CP_PIXEL_RGBX8888;
+  if (!strcmp(name, "bgra")) return CP_PIXEL_BGRA8888;
+  if (!strcmp(name, "nv12")) return CP_PIXEL_NV12;
+  return CP_PIXEL_UNKNOWN;
+}
+
+static int usage(const char *why) {
+  fprintf(stderr, "cloudphone-simulator: %s\n", why);
+  return 2;
+}
+
+static int parse(int argc, char **argv, options *o) {
+  memset(o, 0, sizeof *o);
+  o->width = 720, o->height = 1280, o->fps = 30, o->format = CP_PIXEL_RGBA8888, o->socket = "control.sock";
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(arg, "--raw")) {
+      o->raw = 1;
+      continue;
+    }
+    if (!value) return usage("every option but --raw takes a value");
+    i++;
+    if (!strcmp(arg, "--dir")) o->dir = value;
+    else if (!strcmp(arg, "--socket")) o->socket = value;
+    else if (!strcmp(arg, "--width")) o->width = (uint32_t)strtoul(value, NULL, 10);
+    else if (!strcmp(arg, "--height")) o->height = (uint32_t)strtoul(value, NULL, 10);
+    else if (!strcmp(arg, "--fps")) o->fps = (uint32_t)strtoul(value, NULL, 10);
+    else if (!strcmp(arg, "--slots")) o->slots = (uint32_t)strtoul(value, NULL, 10);
+    else if (!strcmp(arg, "--frames")) o->frames = strtoull(value, NULL, 10);
+    else if (!strcmp(arg, "--format")) o->format = parse_format(value);
+    else if (!strcmp(arg, "--memory")) o->memory = !strcmp(value, "memfd") ? CP_MEMORY_PASSED_FD : CP_MEMORY_SHARED_FILE;
+    else return usage("unknown option");
+  }
+  if (o->format == CP_PIXEL_UNKNOWN) return usage("--format is one of rgba, rgbx, bgra, nv12");
+  if (o->fps == 0 || o->fps > 240) return usage("--fps is 1 to 240");
+  if (!o->raw && !o->dir) return usage("--dir is required (or --raw)");
+  return 0;
+}
+
+static void print_input(const cp_input_event *e) {
+  switch (e->kind) {
+    case CP_INPUT_TOUCH:
+      printf("{\"event\":\"input\",\"kind\":\"touch\",\"action\":%u,\"pointerId\":%u,\"x\":%.6f,\"y\":%.6f,\"pressure\":%.3f}\n",
+             e->u.touch.action, e->u.touch.pointer_id, e->u.touch.x, e->u.touch.y, e->u.touch.pressure);
+      break;
+    case CP_INPUT_KEY:
+      printf("{\"event\":\"input\",\"kind\":\"key\",\"action\":%u,\"keycode\":%u,\"repeat\":%u,\"metaState\":%u}\n",
+             e->u.key.action, e->u.key.keycode, e->u.key.repeat, e->u.key.meta_state);
+      break;
+    case CP_INPUT_TEXT:
+      /* Escaping for JSON: quotes, backslashes and control characters become \u escapes. */
+      printf("{\"event\":\"input\",\"kind\":\"text\",\"text\":\"");
+      for (const unsigned char *c = (const unsigned char *)e->u.text.text; *c; c++) {
+        if (*c < 0x20 || *c == '"' || *c == '\\') printf("\\u%04x", *c);
+        else putchar(*c);
+      }
+      printf("\"}\n");
+      break;
+    case CP_INPUT_SCROLL:
+      printf("{\"event\":\"input\",\"kind\":\"scroll\",\"x\":%.6f,\"y\":%.6f,\"horizontal\":%.3f,\"vertical\":%.3f}\n",
+             e->u.scroll.x, e->u.scroll.y, e->u.scroll.horizontal, e->u.scroll.vertical);
+      break;
+  }
+  fflush(stdout);
+}
+
+static int run_raw(const options *o) {
+  painter painter;
+  if (painter_init(&painter, o->width, o->height, o->format) != 0) return 1;
+  uint32_t stride = o->width * cp_fb_bytes_per_pixel(o->format);
+  size_t size = (size_t)cp_fb_frame_size(o->format, stride, o->height);
+  uint8_t *frame = malloc(size);
+  if (!frame) return 1;
+  int64_t interval = 1000000000LL / o->fps, next = now_ns();
+  for (uint64_t n = 1; !stopping && (!o->frames || n <= o->frames); n++) {
+    sleep_until(next);
+    next += interval;
+    painter_paint(&painter, frame, stride, n, now_ns());
+    for (size_t done = 0; done < size;) {
+      ssize_t w = write(STDOUT_FILENO, frame + done, size - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return 0; /* the reader went away */
+      done += (size_t)w;
+    }
+  }
+  free(frame);
+  painter_free(&painter);
+  return 0;
+}
+
+typedef struct session {
+  cp_producer *producer;
+  painter painter;
+  int connected;
+} session;
+
+static int session_open(session *s, const options *o, uint32_t width, uint32_t height, enum cp_pixel_format format) {
+  cp_producer_config config = cp_producer_default_config(o->dir, width, height, format);
+  config.socket_name = o->socket;
+  config.slot_count = o->slots;
+  config.memory = o->memory;
+  config.name = "cloudphone-simulator/0.1";
+  int rc = cp_producer_open(&config, &s->producer);
+  if (rc != 0) {
+    fprintf(stderr, "cloudphone-simulator: cannot open the producer: %s\n", strerror(-rc));
+    return rc;
+  }
+  if (painter_init(&s->painter, width, height, format) != 0) return -ENOMEM;
+  s->connected = 0;
+  cp_producer_stats stats;
+  cp_producer_get_stats(s->producer, &stats);
+  printf("{\"event\":\"surface\",\"generation\":%u,\"width\":%u,\"height\":%u}\n", stats.generation, width, height);
+  fflush(stdout);
+  return 0;
+}
+
+static void session_close(session *s) {
+  cp_producer_close(s->producer);
+  s->producer = NULL;
+  painter_free(&s->painter);
+}
+
+/* Handles one command line; returns 0 to go on, 1 to quit. */
+static int command(session *s, const options *o, char *line) {
+  unsigned width, height;
+  char format_name[16] = "";
+  if (sscanf(line, "resize %u %u %15s", &width, &height, format_name) >= 2) {
+    enum cp_pixel_format format = format_name[0] ? parse_format(format_name) : s->painter.format;
+    int rc = cp_producer_resize(s->producer, width, height, format);
+    if (rc != 0) {
+      printf("{\"event\":\"error\",\"command\":\"resize\",\"reason\":\"%s\"}\n", strerror(-rc));
+    } else {
+      painter_free(&s->painter);
+      painter_init(&s->painter, width, height, format);
+      cp_producer_stats stats;
+      cp_producer_get_stats(s->producer, &stats);
+      printf("{\"event\":\"surface\",\"generation\":%u,\"width\":%u,\"height\":%u}\n", stats.generation, width, height);
+    }
+  } else if (!strncmp(line, "restart", 7)) {
+    uint32_t w = s->painter.width, h = s->painter.height;
+    enum cp_pixel_format f = s->painter.format;
+    session_close(s);
+    if (session_open(s, o, w, h, f) != 0) return 1;
+  } else if (!strncmp(line, "quit", 4)) {
+    return 1;
+  } else if (line[0] != '\n' && line[0] != 0) {
+    printf("{\"event\":\"error\",\"command\":\"unknown\"}\n");
+  }
+  fflush(stdout);
+  return 0;
+}
+
+static int run_producer(const options *o) {
+  session s;
+  if (session_open(&s, o, o->width, o->height, o->format) != 0) return 1;
+  fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
+  char line[256];
+  size_t line_length = 0;
+  int64_t interval = 1000000000LL / o->fps, next = now_ns();
+  int quit = 0;
+  for (uint64_t n = 0; !stopping && !quit && (!o->frames || n < o->frames); n++) {
+    cp_frame frame;
+    if (cp_producer_begin_frame(s.producer, &frame) == 0) {
+      int64_t capture = now_ns();
+      painter_paint(&s.painter, frame.pixels, frame.stride, frame.frame_number, capture);
+      cp_producer_end_frame(s.producer, capture, NULL);
+    }
+    if (cp_producer_connected(s.producer) != s.connected) {
+      s.connected = !s.connected;
+      printf("{\"event\":\"%s\"}\n", s.connected ? "connected" : "disconnected");
+      fflush(stdout);
+    }
+    cp_input_event event;
+    while (cp_producer_poll_input(s.producer, &event) > 0) print_input(&event);
+
+    /* Commands, read without blocking the frame clock. */
+    for (;;) {
+      ssize_t r = read(STDIN_FILENO, line + line_length, sizeof line - 1 - line_length);
+      if (r <= 0) break;
+      line_length += (size_t)r;
+      line[line_length] = 0;
+      char *newline;
+      while (!quit && (newline = strchr(line, '\n'))) {
+        *newline = 0;
+        quit = command(&s, o, line);
+        size_t rest = line_length - (size_t)(newline + 1 - line);
+        memmove(line, newline + 1, rest + 1);
+        line_length = rest;
+      }
+      if (line_length == sizeof line - 1) line_length = 0; /* an over-long line is dropped */
+    }
+    next += interval;
+    int64_t now = now_ns();
+    if (next < now - interval) next = now; /* fell behind: do not burst to catch up */
+    sleep_until(next);
+  }
+  session_close(&s);
+  printf("{\"event\":\"closed\"}\n");
+  fflush(stdout);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  options o;
+  int rc = parse(argc, argv, &o);
+  if (rc) return rc;
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = on_signal;
+  sigaction(SIGINT, &action, NULL);
+  sigaction(SIGTERM, &action, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  return o.raw ? run_raw(&o) : run_producer(&o);
+}
