@@ -9,8 +9,17 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/integration/**'],
+          exclude: ['test/integration/**', 'test/media/**'],
           testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: 'media',
+          // Real encoders, decoders and SRT peers: one file at a time keeps the 2 cores for the media.
+          fileParallelism: false,
+          include: ['test/media/**/*.test.ts'],
+          testTimeout: 60_000,
         },
       },
       {

@@ -138,16 +138,29 @@ size_t fbw_message(uint8_t *buf, size_t cap, enum cp_body body, fbw_field *field
   fbw_field message_fields[2] = {fbw_u8(0, (uint8_t)body), fbw_offset(1)};
   size_t message = fbw_table(&w, message_fields, 2);
   fbw_patch_offset(&w, root, message);
-  size_t body_table = fbw_table(&w, fields, count);
+  /* Offset fields without a value are left out of the table: absent, not an offset to nowhere. */
+  fbw_field present[32];
+  const char *present_texts[32];
+  size_t present_lengths[32];
+  int kept = 0, texts_kept = 0, text = 0;
+  for (int i = 0; i < count && kept < 32; i++) {
+    if (fields[i].is_offset) {
+      const char *value = texts ? texts[text] : NULL;
+      size_t length = text_lengths ? text_lengths[text] : 0;
+      text++;
+      if (!value) continue;
+      present_texts[texts_kept] = value;
+      present_lengths[texts_kept++] = length;
+    }
+    present[kept++] = fields[i];
+  }
+  size_t body_table = fbw_table(&w, present, kept);
   fbw_patch_offset(&w, message_fields[1].position, body_table);
-  int text = 0;
-  for (int i = 0; i < count; i++) {
-    if (!fields[i].is_offset) continue;
-    const char *value = texts ? texts[text] : NULL;
-    size_t length = text_lengths ? text_lengths[text] : 0;
+  text = 0;
+  for (int i = 0; i < kept; i++) {
+    if (!present[i].is_offset) continue;
+    fbw_patch_offset(&w, present[i].position, fbw_string(&w, present_texts[text], present_lengths[text]));
     text++;
-    if (!value) continue;
-    fbw_patch_offset(&w, fields[i].position, fbw_string(&w, value, length));
   }
   /* Verifiers check the buffer's length is a multiple of the largest alignment used. */
   fbw_pad_to(&w, 8);

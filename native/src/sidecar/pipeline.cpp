@@ -361,7 +361,12 @@ void Pipeline::encode_newest(bool repeat_last) {
   SigbusGuard guard(mapping_->base(), mapping_->length());
   FrameRef frame;
   uint64_t after = repeat_last ? last_frame_number_ - 1 : last_frame_number_;
-  if (!mapping_->newest(after, &frame)) {
+  bool found = mapping_->newest(after, &frame);
+  if (guard.faulted()) {
+    producer_error("framebuffer memory shrank under the sidecar");
+    return drop_producer("framebuffer memory shrank", true);
+  }
+  if (!found) {
     frame_pending_ = false;
     return;
   }

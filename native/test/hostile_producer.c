@@ -1,0 +1,126 @@
+/*
+ * cloudphone-hostile-producer: a deliberately broken phone, for tests that the sidecar survives one. Each mode
+ * connects to the control socket, misbehaves one way, and exits 0 once it has done so.
+ *
+ *   cloudphone-hostile-producer --dir D --mode garbage-message|no-hello|lying-size|garbage-header|bad-path|truncate
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloudphone/framebuffer.h"
+#include "../src/producer/fb_wire.h"
+
+static uint8_t message[4096];
+
+static int connect_socket(const char *dir) {
+  struct sockaddr_un address = {.sun_family = AF_UNIX};
+  snprintf(address.sun_path, sizeof address.sun_path, "%s/control.sock", dir);
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+    perror("connect");
+    exit(1);
+  }
+  return fd;
+}
+
+static void send_bytes(int fd, const void *bytes, size_t length) {
+  if (send(fd, bytes, length, MSG_NOSIGNAL) != (ssize_t)length) perror("send");
+}
+
+static void hello(int fd) {
+  fbw_field fields[] = {fbw_u16(0, 1), fbw_offset(1)};
+  const char *name = "hostile";
+  size_t length = 7;
+  send_bytes(fd, message, fbw_message(message, sizeof message, CP_BODY_HELLO, fields, 2, &name, &length));
+}
+
+static void surface(int fd, const char *path, uint32_t width, uint32_t height, uint64_t size) {
+  uint32_t stride = width * 4;
+  fbw_field fields[] = {fbw_u32(0, 7), fbw_u8(1, 0), fbw_offset(2), fbw_u32(3, width), fbw_u32(4, height),
+                        fbw_u8(5, CP_PIXEL_RGBA8888), fbw_u32(6, stride), fbw_u8(7, 3), fbw_u64(8, size)};
+  size_t length = strlen(path);
+  send_bytes(fd, message, fbw_message(message, sizeof message, CP_BODY_SURFACE, fields, 9, &path, &length));
+}
+
+static void frame_ready(int fd, uint32_t slot) {
+  fbw_field fields[] = {fbw_u32(0, 7), fbw_u8(1, (uint8_t)slot), fbw_u64(2, 2), fbw_u64(3, 1)};
+  send_bytes(fd, message, fbw_message(message, sizeof message, CP_BODY_FRAME_READY, fields, 4, NULL, NULL));
+}
+
+/* A valid surface file of 64x64 RGBA, returned mapped; the caller may then damage it. */
+static uint8_t *make_surface(const char *dir, const char *name, uint64_t *total, int *out_fd) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  uint64_t slot = ((uint64_t)64 * 4 * 64 + CP_FB_SLOT_ALIGN - 1) / CP_FB_SLOT_ALIGN * CP_FB_SLOT_ALIGN;
+  *total = CP_FB_HEADER_SIZE + 3 * slot;
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0 || ftruncate(fd, (off_t)*total) != 0) exit(1);
+  uint8_t *map = mmap(NULL, *total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  struct cp_fb_header *h = (struct cp_fb_header *)map;
+  h->magic = CP_FB_MAGIC, h->version = CP_FB_VERSION, h->header_size = CP_FB_HEADER_SIZE, h->generation = 7;
+  h->width = 64, h->height = 64, h->format = CP_PIXEL_RGBA8888, h->stride = 256, h->slot_count = 3;
+  h->slot_size = slot, h->total_size = *total;
+  for (int i = 0; i < 3; i++) h->slots[i].sequence = 2, h->slots[i].frame_number = (uint64_t)i + 1;
+  *out_fd = fd;
+  return map;
+}
+
+int main(int argc, char **argv) {
+  const char *dir = NULL, *mode = NULL;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
+    if (!strcmp(argv[i], "--mode")) mode = argv[i + 1];
+  }
+  if (!dir || !mode) return 2;
+  int fd = connect_socket(dir);
+  uint64_t total;
+  int file;
+  if (!strcmp(mode, "garbage-message")) {
+    hello(fd);
+    srand(42);
+    for (int i = 0; i < 200; i++) {
+      size_t length = 1 + (size_t)(rand() % 512);
+      for (size_t j = 0; j < length; j++) message[j] = (uint8_t)rand();
+      if (i % 2) memcpy(message + 4, "CPCT", length > 8 ? 4 : 0);
+      send_bytes(fd, message, length);
+    }
+  } else if (!strcmp(mode, "no-hello")) {
+    frame_ready(fd, 0);
+  } else if (!strcmp(mode, "lying-size")) {
+    hello(fd);
+    make_surface(dir, "hostile.bin", &total, &file);
+    /* A consistent 128x128 surface, in a file made for 64x64: claims more memory than there is. */
+    surface(fd, "hostile.bin", 128, 128, CP_FB_HEADER_SIZE + 3 * (uint64_t)128 * 128 * 4);
+    frame_ready(fd, 0);
+  } else if (!strcmp(mode, "garbage-header")) {
+    hello(fd);
+    uint8_t *map = make_surface(dir, "hostile.bin", &total, &file);
+    memset(map, 0xA5, 128); /* magic and geometry overwritten */
+    surface(fd, "hostile.bin", 64, 64, total);
+    frame_ready(fd, 0);
+  } else if (!strcmp(mode, "bad-path")) {
+    hello(fd);
+    surface(fd, "../../etc/passwd", 64, 64, 4096 * 4);
+  } else if (!strcmp(mode, "truncate")) {
+    hello(fd);
+    make_surface(dir, "hostile.bin", &total, &file);
+    surface(fd, "hostile.bin", 64, 64, total);
+    usleep(200000);
+    /* Shrinks the memory under the sidecar's mapping, then says a frame is ready: reading it would SIGBUS. */
+    if (ftruncate(file, 0) != 0) return 1;
+    frame_ready(fd, 2);
+  } else {
+    return 2;
+  }
+  usleep(300000);
+  close(fd);
+  return 0;
+}

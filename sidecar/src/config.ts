@@ -1,0 +1,100 @@
+// Reads the sidecar's config (rendered by the operator's webhook into CLOUDPHONE_SIDECAR_CONFIG, or a file
+// for local runs), validates it against schemas/json/sidecar-config.json with its defaults applied, reads
+// the secret files it names, and turns it into the pipeline's options. Secrets never go into the config
+// itself, and never into errors or logs.
+
+import { readFileSync } from 'node:fs';
+import type { SidecarConfig } from '../../generated/ts/api-types.ts';
+import { SchemaValidator } from '../../schemas/runtime/validator.ts';
+import type { PipelineOptions, SrtOptions } from './native.ts';
+import { parseSrtUrl } from './pipeline/srt-url.ts';
+
+export class SidecarConfigError extends Error {
+  override name = 'SidecarConfigError';
+}
+
+export interface PodIdentity {
+  namespace: string;
+  pod: string;
+}
+
+export interface SidecarSettings {
+  config: SidecarConfig;
+  pipeline: PipelineOptions;
+  bitrate: { minKbps: number; targetKbps: number; maxKbps: number };
+  metricsPort: number;
+}
+
+let validator: SchemaValidator | undefined;
+
+/** Replaces {namespace}, {pod} and {stream} as the config's url and streamId fields document. */
+export function expandPlaceholders(template: string, identity: PodIdentity, stream: string): string {
+  return template
+    .replaceAll('{namespace}', identity.namespace)
+    .replaceAll('{pod}', identity.pod)
+    .replaceAll('{stream}', stream);
+}
+
+function readSecretFile(path: string, what: string): string {
+  try {
+    // Secret volumes end values with whatever the Secret held; a trailing newline is never meant.
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (error) {
+    throw new SidecarConfigError(
+      `cannot read the ${what} file ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+}
+
+function srtOptions(config: SidecarConfig, identity: PodIdentity): SrtOptions | undefined {
+  const srt = config.srt;
+  if (!srt) return undefined;
+  const latencyMs = srt.latencyMs ?? 120;
+  const keyLength = srt.keyLength ?? 16;
+  const passphrase = srt.passphraseFile ? readSecretFile(srt.passphraseFile, 'SRT passphrase') : undefined;
+  if (passphrase !== undefined && (passphrase.length < 10 || passphrase.length > 79)) {
+    throw new SidecarConfigError('the SRT passphrase must be 10 to 79 characters');
+  }
+  const streamId = srt.streamId ? expandPlaceholders(srt.streamId, identity, config.stream.name) : undefined;
+  if (srt.mode === 'listener') {
+    return { listener: true, host: '', port: srt.port ?? 0, latencyMs, passphrase, keyLength, streamId };
+  }
+  const target = parseSrtUrl(expandPlaceholders(srt.url ?? '', identity, config.stream.name));
+  return {
+    listener: false,
+    host: target.host,
+    port: target.port,
+    latencyMs: target.latencyMs ?? latencyMs,
+    passphrase,
+    keyLength,
+    streamId: streamId ?? target.streamId,
+  };
+}
+
+export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarSettings {
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch {
+    throw new SidecarConfigError('the sidecar config is not valid JSON');
+  }
+  validator ??= new SchemaValidator();
+  const config = validator.parse('SidecarConfig', document);
+  const video = config.video;
+  const bitrate = {
+    minKbps: video.bitrate?.minKbps ?? 500,
+    targetKbps: video.bitrate?.targetKbps ?? 4000,
+    maxKbps: video.bitrate?.maxKbps ?? 8000,
+  };
+  const pipeline: PipelineOptions = {
+    sharedDir: config.shared?.dir ?? '/run/cloudphone',
+    socketName: config.shared?.socket ?? 'control.sock',
+    maxFps: video.fps ?? 30,
+    bitrateKbps: bitrate.targetKbps,
+    keyframeIntervalSeconds: video.keyframeIntervalSeconds ?? 2,
+    intraRefresh: video.intraRefresh ?? false,
+    preset: 'ultrafast',
+    srt: srtOptions(config, identity),
+  };
+  return { config, pipeline, bitrate, metricsPort: config.metrics?.port ?? 9090 };
+}

@@ -1,0 +1,216 @@
+// The only module that touches the native addon (native/build/cloudphone.node). It turns the addon's loose
+// objects into typed ones and its named errors into NativeError, so nothing else depends on its shape.
+
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export const ADDON_PATH = fileURLToPath(new URL('../../native/build/cloudphone.node', import.meta.url));
+
+export interface SrtOptions {
+  listener: boolean;
+  host: string;
+  port: number;
+  latencyMs: number;
+  passphrase?: string;
+  keyLength: 16 | 24 | 32;
+  streamId?: string;
+}
+
+export interface PipelineOptions {
+  sharedDir: string;
+  socketName: string;
+  maxFps: number;
+  bitrateKbps: number;
+  keyframeIntervalSeconds: number;
+  intraRefresh: boolean;
+  preset: 'ultrafast' | 'superfast';
+  srt?: SrtOptions;
+}
+
+export type PixelFormat = 'RGBA8888' | 'RGBX8888' | 'BGRA8888' | 'NV12';
+const PIXEL_FORMATS: Record<number, PixelFormat> = { 1: 'RGBA8888', 2: 'RGBX8888', 3: 'BGRA8888', 4: 'NV12' };
+
+export type PipelineEvent =
+  | { type: 'producer-connected'; producer: string }
+  | { type: 'producer-disconnected'; producer: string; reason: string }
+  | { type: 'surface'; generation: number; width: number; height: number; format: PixelFormat }
+  | { type: 'error'; name: string; reason: string }
+  | { type: 'srt-connected' }
+  | { type: 'srt-disconnected'; reason: string }
+  | { type: 'srt-error'; reason: string };
+
+export interface SrtStats {
+  connected: boolean;
+  rttMs: number;
+  bandwidthMbps: number;
+  sendRateMbps: number;
+  packetsSent: number;
+  packetsLost: number;
+  packetsRetransmitted: number;
+  packetsDropped: number;
+  sendBufferMs: number;
+  connects: number;
+  accessUnitsSent: number;
+  accessUnitsDropped: number;
+}
+
+export interface PipelineStats {
+  framesPublished: number;
+  framesEncoded: number;
+  framesStale: number;
+  framesTorn: number;
+  keyframes: number;
+  bytesEncoded: number;
+  encodeSecondsTotal: number;
+  convertSecondsTotal: number;
+  malformedMessages: number;
+  producerErrors: number;
+  producerConnects: number;
+  lastCaptureToEncodedMs: number;
+  bitrateKbps: number;
+  maxFps: number;
+  producerConnected: boolean;
+  width: number;
+  height: number;
+  generation: number;
+  srt: SrtStats;
+}
+
+/** A failure reported by the native core: name is ConfigError, ProducerError, EncoderError, SrtError or InputError. */
+export class NativeError extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+interface AddonPipeline {
+  start(): void;
+  stop(): void;
+  requestKeyframe(): void;
+  setBitrate(kbps: number): void;
+  setMaxFps(fps: number): void;
+  sendInput(message: Uint8Array): void;
+  stats(): PipelineStats;
+  parameterSets(): Buffer;
+}
+
+interface Addon {
+  Pipeline: new (options: PipelineOptions, onEvent: (event: Record<string, unknown>) => void) => AddonPipeline;
+  protocolVersion: number;
+}
+
+let addon: Addon | undefined;
+
+function loadAddon(): Addon {
+  addon ??= createRequire(import.meta.url)(ADDON_PATH) as Addon;
+  return addon;
+}
+
+function rethrow(error: unknown): never {
+  if (error instanceof Error && error.name !== 'Error' && error.name !== 'TypeError') {
+    throw new NativeError(error.name, error.message);
+  }
+  throw error;
+}
+
+function toEvent(raw: Record<string, unknown>): PipelineEvent | undefined {
+  const text = (key: string): string => (typeof raw[key] === 'string' ? raw[key] : '');
+  const count = (key: string): number => (typeof raw[key] === 'number' ? raw[key] : 0);
+  switch (raw.type) {
+    case 'producer-connected':
+      return { type: 'producer-connected', producer: text('producer') };
+    case 'producer-disconnected':
+      return { type: 'producer-disconnected', producer: text('producer'), reason: text('reason') };
+    case 'surface': {
+      const format = PIXEL_FORMATS[count('format')];
+      if (!format)
+        return { type: 'error', name: 'ProducerError', reason: `unknown pixel format ${String(raw.format)}` };
+      return {
+        type: 'surface',
+        generation: count('generation'),
+        width: count('width'),
+        height: count('height'),
+        format,
+      };
+    }
+    case 'error':
+      return { type: 'error', name: text('name'), reason: text('reason') };
+    case 'srt-connected':
+      return { type: 'srt-connected' };
+    case 'srt-disconnected':
+      return { type: 'srt-disconnected', reason: text('reason') };
+    case 'srt-error':
+      return { type: 'srt-error', reason: text('reason') };
+    default:
+      return undefined;
+  }
+}
+
+/** The native media pipeline: control socket, framebuffer, conversion, encoder and SRT, on native threads. */
+export class NativePipeline {
+  readonly #pipeline: AddonPipeline;
+
+  constructor(options: PipelineOptions, onEvent: (event: PipelineEvent) => void) {
+    const { Pipeline } = loadAddon();
+    try {
+      this.#pipeline = new Pipeline(options, (raw) => {
+        const event = toEvent(raw);
+        if (event) onEvent(event);
+      });
+    } catch (error) {
+      rethrow(error);
+    }
+  }
+
+  start(): void {
+    try {
+      this.#pipeline.start();
+    } catch (error) {
+      rethrow(error);
+    }
+  }
+
+  /** Stops the native threads and closes the socket; waits at most about a second (an SRT connect in flight). */
+  stop(): void {
+    this.#pipeline.stop();
+  }
+
+  requestKeyframe(): void {
+    this.#pipeline.requestKeyframe();
+  }
+
+  setBitrate(kbps: number): void {
+    try {
+      this.#pipeline.setBitrate(kbps);
+    } catch (error) {
+      rethrow(error);
+    }
+  }
+
+  setMaxFps(fps: number): void {
+    try {
+      this.#pipeline.setMaxFps(fps);
+    } catch (error) {
+      rethrow(error);
+    }
+  }
+
+  /** Forwards one verified cloudphone.control Message with an input body to the phone. */
+  sendInput(message: Uint8Array): void {
+    try {
+      this.#pipeline.sendInput(message);
+    } catch (error) {
+      rethrow(error);
+    }
+  }
+
+  stats(): PipelineStats {
+    return this.#pipeline.stats();
+  }
+
+  /** SPS and PPS of the current encoder in Annex-B, empty before the first surface. */
+  parameterSets(): Buffer {
+    return this.#pipeline.parameterSets();
+  }
+}

@@ -1,0 +1,186 @@
+// Real peers for the data path: the reference producer (native/build/cloudphone-simulator), a deliberately
+// broken one, and an SRT receiver made of the ffmpeg CLI (Debian's, linked against libsrt) decoding to
+// grey frames that cloudphone-stamp-reader turns back into frame numbers and capture times.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const NATIVE_BUILD = fileURLToPath(new URL('../../native/build/', import.meta.url));
+
+export function tempDir(prefix: string): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return {
+    path,
+    remove: () => {
+      rmSync(path, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A UDP port nobody uses right now (SRT runs over UDP). */
+export async function freeUdpPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  const { port } = socket.address();
+  socket.close();
+  return port;
+}
+
+function lines(child: ChildProcess, onLine: (line: string) => void): void {
+  if (child.stdout) createInterface({ input: child.stdout }).on('line', onLine);
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export interface SimulatorEvent {
+  event: string;
+  [key: string]: unknown;
+}
+
+export class Simulator {
+  readonly events: SimulatorEvent[] = [];
+  readonly #child: ChildProcess;
+
+  constructor(options: {
+    dir: string;
+    width: number;
+    height: number;
+    format?: string;
+    fps?: number;
+    memory?: 'file' | 'memfd';
+  }) {
+    this.#child = spawn(
+      join(NATIVE_BUILD, 'cloudphone-simulator'),
+      [
+        '--dir',
+        options.dir,
+        '--width',
+        String(options.width),
+        '--height',
+        String(options.height),
+        '--format',
+        options.format ?? 'rgba',
+        '--fps',
+        String(options.fps ?? 30),
+        '--memory',
+        options.memory ?? 'file',
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    lines(this.#child, (line) => this.events.push(JSON.parse(line) as SimulatorEvent));
+  }
+
+  command(text: string): void {
+    this.#child.stdin?.write(`${text}\n`);
+  }
+
+  async stop(): Promise<void> {
+    await stopChild(this.#child);
+  }
+}
+
+/** Runs the broken producer in one mode until it exits. */
+export async function runHostileProducer(dir: string, mode: string): Promise<number | null> {
+  const child = spawn(join(NATIVE_BUILD, 'cloudphone-hostile-producer'), ['--dir', dir, '--mode', mode], {
+    stdio: 'inherit',
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return code;
+}
+
+export interface Stamp {
+  index: number;
+  frame: number | null;
+  captureNs?: number;
+  latencyMs?: number;
+}
+
+/**
+ * ffmpeg as the SRT listener, decoding what arrives and scaling it to width x height grey frames for the
+ * stamp reader; the sizes ffmpeg decoded (before scaling) are read from its showinfo filter.
+ */
+export class SrtReceiver {
+  readonly stamps: Stamp[] = [];
+  readonly decodedSizes: string[] = [];
+  readonly #ffmpeg: ChildProcess;
+  readonly #reader: ChildProcess;
+
+  constructor(options: { port: number; width: number; height: number; latencyMs?: number; passphrase?: string }) {
+    const query = new URLSearchParams({ mode: 'listener', latency: String((options.latencyMs ?? 20) * 1000) });
+    if (options.passphrase) {
+      query.set('passphrase', options.passphrase);
+      query.set('pbkeylen', '16');
+    }
+    this.#ffmpeg = spawn(
+      'ffmpeg',
+      [
+        '-hide_banner',
+        '-loglevel',
+        'info',
+        '-nostats',
+        '-fflags',
+        'nobuffer',
+        '-flags',
+        'low_delay',
+        '-probesize',
+        '32768',
+        '-analyzeduration',
+        '0',
+        '-f',
+        'mpegts',
+        '-i',
+        `srt://127.0.0.1:${String(options.port)}?${query.toString()}`,
+        '-fps_mode',
+        'passthrough',
+        '-vf',
+        `showinfo,scale=${String(options.width)}:${String(options.height)}`,
+        '-f',
+        'rawvideo',
+        '-pix_fmt',
+        'gray',
+        '-',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.#reader = spawn(
+      join(NATIVE_BUILD, 'cloudphone-stamp-reader'),
+      ['--width', String(options.width), '--height', String(options.height)],
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
+    if (this.#ffmpeg.stdout && this.#reader.stdin) this.#ffmpeg.stdout.pipe(this.#reader.stdin);
+    this.#reader.stdin?.on('error', () => undefined);
+    lines(this.#reader, (line) => this.stamps.push(JSON.parse(line) as Stamp));
+    if (this.#ffmpeg.stderr) {
+      createInterface({ input: this.#ffmpeg.stderr }).on('line', (line) => {
+        const size = /\bs:(\d+x\d+)\b/.exec(line);
+        if (size?.[1] && this.decodedSizes.at(-1) !== size[1]) this.decodedSizes.push(size[1]);
+      });
+    }
+  }
+
+  /** Frame numbers read so far, in arrival order; null for a frame whose stamp did not read back. */
+  frames(): (number | null)[] {
+    return this.stamps.map((s) => s.frame);
+  }
+
+  async stop(): Promise<void> {
+    await stopChild(this.#ffmpeg);
+    await stopChild(this.#reader);
+  }
+}

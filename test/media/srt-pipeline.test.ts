@@ -1,0 +1,279 @@
+// The data path end to end with real peers: the reference producer publishes stamped frames into shared
+// memory, the sidecar encodes them and pushes MPEG-TS over SRT, and ffmpeg (listening, as an ingest server
+// would) decodes them; the stamps read back from the decoded pictures say which frames arrived, in what order.
+
+import { writeFileSync } from 'node:fs';
+import * as flatbuffers from 'flatbuffers';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Body, Goodbye, Message } from '../../generated/ts/fbs/control_generated.ts';
+import { Key, KeyAction, Text, Touch, TouchAction } from '../../generated/ts/fbs/input_generated.ts';
+import { waitFor } from '../cluster/wait-for.ts';
+import { loadSidecarConfig } from '../../sidecar/src/config.ts';
+import { NativeError, type PipelineEvent } from '../../sidecar/src/native.ts';
+import { Sidecar } from '../../sidecar/src/sidecar.ts';
+import { freeUdpPort, runHostileProducer, Simulator, SrtReceiver, tempDir } from './media-peers.ts';
+
+const silent = pino({ level: 'silent' });
+
+interface Harness {
+  dir: string;
+  port: number;
+  sidecar: Sidecar;
+  events: PipelineEvent[];
+}
+
+let cleanups: (() => Promise<void> | void)[] = [];
+
+beforeEach(() => {
+  cleanups = [];
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+async function startSidecar(options: { passphrase?: string } = {}): Promise<Harness> {
+  const shared = tempDir('cloudphone-shared-');
+  cleanups.push(shared.remove);
+  const port = await freeUdpPort();
+  let passphraseFile: string | undefined;
+  if (options.passphrase) {
+    passphraseFile = join(shared.path, 'passphrase');
+    writeFileSync(passphraseFile, `${options.passphrase}\n`);
+  }
+  const config = {
+    apiVersion: 'cloudphone.io/v1alpha1',
+    kind: 'SidecarConfig',
+    stream: { namespace: 'test', name: 'phone', generation: 1 },
+    shared: { dir: shared.path },
+    video: { fps: 30, bitrate: { targetKbps: 2000, minKbps: 500, maxKbps: 4000 } },
+    srt: {
+      mode: 'caller',
+      url: `srt://127.0.0.1:${String(port)}`,
+      latencyMs: 20,
+      ...(passphraseFile ? { passphraseFile } : {}),
+    },
+  };
+  const settings = loadSidecarConfig(JSON.stringify(config), { namespace: 'test', pod: 'phone-0' });
+  const events: PipelineEvent[] = [];
+  const sidecar = new Sidecar(settings, silent, {
+    metricsHost: '127.0.0.1',
+    metricsPort: 0,
+    onEvent: (e) => events.push(e),
+  });
+  await sidecar.start();
+  cleanups.push(() => sidecar.stop());
+  return { dir: shared.path, port, sidecar, events };
+}
+
+function simulator(
+  dir: string,
+  options: { width: number; height: number; format?: string; memory?: 'file' | 'memfd' },
+): Simulator {
+  const sim = new Simulator({ dir, ...options });
+  cleanups.push(() => sim.stop());
+  return sim;
+}
+
+function receiver(port: number, options: { width: number; height: number; passphrase?: string }): SrtReceiver {
+  const rx = new SrtReceiver({ port, ...options });
+  cleanups.push(() => rx.stop());
+  return rx;
+}
+
+async function framesArrive(rx: SrtReceiver, count: number, after = 0): Promise<void> {
+  await waitFor(
+    `${String(count)} decoded frames`,
+    () => Promise.resolve(rx.stamps.length >= after + count ? true : undefined),
+    30_000,
+  );
+}
+
+function expectInOrderAndWhole(frames: (number | null)[]): void {
+  expect(frames.filter((f) => f === null)).toEqual([]);
+  const numbers = frames as number[];
+  for (let i = 1; i < numbers.length; i++) expect(numbers[i]).toBeGreaterThan(numbers[i - 1] ?? 0);
+}
+
+describe('the SRT data path', () => {
+  it.each([
+    { format: 'rgba', memory: 'file' as const },
+    { format: 'bgra', memory: 'memfd' as const },
+    { format: 'nv12', memory: 'file' as const },
+    { format: 'rgbx', memory: 'memfd' as const },
+  ])('delivers $format frames from $memory memory in order, each one whole', async ({ format, memory }) => {
+    const { dir, port, sidecar } = await startSidecar();
+    const rx = receiver(port, { width: 480, height: 960 });
+    simulator(dir, { width: 480, height: 960, format, memory });
+    await framesArrive(rx, 60);
+    expectInOrderAndWhole(rx.frames());
+    expect(rx.decodedSizes).toEqual(['480x960']);
+    const stats = sidecar.stats();
+    expect(stats.framesTorn).toBe(0);
+    expect(stats.srt.connected).toBe(true);
+    expect(stats.srt.accessUnitsSent).toBeGreaterThanOrEqual(60);
+  });
+
+  it('is refused by a receiver with another passphrase, and says why', async () => {
+    const { dir, port, sidecar, events } = await startSidecar({ passphrase: 'the-wrong-passphrase' });
+    const rx = receiver(port, { width: 480, height: 960, passphrase: 'the-right-passphrase' });
+    simulator(dir, { width: 480, height: 960 });
+    // Earlier attempts may time out before ffmpeg listens; the refusal itself names the secret.
+    await waitFor('the refusal', () =>
+      Promise.resolve(events.find((e) => e.type === 'srt-error' && /secret|passphrase|password/i.test(e.reason))),
+    );
+    expect(rx.stamps).toEqual([]);
+    expect(sidecar.stats().srt.accessUnitsSent).toBe(0);
+  });
+
+  it('streams to a receiver with the same passphrase', async () => {
+    const { dir, port } = await startSidecar({ passphrase: 'the-right-passphrase' });
+    const rx = receiver(port, { width: 480, height: 960, passphrase: 'the-right-passphrase' });
+    simulator(dir, { width: 480, height: 960 });
+    await framesArrive(rx, 30);
+    expectInOrderAndWhole(rx.frames());
+  });
+
+  it('resumes when the receiver goes away and comes back', async () => {
+    const { dir, port, events } = await startSidecar();
+    const first = receiver(port, { width: 480, height: 960 });
+    simulator(dir, { width: 480, height: 960 });
+    await framesArrive(first, 20);
+    await first.stop();
+    const lastBefore = first.frames().at(-1) ?? 0;
+    await waitFor('the sidecar to notice', () => Promise.resolve(events.find((e) => e.type === 'srt-disconnected')));
+    const second = receiver(port, { width: 480, height: 960 });
+    await framesArrive(second, 20);
+    expectInOrderAndWhole(second.frames());
+    expect(second.frames()[0]).toBeGreaterThan(lastBefore);
+    expect(events.filter((e) => e.type === 'srt-connected')).toHaveLength(2);
+  });
+
+  it('continues at the new size when the phone changes resolution', async () => {
+    const { dir, port, sidecar } = await startSidecar();
+    const rx = receiver(port, { width: 480, height: 960 });
+    const sim = simulator(dir, { width: 480, height: 960 });
+    await framesArrive(rx, 20);
+    sim.command('resize 320 640');
+    await waitFor('the new size', () => Promise.resolve(rx.decodedSizes.includes('320x640') ? true : undefined));
+    const seen = rx.stamps.length;
+    await framesArrive(rx, 20, seen);
+    expect(rx.decodedSizes).toEqual(['480x960', '320x640']);
+    // Frame numbers start again with the new generation; within it they rise and every frame reads back.
+    expectInOrderAndWhole(rx.frames().slice(seen));
+    expect(sidecar.stats()).toMatchObject({ width: 320, height: 640 });
+  });
+
+  it('continues at the new size when the phone restarts with another resolution', async () => {
+    const { dir, port, events } = await startSidecar();
+    const rx = receiver(port, { width: 480, height: 960 });
+    const before = simulator(dir, { width: 480, height: 960 });
+    await framesArrive(rx, 20);
+    await before.stop();
+    await waitFor('the phone to leave', () => Promise.resolve(events.find((e) => e.type === 'producer-disconnected')));
+    simulator(dir, { width: 320, height: 640, format: 'nv12', memory: 'memfd' });
+    await waitFor('the new size', () => Promise.resolve(rx.decodedSizes.includes('320x640') ? true : undefined));
+    const seen = rx.stamps.length;
+    await framesArrive(rx, 20, seen);
+    expectInOrderAndWhole(rx.frames().slice(seen));
+  });
+});
+
+describe('a hostile producer', () => {
+  it.each([
+    { mode: 'lying-size', error: /holds \d+ bytes, the surface announced/ },
+    { mode: 'garbage-header', error: /wrong magic/ },
+    { mode: 'bad-path', error: /plain file name/ },
+    { mode: 'truncate', error: /shrank/ },
+  ])('$mode is refused with a clear error, and the next phone streams', async ({ mode, error }) => {
+    const { dir, port, sidecar, events } = await startSidecar();
+    expect(await runHostileProducer(dir, mode)).toBe(0);
+    const refusal = await waitFor('a producer error', () => Promise.resolve(events.find((e) => e.type === 'error')));
+    expect(refusal).toMatchObject({ name: 'ProducerError', reason: expect.stringMatching(error) as unknown });
+
+    const rx = receiver(port, { width: 480, height: 960 });
+    simulator(dir, { width: 480, height: 960 });
+    await framesArrive(rx, 20);
+    expectInOrderAndWhole(rx.frames());
+    expect(sidecar.stats().producerErrors).toBe(1);
+  });
+
+  it.each(['garbage-message', 'no-hello'])('%s is dropped and counted, and the next phone streams', async (mode) => {
+    const { dir, port, sidecar } = await startSidecar();
+    expect(await runHostileProducer(dir, mode)).toBe(0);
+    await waitFor('the messages to be counted', () =>
+      Promise.resolve(sidecar.stats().malformedMessages > 0 ? true : undefined),
+    );
+    const rx = receiver(port, { width: 480, height: 960 });
+    simulator(dir, { width: 480, height: 960 });
+    await framesArrive(rx, 20);
+    expectInOrderAndWhole(rx.frames());
+  });
+});
+
+describe('the sidecar endpoints', () => {
+  it('is ready once a phone streams, and exports the pipeline counters', async () => {
+    const { dir, sidecar } = await startSidecar();
+    const base = `http://127.0.0.1:${String(sidecar.metricsPort)}`;
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    simulator(dir, { width: 320, height: 640 });
+    await waitFor('readiness', async () => ((await fetch(`${base}/readyz`)).status === 200 ? true : undefined));
+    await waitFor('encoded frames', () => Promise.resolve(sidecar.stats().framesEncoded >= 10 ? true : undefined));
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const encoded = /^cloudphone_frames_encoded_total (\d+)/m.exec(metrics);
+    expect(Number(encoded?.[1])).toBeGreaterThanOrEqual(10);
+    expect(metrics).toMatch(/^cloudphone_producer_connected 1$/m);
+    expect(metrics).toMatch(/^cloudphone_srt_connected 0$/m);
+  });
+});
+
+describe('input to the phone', () => {
+  function message(body: (b: flatbuffers.Builder) => [Body, number]): Uint8Array {
+    const builder = new flatbuffers.Builder(64);
+    const [type, offset] = body(builder);
+    Message.finishMessageBuffer(builder, Message.createMessage(builder, type, offset));
+    return builder.asUint8Array();
+  }
+
+  it('reaches the phone through the control socket with its values intact', async () => {
+    const { dir, sidecar } = await startSidecar();
+    const sim = simulator(dir, { width: 320, height: 640 });
+    await waitFor('the phone', () => Promise.resolve(sidecar.stats().producerConnected ? true : undefined));
+    sidecar.pipeline.sendInput(
+      message((b) => [Body.cloudphone_input_Touch, Touch.createTouch(b, TouchAction.Down, 2, 0.25, 0.75, 0.5)]),
+    );
+    sidecar.pipeline.sendInput(message((b) => [Body.cloudphone_input_Key, Key.createKey(b, KeyAction.Up, 66, 0, 1)]));
+    sidecar.pipeline.sendInput(
+      message((b) => [Body.cloudphone_input_Text, Text.createText(b, b.createString('héllo "phone"'))]),
+    );
+    const inputs = await waitFor('three inputs', () => {
+      const seen = sim.events.filter((e) => e.event === 'input');
+      return Promise.resolve(seen.length >= 3 ? seen : undefined);
+    });
+    expect(inputs).toEqual([
+      { event: 'input', kind: 'touch', action: 0, pointerId: 2, x: 0.25, y: 0.75, pressure: 0.5 },
+      { event: 'input', kind: 'key', action: 1, keycode: 66, repeat: 0, metaState: 1 },
+      { event: 'input', kind: 'text', text: 'héllo "phone"' },
+    ]);
+  });
+
+  it('refuses what is not an input message, with a named error', async () => {
+    const { dir, sidecar } = await startSidecar();
+    simulator(dir, { width: 320, height: 640 });
+    await waitFor('the phone', () => Promise.resolve(sidecar.stats().producerConnected ? true : undefined));
+    let failure: unknown;
+    try {
+      sidecar.pipeline.sendInput(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+    } catch (error) {
+      failure = error;
+    }
+    expect(failure).toBeInstanceOf(NativeError);
+    expect(failure).toMatchObject({ name: 'InputError', message: 'input message is not a valid control Message' });
+    const goodbye = message((b) => [Body.Goodbye, Goodbye.createGoodbye(b, b.createString('no'))]);
+    expect(() => {
+      sidecar.pipeline.sendInput(goodbye);
+    }).toThrow(/only touch, key, text and scroll/);
+  });
+});
