@@ -76,14 +76,12 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     events_.Unref(env);
   }
 
-  ~PipelineWrap() override {
-    pipeline_.stop();
-    if (events_) events_.Release();
-  }
+  ~PipelineWrap() override { shut_down(); }
 
  private:
   Napi::Value start(const Napi::CallbackInfo& info) {
-    if (started_) return throw_named(info.Env(), error("StateError", "the pipeline was already started"));
+    if (started_ || events_released_)
+      return throw_named(info.Env(), error("StateError", "a pipeline starts once and cannot restart after stop"));
     Napi::ThreadSafeFunction events = events_;
     NativeError failure = pipeline_.start(settings_, [events](PipelineEvent event) mutable {
       auto* heap = new PipelineEvent(std::move(event));
@@ -111,8 +109,17 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
   }
 
   Napi::Value stop(const Napi::CallbackInfo& info) {
-    pipeline_.stop();
+    shut_down();
     return info.Env().Undefined();
+  }
+
+  // After the native threads are joined no event can come, so the event function is released and nothing
+  // of this pipeline keeps the process alive.
+  void shut_down() {
+    pipeline_.stop();
+    if (events_released_) return;
+    events_released_ = true;
+    if (static_cast<napi_threadsafe_function>(events_) != nullptr) events_.Release();
   }
 
   Napi::Value request_keyframe(const Napi::CallbackInfo& info) {
@@ -197,6 +204,7 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
   PipelineSettings settings_;
   Pipeline pipeline_;
   Napi::ThreadSafeFunction events_;
+  bool events_released_ = false;
   bool started_ = false;
 };
 
