@@ -12,7 +12,18 @@ export class SidecarMetrics {
   constructor(stats: () => PipelineStats) {
     collectDefaultMetrics({ register: this.registry });
     const registry = this.registry;
-    const read = stats;
+    // One native read per scrape, not one per metric: prom-client collects every metric of a scrape before
+    // the event loop moves on to setImmediate callbacks.
+    let snapshot: PipelineStats | undefined;
+    const read = (): PipelineStats => {
+      if (!snapshot) {
+        snapshot = stats();
+        setImmediate(() => {
+          snapshot = undefined;
+        });
+      }
+      return snapshot;
+    };
     const counter = (name: string, help: string, value: (s: PipelineStats) => number): void => {
       new Gauge({
         name,

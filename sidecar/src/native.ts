@@ -107,11 +107,16 @@ function loadAddon(): Addon {
   return addon;
 }
 
-function rethrow(error: unknown): never {
-  if (error instanceof Error && error.name !== 'Error' && error.name !== 'TypeError') {
-    throw new NativeError(error.name, error.message);
+/** Calls into the addon, turning its named errors into NativeError. */
+function callNative<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    if (error instanceof Error && error.name !== 'Error' && error.name !== 'TypeError') {
+      throw new NativeError(error.name, error.message);
+    }
+    throw error;
   }
-  throw error;
 }
 
 function toEvent(raw: Record<string, unknown>): PipelineEvent | undefined {
@@ -153,22 +158,19 @@ export class NativePipeline {
 
   constructor(options: PipelineOptions, onEvent: (event: PipelineEvent) => void) {
     const { Pipeline } = loadAddon();
-    try {
-      this.#pipeline = new Pipeline(options, (raw) => {
-        const event = toEvent(raw);
-        if (event) onEvent(event);
-      });
-    } catch (error) {
-      rethrow(error);
-    }
+    this.#pipeline = callNative(
+      () =>
+        new Pipeline(options, (raw) => {
+          const event = toEvent(raw);
+          if (event) onEvent(event);
+        }),
+    );
   }
 
   start(): void {
-    try {
+    callNative(() => {
       this.#pipeline.start();
-    } catch (error) {
-      rethrow(error);
-    }
+    });
   }
 
   /** Stops the native threads and closes the socket; waits at most about a second (an SRT connect in flight). */
@@ -181,28 +183,22 @@ export class NativePipeline {
   }
 
   setBitrate(kbps: number): void {
-    try {
+    callNative(() => {
       this.#pipeline.setBitrate(kbps);
-    } catch (error) {
-      rethrow(error);
-    }
+    });
   }
 
   setMaxFps(fps: number): void {
-    try {
+    callNative(() => {
       this.#pipeline.setMaxFps(fps);
-    } catch (error) {
-      rethrow(error);
-    }
+    });
   }
 
   /** Forwards one verified cloudphone.control Message with an input body to the phone. */
   sendInput(message: Uint8Array): void {
-    try {
+    callNative(() => {
       this.#pipeline.sendInput(message);
-    } catch (error) {
-      rethrow(error);
-    }
+    });
   }
 
   stats(): PipelineStats {

@@ -41,7 +41,6 @@ class FramebufferMapping {
   const SurfaceGeometry& geometry() const { return geometry_; }
   const uint8_t* base() const { return base_; }
   std::size_t length() const { return length_; }
-  uint64_t slot_size() const { return slot_size_; }
 
   // The stable slot with the highest frame number above `after`; false when there is none. Call under a
   // SigbusGuard covering the mapping.

@@ -161,13 +161,22 @@ void Pipeline::flush_input() {
     if (producer_fd_ >= 0) send_message(producer_fd_, message.data(), message.size());
 }
 
-void Pipeline::producer_error(const std::string& reason) {
-  stats_.producer_errors++;
+void Pipeline::emit_error(const std::string& name, const std::string& reason) {
   PipelineEvent event;
   event.type = "error";
-  event.name = "ProducerError";
+  event.name = name;
   event.reason = reason;
   emit(std::move(event));
+}
+
+void Pipeline::producer_error(const std::string& reason) {
+  stats_.producer_errors++;
+  emit_error("ProducerError", reason);
+}
+
+void Pipeline::refuse_shrunk_memory() {
+  producer_error("framebuffer memory shrank under the sidecar");
+  drop_producer("framebuffer memory shrank", true);
 }
 
 void Pipeline::accept_producer() {
@@ -330,12 +339,7 @@ void Pipeline::map_surface(const void* surface_message, int fd) {
     failure = encoder_.open(settings);
     if (failure) {
       mapping_.reset();
-      PipelineEvent event;
-      event.type = "error";
-      event.name = failure.name;
-      event.reason = failure.reason;
-      emit(std::move(event));
-      return;
+      return emit_error(failure.name, failure.reason);
     }
     std::lock_guard<std::mutex> lock(parameter_sets_mutex_);
     parameter_sets_ = encoder_.parameter_sets();
@@ -363,8 +367,7 @@ void Pipeline::encode_newest(bool repeat_last) {
   uint64_t after = repeat_last ? last_frame_number_ - 1 : last_frame_number_;
   bool found = mapping_->newest(after, &frame);
   if (guard.faulted()) {
-    producer_error("framebuffer memory shrank under the sidecar");
-    return drop_producer("framebuffer memory shrank", true);
+    return refuse_shrunk_memory();
   }
   if (!found) {
     frame_pending_ = false;
@@ -397,8 +400,7 @@ void Pipeline::encode_newest(bool repeat_last) {
     y_stride = uv_stride = g.width;
     stats_.convert_ns_total += static_cast<uint64_t>(now_ns() - started);
     if (guard.faulted()) {
-      producer_error("framebuffer memory shrank under the sidecar");
-      return drop_producer("framebuffer memory shrank", true);
+      return refuse_shrunk_memory();
     }
     if (!mapping_->unchanged(frame)) {
       // The producer lapped us mid-copy: that picture is torn. The next notification brings a whole one.
@@ -421,8 +423,7 @@ void Pipeline::encode_newest(bool repeat_last) {
   int64_t done = now_ns();
   stats_.encode_ns_total += static_cast<uint64_t>(done - encode_started);
   if (guard.faulted()) {
-    producer_error("framebuffer memory shrank under the sidecar");
-    return drop_producer("framebuffer memory shrank", true);
+    return refuse_shrunk_memory();
   }
   if (g.format == CP_PIXEL_NV12 && !mapping_->unchanged(frame)) {
     // Already encoded from a torn picture: make the next frame a keyframe so the damage does not linger.
@@ -430,12 +431,7 @@ void Pipeline::encode_newest(bool repeat_last) {
     keyframe_requested_ = true;
   }
   if (!ok) {
-    PipelineEvent event;
-    event.type = "error";
-    event.name = "EncoderError";
-    event.reason = "x264 failed to encode a frame";
-    emit(std::move(event));
-    return;
+    return emit_error("EncoderError", "x264 failed to encode a frame");
   }
   last_frame_number_ = frame.frame_number;
   last_encode_ns_ = done;

@@ -85,7 +85,11 @@ class Pipeline {
   void drop_producer(const std::string& reason, bool announce);
   void read_producer();
   void handle_message(const uint8_t* data, std::size_t length, int fd);
+  void emit_error(const std::string& name, const std::string& reason);
+  // Counts a refused surface or frame and tells JavaScript why.
   void producer_error(const std::string& reason);
+  // The phone shrank its memory under our mapping (caught by the SigbusGuard): refuse it, keep running.
+  void refuse_shrunk_memory();
   void map_surface(const void* surface, int fd);
   void encode_newest(bool repeat_last);
   void flush_input();

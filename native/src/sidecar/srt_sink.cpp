@@ -196,8 +196,6 @@ bool SrtSink::open_muxer() {
   stream->time_base = AVRational{1, 90000};
   stream->codecpar->codec_type = AVMEDIA_TYPE_VIDEO;
   stream->codecpar->codec_id = AV_CODEC_ID_H264;
-  stream->codecpar->width = static_cast<int>(settings_.width);
-  stream->codecpar->height = static_cast<int>(settings_.height);
   auto* io_buffer = static_cast<uint8_t*>(av_malloc(kPayloadSize));
   AVIOContext* io = avio_alloc_context(io_buffer, kPayloadSize, 1, this, nullptr, &SrtSink::write_packet, nullptr);
   if (!io) {

@@ -28,8 +28,6 @@ struct SrtSettings {
   std::string passphrase;  // empty: no encryption
   uint32_t key_length = 16;
   std::string stream_id;
-  uint32_t width = 0;
-  uint32_t height = 0;
 };
 
 struct SrtStats {
