@@ -16,6 +16,9 @@ export default defineConfig({
       {
         test: {
           name: 'media',
+          // Threads, not forks: libsrt's own threads outlive a stopped sidecar, and a forked worker holding them
+          // lingers until vitest's termination timeout.
+          pool: 'threads',
           // Real encoders, decoders and SRT peers: one file at a time keeps the 2 cores for the media.
           fileParallelism: false,
           include: ['test/media/**/*.test.ts'],
