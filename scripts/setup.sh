@@ -14,8 +14,10 @@ cd "$root"
 # openssl for the local control plane's certificates; iproute2 (ss) to check nothing is left listening.
 # The media path: libx264, libyuv, libavformat (its mpegts muxer) and libsrt in the GnuTLS flavour that
 # libavformat itself links, so one libsrt lives in the sidecar. ffmpeg is the SRT receiver in tests.
+# clang and its runtime libraries build the libFuzzer target.
 apt_packages=(flatbuffers-compiler libflatbuffers-dev g++ make pkg-config openssl curl iproute2 ca-certificates
-  libx264-dev libyuv-dev libsrt-gnutls-dev libavformat-dev libavcodec-dev libavutil-dev ffmpeg)
+  libx264-dev libyuv-dev libsrt-gnutls-dev libavformat-dev libavcodec-dev libavutil-dev ffmpeg
+  clang libclang-rt-14-dev)
 
 missing=()
 for package in "${apt_packages[@]}"; do
@@ -41,8 +43,8 @@ fi
 node_version=$(node_modules/.bin/node --version)
 case "$node_version" in v24.*) ;; *) echo "setup: expected Node.js 24 in node_modules/.bin, found $node_version" >&2; exit 1 ;; esac
 
-# The native addon, the producer library and the simulator (make rebuilds only what changed).
-make -s -C native -j"$(nproc)"
+# The native addon, the producer library, the simulator and the fuzz target (make rebuilds only what changed).
+make -s -C native -j"$(nproc)" all fuzz
 
 if [ "${1:-}" != "--no-tools" ]; then
   bash test/cluster/build-tools.sh

@@ -1,11 +1,12 @@
 // Real peers for the data path: the reference producer (native/build/cloudphone-simulator), a deliberately
-// broken one, and an SRT receiver made of the ffmpeg CLI (Debian's, linked against libsrt) decoding to
+// broken one, the sidecar as its own process (as it runs in a pod), and an SRT receiver made of the ffmpeg CLI (Debian's, linked against libsrt) decoding to
 // grey frames that cloudphone-stamp-reader turns back into frame numbers and capture times.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -31,6 +32,67 @@ export async function freeUdpPort(): Promise<number> {
   const { port } = socket.address();
   socket.close();
   return port;
+}
+
+/** A TCP port nobody uses right now. */
+export async function freeTcpPort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  server.close();
+  return port;
+}
+
+/** Process CPU time (user + system, all threads) in seconds, from /proc. */
+export function cpuSeconds(pid: number): number {
+  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are 14 and 15.
+  const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+}
+
+/** The sidecar's own entry point (sidecar/src/main.ts) in a child process, with its config in a file. */
+export class SidecarProcess {
+  readonly #child: ChildProcess;
+  readonly #metricsPort: number;
+
+  constructor(options: {
+    config: Record<string, unknown>;
+    configFile: string;
+    metricsPort: number;
+    env?: NodeJS.ProcessEnv;
+  }) {
+    this.#metricsPort = options.metricsPort;
+    writeFileSync(options.configFile, JSON.stringify({ ...options.config, metrics: { port: options.metricsPort } }));
+    const main = fileURLToPath(new URL('../../sidecar/src/main.ts', import.meta.url));
+    this.#child = spawn(process.execPath, [main, '--config', options.configFile], {
+      env: { ...process.env, LOG_LEVEL: 'warn', ...options.env },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+  }
+
+  get pid(): number {
+    return this.#child.pid ?? 0;
+  }
+
+  /** One sample from /metrics, or undefined while the sidecar is not serving yet. */
+  async metric(name: string): Promise<number | undefined> {
+    try {
+      const response = await fetch(`http://127.0.0.1:${String(this.#metricsPort)}/metrics`);
+      const text = await response.text();
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+      return line ? Number(line.slice(name.length + 1)) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await stopChild(this.#child);
+  }
 }
 
 function lines(child: ChildProcess, onLine: (line: string) => void): void {

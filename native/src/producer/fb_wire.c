@@ -247,7 +247,8 @@ int fbr_string(fbr_table *t, uint16_t id, const char **text, size_t *length) {
   size_t at = fbr_field(t, id, 4);
   if (!at) return t->malformed ? -1 : 0;
   size_t string;
-  if (!fbr_follow(t->buf, t->len, at, &string) || (string & 3) || t->len - string < 4) return -1;
+  /* Room for the length and at least the NUL terminator, before the subtraction below relies on it. */
+  if (!fbr_follow(t->buf, t->len, at, &string) || (string & 3) || t->len - string < 5) return -1;
   uint32_t n = load_u32(t->buf + string);
   /* The bytes and the NUL terminator must fit. */
   if (n > t->len - string - 4 - 1 || t->buf[string + 4 + n] != 0) return -1;

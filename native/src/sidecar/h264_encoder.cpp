@@ -47,8 +47,6 @@ NativeError H264Encoder::open(const EncoderSettings& settings) {
     return error("EncoderError", "x264 cannot open " + std::to_string(settings.width) + "x" +
                                      std::to_string(settings.height));
   x264_picture_init(&input_);
-  input_.img.i_csp = X264_CSP_NV12;
-  input_.img.i_plane = 2;
 
   x264_nal_t* nals = nullptr;
   int count = 0;
@@ -67,14 +65,15 @@ void H264Encoder::close() {
   encoder_ = nullptr;
 }
 
-bool H264Encoder::encode(const uint8_t* y, uint32_t y_stride, const uint8_t* uv, uint32_t uv_stride, int64_t pts,
-                         bool force_keyframe, EncodedPicture* out) {
+bool H264Encoder::encode(const InputPlanes& input, int64_t pts, bool force_keyframe, EncodedPicture* out) {
   // x264 copies the input into its own frame before encode returns, so pointers into the shared mapping
   // are only read during this call.
-  input_.img.plane[0] = const_cast<uint8_t*>(y);
-  input_.img.plane[1] = const_cast<uint8_t*>(uv);
-  input_.img.i_stride[0] = static_cast<int>(y_stride);
-  input_.img.i_stride[1] = static_cast<int>(uv_stride);
+  input_.img.i_csp = input.nv12 ? X264_CSP_NV12 : X264_CSP_I420;
+  input_.img.i_plane = input.nv12 ? 2 : 3;
+  for (int i = 0; i < 3; i++) {
+    input_.img.plane[i] = const_cast<uint8_t*>(input.plane[i]);
+    input_.img.i_stride[i] = static_cast<int>(input.stride[i]);
+  }
   input_.i_pts = pts;
   input_.i_type = force_keyframe ? X264_TYPE_IDR : X264_TYPE_AUTO;
   x264_nal_t* nals = nullptr;

@@ -1,7 +1,7 @@
 // H.264 with libx264, tuned for interactive screens: zerolatency (no B-frames, no lookahead, sliced
 // threads), AUD and SPS/PPS before every IDR so any receiver can start at a keyframe, and live control of
-// bitrate and keyframes without reopening. Input is NV12, either our own converted picture or, for NV12
-// phones, the shared mapping itself.
+// bitrate and keyframes without reopening. Input is I420 (our own picture, converted from RGB) or NV12 (an
+// NV12 phone's shared mapping itself); x264 takes either per picture.
 #pragma once
 
 #include <cstddef>
@@ -28,6 +28,12 @@ struct EncoderSettings {
   const char* preset = "ultrafast";
 };
 
+struct InputPlanes {
+  bool nv12 = false;  // else I420
+  const uint8_t* plane[3] = {nullptr, nullptr, nullptr};
+  uint32_t stride[3] = {0, 0, 0};
+};
+
 struct EncodedPicture {
   const uint8_t* data = nullptr;
   std::size_t size = 0;
@@ -43,10 +49,9 @@ class H264Encoder {
   bool is_open() const { return encoder_ != nullptr; }
   const EncoderSettings& settings() const { return settings_; }
 
-  // Encodes one NV12 picture; *out points into the encoder's memory until the next call. Returns false on
-  // an encoder failure; an encode that produced nothing (rate control) sets out->size = 0.
-  bool encode(const uint8_t* y, uint32_t y_stride, const uint8_t* uv, uint32_t uv_stride, int64_t pts,
-              bool force_keyframe, EncodedPicture* out);
+  // Encodes one picture; *out points into the encoder's memory until the next call. Returns false on an
+  // encoder failure; an encode that produced nothing (rate control) sets out->size = 0.
+  bool encode(const InputPlanes& input, int64_t pts, bool force_keyframe, EncodedPicture* out);
   bool set_bitrate(uint32_t kbps);
   // SPS and PPS in Annex-B, for receivers that join between keyframes.
   const std::vector<uint8_t>& parameter_sets() const { return parameter_sets_; }

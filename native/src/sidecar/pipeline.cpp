@@ -2,23 +2,22 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cstring>
 
 #include "cloudphone/control_generated.h"
-#include "libyuv/convert_from_argb.h"
+#include "control_message.h"
+#include "libyuv/convert.h"
 #include "sigbus_guard.h"
 
 namespace cloudphone {
 namespace {
 
 constexpr uint16_t kProtocolVersion = 1;
-constexpr std::size_t kInputQueueMax = 64;
-constexpr std::size_t kInputMessageMax = 1024;
 // Messages handled per wake-up before frames get a turn: a flooding producer cannot starve the encoder.
 constexpr int kMessagesPerTurn = 64;
 
@@ -26,22 +25,6 @@ int64_t now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
-bool verify_message(const uint8_t* data, std::size_t length) {
-  // Small depth and table limits: no legitimate control message nests deeper than Message -> body -> field.
-  flatbuffers::Verifier::Options options;
-  options.max_depth = 8;
-  options.max_tables = 16;
-  flatbuffers::Verifier verifier(data, length, options);
-  return control::VerifyMessageBuffer(verifier);
-}
-
-bool safe_file_name(const std::string& name) {
-  if (name.empty() || name.size() > 64 || name == "." || name == "..") return false;
-  for (char c : name)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
-  return true;
 }
 
 std::size_t build_message(uint8_t* out, std::size_t capacity,
@@ -86,7 +69,6 @@ NativeError Pipeline::start(const PipelineSettings& settings, EventFn on_event) 
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   stats_.bitrate_kbps = settings_.bitrate_kbps;
   stats_.max_fps = settings_.max_fps;
-  input_queue_.reserve(kInputQueueMax);
   running_ = true;
   thread_ = std::thread([this] { run(); });
   return {};
@@ -135,30 +117,27 @@ std::vector<uint8_t> Pipeline::parameter_sets() {
 
 NativeError Pipeline::send_input(const uint8_t* data, std::size_t length) {
   if (length > kInputMessageMax) return error("InputError", "input message is larger than 1024 bytes");
-  if (!verify_message(data, length)) return error("InputError", "input message is not a valid control Message");
-  auto type = control::GetMessage(data)->body_type();
-  if (type != control::Body::cloudphone_input_Touch && type != control::Body::cloudphone_input_Key &&
-      type != control::Body::cloudphone_input_Text && type != control::Body::cloudphone_input_Scroll)
-    return error("InputError", "only touch, key, text and scroll messages go to the phone");
+  ControlKind kind = read_control_message(data, length).kind;
+  if (kind == ControlKind::Invalid) return error("InputError", "input message is not a valid control Message");
+  if (kind != ControlKind::Input) return error("InputError", "only touch, key, text and scroll messages go to the phone");
   if (!stats_.producer_connected) return error("InputError", "no phone is connected");
   {
     std::lock_guard<std::mutex> lock(input_mutex_);
-    if (input_queue_.size() >= kInputQueueMax) return error("InputError", "the phone is not taking input");
-    input_queue_.emplace_back(data, data + length);
+    if (input_count_ == kInputQueueMax) return error("InputError", "the phone is not taking input");
+    InputSlot& slot = input_slots_[input_count_++];
+    std::memcpy(slot.bytes, data, length);
+    slot.length = length;
   }
   wake();
   return {};
 }
 
 void Pipeline::flush_input() {
-  std::vector<std::vector<uint8_t>> pending;
-  {
-    std::lock_guard<std::mutex> lock(input_mutex_);
-    pending.swap(input_queue_);
-    input_queue_.reserve(kInputQueueMax);
-  }
-  for (const auto& message : pending)
-    if (producer_fd_ >= 0) send_message(producer_fd_, message.data(), message.size());
+  // Sends never block (MSG_DONTWAIT), so holding the lock through them costs the JavaScript thread little.
+  std::lock_guard<std::mutex> lock(input_mutex_);
+  for (std::size_t i = 0; i < input_count_ && producer_fd_ >= 0; i++)
+    send_message(producer_fd_, input_slots_[i].bytes, input_slots_[i].length);
+  input_count_ = 0;
 }
 
 void Pipeline::emit_error(const std::string& name, const std::string& reason) {
@@ -230,30 +209,28 @@ void Pipeline::handle_message(const uint8_t* data, std::size_t length, int fd) {
       if (fd >= 0) ::close(fd);
     }
   } passed{fd};
-  if (!verify_message(data, length)) {
+  ControlMessage message = read_control_message(data, length);
+  if (message.kind == ControlKind::Invalid) {
     stats_.malformed_messages++;
     return;
   }
-  const control::Message* message = control::GetMessage(data);
   if (!greeted_) {
-    const control::Hello* hello = message->body_as_Hello();
-    if (!hello) {
+    if (message.kind != ControlKind::Hello) {
       stats_.malformed_messages++;
       drop_producer("producer did not start with Hello", false);
       return;
     }
     uint8_t reply[512];
-    if (hello->protocol_version() != kProtocolVersion) {
+    if (message.protocol_version != kProtocolVersion) {
       std::size_t n = build_message(reply, sizeof reply, [](flatbuffers::FlatBufferBuilder& b) {
         auto goodbye = control::CreateGoodbye(b, b.CreateString("unsupported protocol version"));
         return control::CreateMessage(b, control::Body::Goodbye, goodbye.Union());
       });
       send_message(producer_fd_, reply, n);
-      producer_error("producer speaks protocol version " + std::to_string(hello->protocol_version()) + ", expected 1");
+      producer_error("producer speaks protocol version " + std::to_string(message.protocol_version) + ", expected 1");
       drop_producer("unsupported protocol version", false);
       return;
     }
-    std::string name = hello->producer() ? hello->producer()->str().substr(0, 128) : "";
     uint32_t fps = stats_.max_fps;
     std::size_t n = build_message(reply, sizeof reply, [fps](flatbuffers::FlatBufferBuilder& b) {
       auto welcome = control::CreateWelcome(b, kProtocolVersion, b.CreateString("cloudphone-sidecar"),
@@ -262,65 +239,55 @@ void Pipeline::handle_message(const uint8_t* data, std::size_t length, int fd) {
     });
     send_message(producer_fd_, reply, n);
     greeted_ = true;
-    producer_name_ = name;
+    producer_name_ = message.producer;
     stats_.producer_connected = true;
     PipelineEvent event;
     event.type = "producer-connected";
-    event.producer = name;
+    event.producer = message.producer;
     emit(std::move(event));
     return;
   }
-  switch (message->body_type()) {
-    case control::Body::Surface:
-      map_surface(message->body_as_Surface(), passed.fd);
+  switch (message.kind) {
+    case ControlKind::Surface:
+      map_surface(message, passed.fd);
       passed.fd = -1;  // map_surface took it
       return;
-    case control::Body::FrameReady:
-      if (mapping_ && message->body_as_FrameReady()->generation() == mapping_->geometry().generation)
-        frame_pending_ = true;
+    case ControlKind::FrameReady:
+      if (mapping_ && message.geometry.generation == mapping_->geometry().generation) frame_pending_ = true;
       return;
-    case control::Body::Goodbye:
-      drop_producer(message->body_as_Goodbye()->reason() ? message->body_as_Goodbye()->reason()->str().substr(0, 256)
-                                                         : "producer said goodbye",
-                    true);
+    case ControlKind::Goodbye:
+      drop_producer(message.reason.empty() ? "producer said goodbye" : message.reason, true);
       return;
     default:
-      // Hello twice, or messages that only flow the other way.
+      // Hello twice, input (which flows the other way), or messages only the sidecar sends.
       stats_.malformed_messages++;
       return;
   }
 }
 
-void Pipeline::map_surface(const void* surface_message, int fd) {
-  const auto* surface = static_cast<const control::Surface*>(surface_message);
+void Pipeline::map_surface(const ControlMessage& surface, int fd) {
   mapping_.reset();
   frame_pending_ = false;
-  SurfaceGeometry geometry;
-  geometry.generation = surface->generation();
-  geometry.width = surface->width();
-  geometry.height = surface->height();
-  geometry.format = static_cast<uint32_t>(surface->format());
-  geometry.stride = surface->stride();
-  geometry.slot_count = surface->slot_count();
-  geometry.total_size = surface->size();
+  const SurfaceGeometry& geometry = surface.geometry;
 
   int memory_fd = -1;
-  switch (surface->memory()) {
-    case control::MemoryKind::SharedFile: {
+  switch (surface.memory) {
+    case SurfaceMemory::SharedFile: {
       if (fd >= 0) ::close(fd);
-      std::string path = surface->path() ? surface->path()->str() : "";
+      const std::string& path = surface.path;
       if (!safe_file_name(path)) return producer_error("surface path must be a plain file name in the shared volume");
       memory_fd = ::openat(dir_fd_, path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
       if (memory_fd < 0) return producer_error("cannot open surface file " + path + ": " + std::strerror(errno));
       break;
     }
-    case control::MemoryKind::PassedFd:
+    case SurfaceMemory::PassedFd:
       if (fd < 0) return producer_error("surface said PassedFd but no descriptor came with it");
       memory_fd = fd;
       break;
     default:
       if (fd >= 0) ::close(fd);
-      return producer_error("encoded H.264 surfaces are not supported yet");
+      return producer_error(surface.memory == SurfaceMemory::EncodedH264 ? "encoded H.264 surfaces are not supported yet"
+                                                                         : "surface names an unknown memory kind");
   }
   NativeError failure;
   mapping_ = FramebufferMapping::open(memory_fd, geometry, &failure);
@@ -379,25 +346,29 @@ void Pipeline::encode_newest(bool repeat_last) {
     stats_.frames_published += last_frame_number_ ? frame.frame_number - last_frame_number_ : 1;
   }
 
-  const uint8_t *y, *uv;
-  uint32_t y_stride, uv_stride;
+  InputPlanes planes;
   int64_t started = now_ns();
   if (g.format == CP_PIXEL_NV12) {
     // NV12 goes to the encoder as it lies in the mapping; x264 copies it during encode().
-    y = frame.pixels;
-    uv = frame.pixels + uint64_t{g.stride} * g.height;
-    y_stride = uv_stride = g.stride;
+    planes.nv12 = true;
+    planes.plane[0] = frame.pixels;
+    planes.plane[1] = frame.pixels + uint64_t{g.stride} * g.height;
+    planes.stride[0] = planes.stride[1] = g.stride;
   } else {
     uint8_t* out_y = picture_.data();
-    uint8_t* out_uv = out_y + std::size_t{g.width} * g.height;
+    uint8_t* out_u = out_y + std::size_t{g.width} * g.height;
+    uint8_t* out_v = out_u + std::size_t{g.width / 2} * (g.height / 2);
     int w = static_cast<int>(g.width), h = static_cast<int>(g.height), s = static_cast<int>(g.stride);
     // libyuv names formats by their order in a little-endian 32-bit word: Android's RGBA (bytes R,G,B,A)
     // is libyuv's ABGR, and BGRA (bytes B,G,R,A) is libyuv's ARGB. RGBX ignores the fourth byte either way.
-    if (g.format == CP_PIXEL_BGRA8888) libyuv::ARGBToNV12(frame.pixels, s, out_y, w, out_uv, w, w, h);
-    else libyuv::ABGRToNV12(frame.pixels, s, out_y, w, out_uv, w, w, h);
-    y = out_y;
-    uv = out_uv;
-    y_stride = uv_stride = g.width;
+    // I420 rather than NV12: libyuv's *ToNV12 mallocs a row buffer on every call, *ToI420 allocates nothing.
+    if (g.format == CP_PIXEL_BGRA8888) libyuv::ARGBToI420(frame.pixels, s, out_y, w, out_u, w / 2, out_v, w / 2, w, h);
+    else libyuv::ABGRToI420(frame.pixels, s, out_y, w, out_u, w / 2, out_v, w / 2, w, h);
+    planes.plane[0] = out_y;
+    planes.plane[1] = out_u;
+    planes.plane[2] = out_v;
+    planes.stride[0] = g.width;
+    planes.stride[1] = planes.stride[2] = g.width / 2;
     stats_.convert_ns_total += static_cast<uint64_t>(now_ns() - started);
     if (guard.faulted()) {
       return refuse_shrunk_memory();
@@ -419,7 +390,7 @@ void Pipeline::encode_newest(bool repeat_last) {
   bool keyframe = keyframe_requested_.exchange(false);
   EncodedPicture encoded;
   int64_t encode_started = now_ns();
-  bool ok = encoder_.encode(y, y_stride, uv, uv_stride, pts, keyframe, &encoded);
+  bool ok = encoder_.encode(planes, pts, keyframe, &encoded);
   int64_t done = now_ns();
   stats_.encode_ns_total += static_cast<uint64_t>(done - encode_started);
   if (guard.faulted()) {
@@ -445,6 +416,8 @@ void Pipeline::encode_newest(bool repeat_last) {
 }
 
 void Pipeline::run() {
+  // Named for top -H and for the allocation counter; x264's worker threads inherit the name.
+  pthread_setname_np(pthread_self(), "cp-pipeline");
   while (running_) {
     int timeout_ms = 100;
     int64_t interval = 1000000000 / stats_.max_fps.load();

@@ -1,6 +1,6 @@
 // The sidecar's media pipeline on one native thread: it serves the control socket, maps each surface
 // generation, takes the newest complete frame when the producer says one is ready (latest frame wins),
-// converts it to NV12 straight out of the shared mapping with libyuv, encodes it, and hands the access
+// converts it to I420 straight out of the shared mapping with libyuv, encodes it, and hands the access
 // unit to the SRT sink. JavaScript only configures, controls and observes it.
 #pragma once
 
@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "control_message.h"
 #include "control_socket.h"
 #include "framebuffer_mapping.h"
 #include "h264_encoder.h"
@@ -90,7 +91,7 @@ class Pipeline {
   void producer_error(const std::string& reason);
   // The phone shrank its memory under our mapping (caught by the SigbusGuard): refuse it, keep running.
   void refuse_shrunk_memory();
-  void map_surface(const void* surface, int fd);
+  void map_surface(const ControlMessage& surface, int fd);
   void encode_newest(bool repeat_last);
   void flush_input();
 
@@ -107,7 +108,7 @@ class Pipeline {
 
   std::unique_ptr<FramebufferMapping> mapping_;
   H264Encoder encoder_;
-  std::vector<uint8_t> picture_;  // NV12, converted from RGB formats; allocated once per surface
+  std::vector<uint8_t> picture_;  // I420, converted from RGB formats; allocated once per surface
   uint64_t last_frame_number_ = 0;
   bool frame_pending_ = false;
   int64_t last_encode_ns_ = 0;
@@ -116,8 +117,16 @@ class Pipeline {
   std::atomic<uint32_t> requested_bitrate_{0};
   SrtSink srt_;
 
+  // Input for the phone, in fixed slots so that queueing an event allocates nothing.
+  static constexpr std::size_t kInputQueueMax = 64;
+  static constexpr std::size_t kInputMessageMax = 1024;
+  struct InputSlot {
+    std::size_t length = 0;
+    uint8_t bytes[kInputMessageMax];
+  };
   std::mutex input_mutex_;
-  std::vector<std::vector<uint8_t>> input_queue_;
+  InputSlot input_slots_[kInputQueueMax];
+  std::size_t input_count_ = 0;
   std::mutex parameter_sets_mutex_;
   std::vector<uint8_t> parameter_sets_;
 

@@ -1,6 +1,7 @@
 #include "srt_sink.h"
 
 #include <netdb.h>
+#include <pthread.h>
 #include <srt/srt.h>
 
 #include <algorithm>
@@ -243,6 +244,7 @@ bool SrtSink::send_access_unit(const AccessUnit& unit) {
 }
 
 void SrtSink::run() {
+  pthread_setname_np(pthread_self(), "cp-srt");
   int backoff_ms = 250;
   std::string last_failure;
   while (running_) {

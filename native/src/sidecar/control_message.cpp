@@ -1,0 +1,96 @@
+#include "control_message.h"
+
+#include <cctype>
+
+#include "cloudphone/control_generated.h"
+
+namespace cloudphone {
+namespace {
+
+std::string bounded(const flatbuffers::String* text, std::size_t limit) {
+  if (!text) return {};
+  return std::string(text->c_str(), std::min<std::size_t>(text->size(), limit));
+}
+
+SurfaceMemory memory_kind(control::MemoryKind kind) {
+  switch (kind) {
+    case control::MemoryKind::SharedFile:
+      return SurfaceMemory::SharedFile;
+    case control::MemoryKind::PassedFd:
+      return SurfaceMemory::PassedFd;
+    case control::MemoryKind::EncodedH264:
+      return SurfaceMemory::EncodedH264;
+    default:
+      return SurfaceMemory::Unknown;
+  }
+}
+
+}  // namespace
+
+bool verify_control_message(const uint8_t* data, std::size_t length) {
+  // Small depth and table limits: no legitimate control message nests deeper than Message -> body -> field.
+  flatbuffers::Verifier::Options options;
+  options.max_depth = 8;
+  options.max_tables = 16;
+  flatbuffers::Verifier verifier(data, length, options);
+  return control::VerifyMessageBuffer(verifier);
+}
+
+ControlMessage read_control_message(const uint8_t* data, std::size_t length) {
+  ControlMessage out;
+  if (!verify_control_message(data, length)) return out;
+  const control::Message* message = control::GetMessage(data);
+  // The Verifier accepts a union whose type is set but whose table is absent: that is malformed here.
+  if (message->body_type() != control::Body::NONE && !message->body()) return out;
+  switch (message->body_type()) {
+    case control::Body::Hello: {
+      const control::Hello* hello = message->body_as_Hello();
+      out.kind = ControlKind::Hello;
+      out.protocol_version = hello->protocol_version();
+      out.producer = bounded(hello->producer(), 128);
+      break;
+    }
+    case control::Body::Surface: {
+      const control::Surface* surface = message->body_as_Surface();
+      out.kind = ControlKind::Surface;
+      out.geometry.generation = surface->generation();
+      out.geometry.width = surface->width();
+      out.geometry.height = surface->height();
+      out.geometry.format = static_cast<uint32_t>(surface->format());
+      out.geometry.stride = surface->stride();
+      out.geometry.slot_count = surface->slot_count();
+      out.geometry.total_size = surface->size();
+      out.memory = memory_kind(surface->memory());
+      out.path = bounded(surface->path(), 256);
+      break;
+    }
+    case control::Body::FrameReady:
+      out.kind = ControlKind::FrameReady;
+      out.geometry.generation = message->body_as_FrameReady()->generation();
+      break;
+    case control::Body::Goodbye:
+      out.kind = ControlKind::Goodbye;
+      out.reason = bounded(message->body_as_Goodbye()->reason(), 256);
+      break;
+    case control::Body::cloudphone_input_Touch:
+    case control::Body::cloudphone_input_Key:
+    case control::Body::cloudphone_input_Text:
+    case control::Body::cloudphone_input_Scroll:
+      out.kind = ControlKind::Input;
+      break;
+    default:
+      // A verified message whose body only flows the other way (Welcome, KeyframeRequest) or is empty.
+      out.kind = ControlKind::Other;
+      break;
+  }
+  return out;
+}
+
+bool safe_file_name(const std::string& name) {
+  if (name.empty() || name.size() > 64 || name == "." || name == "..") return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
+  return true;
+}
+
+}  // namespace cloudphone

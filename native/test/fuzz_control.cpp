@@ -1,0 +1,111 @@
+// libFuzzer target for everything the sidecar and the phone read from each other before trusting it:
+//   mode 0: a control message from the producer (FlatBuffers Verifier, then the fields the pipeline reads,
+//           then the geometry checks and the file-name rule for a Surface);
+//   mode 1: a framebuffer header page, mapped the way the pipeline maps it, then the seqlock reads and
+//           a touch of the first and last byte of the newest frame (a bounds mistake faults here);
+//   mode 2: a message the C producer library reads from the sidecar (fb_wire.c's reader).
+// The first input byte picks the mode, the second carries flags, the rest is the payload.
+// Built by `make -C native fuzz`; seeds come from build/cloudphone-fuzz-seeds.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+#include "../src/sidecar/control_message.h"
+#include "../src/sidecar/framebuffer_mapping.h"
+
+extern "C" {
+#include "../src/producer/fb_wire.h"
+}
+
+namespace {
+
+using namespace cloudphone;
+
+volatile uint8_t sink;
+
+void fuzz_control_message(const uint8_t* data, std::size_t size) {
+  ControlMessage message = read_control_message(data, size);
+  if (message.kind != ControlKind::Surface) return;
+  uint64_t slot_size = 0;
+  (void)check_geometry(message.geometry, &slot_size);
+  (void)safe_file_name(message.path);
+}
+
+void fuzz_framebuffer(uint8_t flags, const uint8_t* data, std::size_t size) {
+  static int memory = memfd_create("fuzz-framebuffer", MFD_CLOEXEC);
+  cp_fb_header header{};
+  std::memcpy(&header, data, std::min(size, sizeof header));
+  // The announcement repeats the header (so the fuzzer reaches the slot reads), unless a flag says to
+  // perturb it, which must always be refused.
+  SurfaceGeometry announced;
+  announced.generation = header.generation ^ (flags & 1);
+  announced.width = header.width;
+  announced.height = header.height;
+  announced.format = header.format;
+  announced.stride = header.stride;
+  announced.slot_count = header.slot_count;
+  announced.total_size = header.total_size;
+  uint64_t slot_size = 0;
+  if (check_geometry(announced, &slot_size)) return;
+  if (announced.total_size > (uint64_t{1} << 30)) return;  // sparse, but keep the fuzzer's memory sane
+  // Flag 2: memory shorter than announced, which must be refused before mapping.
+  uint64_t file_size = (flags & 2) ? CP_FB_HEADER_SIZE : announced.total_size;
+  if (ftruncate(memory, 0) != 0 || ftruncate(memory, static_cast<off_t>(file_size)) != 0) return;
+  if (pwrite(memory, data, std::min<std::size_t>(size, CP_FB_HEADER_SIZE), 0) < 0) return;
+  NativeError failure;
+  std::unique_ptr<FramebufferMapping> mapping = FramebufferMapping::open(dup(memory), announced, &failure);
+  if (!mapping) return;
+  if (flags & 3) __builtin_trap();  // a perturbed announcement or short memory was accepted
+  FrameRef frame;
+  uint64_t after = size > sizeof header ? data[sizeof header] : 0;
+  if (!mapping->newest(after, &frame)) return;
+  uint64_t frame_size = cp_fb_frame_size(announced.format, announced.stride, announced.height);
+  sink = frame.pixels[0];
+  sink = frame.pixels[frame_size - 1];
+  (void)mapping->unchanged(frame);
+}
+
+void fuzz_producer_reader(const uint8_t* data, std::size_t size) {
+  cp_body body;
+  fbr_table table;
+  if (!fbr_message(data, size, &body, &table)) return;
+  for (uint16_t id = 0; id < 12; id++) {
+    sink = fbr_u8(&table, id, 0);
+    sink = static_cast<uint8_t>(fbr_u16(&table, id, 0));
+    sink = static_cast<uint8_t>(fbr_u32(&table, id, 0));
+    sink = static_cast<uint8_t>(fbr_f32(&table, id, 0) > 0);
+    const char* text;
+    std::size_t length;
+    if (fbr_string(&table, id, &text, &length) == 1 && length) sink = static_cast<uint8_t>(text[0] ^ text[length - 1]);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
+  if (size < 2) return 0;
+  uint8_t mode = data[0] % 3, flags = data[1];
+  data += 2;
+  size -= 2;
+  // An aligned heap copy of exactly the payload's size, so AddressSanitizer sees any read past its end.
+  if (size > 65536) return 0;
+  std::unique_ptr<uint8_t[]> copy(new uint8_t[size ? size : 1]);
+  std::memcpy(copy.get(), data, size);
+  const uint8_t* message = copy.get();
+  switch (mode) {
+    case 0:
+      fuzz_control_message(message, size);
+      break;
+    case 1:
+      fuzz_framebuffer(flags, message, size);
+      break;
+    default:
+      fuzz_producer_reader(message, size);
+      break;
+  }
+  return 0;
+}

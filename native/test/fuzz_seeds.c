@@ -1,0 +1,71 @@
+/* Writes the starting corpus for fuzz_control.cpp: one well-formed input per path it covers, written by the
+ * same C writer the producer uses, so the fuzzer begins from messages that pass verification.
+ * Usage: cloudphone-fuzz-seeds DIR */
+#include <stdio.h>
+#include <string.h>
+
+#include "cloudphone/framebuffer.h"
+#include "../src/producer/fb_wire.h"
+
+static int write_seed(const char *dir, const char *name, uint8_t mode, const uint8_t *payload, size_t length) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *file = fopen(path, "wb");
+  if (!file) return -1;
+  uint8_t prefix[2] = {mode, 0};
+  int ok = fwrite(prefix, 1, 2, file) == 2 && fwrite(payload, 1, length, file) == length;
+  return fclose(file) == 0 && ok ? 0 : -1;
+}
+
+static size_t message(uint8_t *buf, enum cp_body body, fbw_field *fields, int count, const char *text) {
+  size_t text_length = text ? strlen(text) : 0;
+  return fbw_message(buf, 1024, body, fields, count, text ? &text : NULL, text ? &text_length : NULL);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: cloudphone-fuzz-seeds DIR\n");
+    return 2;
+  }
+  const char *dir = argv[1];
+  uint8_t buf[1024];
+  int failed = 0;
+
+  fbw_field hello[] = {fbw_u16(0, 1), fbw_offset(1)};
+  failed |= write_seed(dir, "hello", 0, buf, message(buf, CP_BODY_HELLO, hello, 2, "seed-phone"));
+  fbw_field surface[] = {fbw_u32(0, 1), fbw_u8(1, 0),  fbw_offset(2),    fbw_u32(3, 64), fbw_u32(4, 64),
+                         fbw_u8(5, 1),  fbw_u32(6, 256), fbw_u8(7, 3), fbw_u64(8, 4096 + 3 * 16384)};
+  failed |= write_seed(dir, "surface-file", 0, buf, message(buf, CP_BODY_SURFACE, surface, 9, "frames"));
+  surface[1] = fbw_u8(1, 1);
+  failed |= write_seed(dir, "surface-fd", 0, buf, message(buf, CP_BODY_SURFACE, surface, 9, NULL));
+  fbw_field ready[] = {fbw_u32(0, 1), fbw_u8(1, 0), fbw_u64(2, 2), fbw_u64(3, 123456789),
+                       fbw_rect(4, 0, 0, 64, 64)};
+  failed |= write_seed(dir, "frame-ready", 0, buf, message(buf, CP_BODY_FRAME_READY, ready, 5, NULL));
+  fbw_field goodbye[] = {fbw_offset(0)};
+  failed |= write_seed(dir, "goodbye", 0, buf, message(buf, CP_BODY_GOODBYE, goodbye, 1, "shutting down"));
+
+  static struct cp_fb_header header;
+  header.magic = CP_FB_MAGIC;
+  header.version = CP_FB_VERSION;
+  header.header_size = CP_FB_HEADER_SIZE;
+  header.generation = 1;
+  header.width = 64;
+  header.height = 64;
+  header.format = CP_PIXEL_RGBA8888;
+  header.stride = 256;
+  header.slot_count = 3;
+  header.slot_size = 16384;
+  header.total_size = 4096 + 3 * 16384;
+  header.slots[1].sequence = 2;
+  header.slots[1].frame_number = 1;
+  failed |= write_seed(dir, "framebuffer", 1, (const uint8_t *)&header, sizeof header);
+
+  fbw_field welcome[] = {fbw_u16(0, 1), fbw_offset(1), fbw_u16(2, 30)};
+  failed |= write_seed(dir, "welcome", 2, buf, message(buf, CP_BODY_WELCOME, welcome, 3, "cloudphone-sidecar"));
+  fbw_field touch[] = {fbw_u8(0, 0), fbw_u8(1, 0), fbw_u32(2, 0x3f000000), fbw_u32(3, 0x3e800000)};
+  failed |= write_seed(dir, "touch", 2, buf, message(buf, CP_BODY_TOUCH, touch, 4, NULL));
+  fbw_field text[] = {fbw_offset(0)};
+  failed |= write_seed(dir, "text", 2, buf, message(buf, CP_BODY_TEXT, text, 1, "hello"));
+  if (failed) perror("cloudphone-fuzz-seeds");
+  return failed ? 1 : 0;
+}
