@@ -405,7 +405,9 @@ void Pipeline::encode_newest(bool repeat_last) {
     return emit_error("EncoderError", "x264 failed to encode a frame");
   }
   last_frame_number_ = frame.frame_number;
-  last_encode_ns_ = done;
+  // The fps cap counts from when this frame was taken, not from when its encode finished: counting from the
+  // end would add the encode time to every interval and skip frames at exactly the producer's rate.
+  last_encode_ns_ = started;
   frame_pending_ = false;
   if (encoded.size == 0) return;
   stats_.frames_encoded++;
