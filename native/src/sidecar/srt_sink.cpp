@@ -211,6 +211,9 @@ bool SrtSink::open_muxer() {
   AVDictionary* options = nullptr;
   av_dict_set(&options, "pcr_period", "20", 0);
   av_dict_set(&options, "mpegts_flags", "resend_headers", 0);
+  // Write the PES length whenever a frame fits (under 64 KiB): a receiver then knows a frame is whole on its
+  // last byte, instead of at the start of the next frame, one frame interval later.
+  av_dict_set(&options, "omit_video_pes_length", "0", 0);
   int rc = avformat_write_header(muxer_, &options);
   av_dict_free(&options);
   first_pts_ = -1;
