@@ -1,5 +1,6 @@
 // Real peers for the data path: the reference producer (native/build/cloudphone-simulator), a deliberately
-// broken one, the sidecar as its own process (as it runs in a pod), and an SRT receiver made of the ffmpeg CLI (Debian's, linked against libsrt) decoding to
+// broken one, the sidecar as its own process (as it runs in a pod), the benchmark's frame-exact SRT receiver,
+// and an SRT receiver made of the ffmpeg CLI (Debian's, linked against libsrt) decoding to
 // grey frames that cloudphone-stamp-reader turns back into frame numbers and capture times.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -124,6 +125,8 @@ export class Simulator {
     format?: string;
     fps?: number;
     memory?: 'file' | 'memfd';
+    /** Publish this many frames, then close. */
+    frames?: number;
   }) {
     this.#child = spawn(
       join(NATIVE_BUILD, 'cloudphone-simulator'),
@@ -140,6 +143,7 @@ export class Simulator {
         String(options.fps ?? 30),
         '--memory',
         options.memory ?? 'file',
+        ...(options.frames ? ['--frames', String(options.frames)] : []),
       ],
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
@@ -244,5 +248,32 @@ export class SrtReceiver {
   async stop(): Promise<void> {
     await stopChild(this.#ffmpeg);
     await stopChild(this.#reader);
+  }
+}
+
+/**
+ * cloudphone-srt-receiver (native/bench/srt_receiver.c): libsrt, each video PES straight into libavcodec's
+ * H.264 decoder, stamps read from the decoded pictures. Unlike the ffmpeg CLI it holds nothing back: a frame
+ * is decoded as soon as its PES is whole.
+ */
+export class FrameExactReceiver {
+  readonly stamps: Stamp[] = [];
+  readonly #child: ChildProcess;
+
+  constructor(options: { port: number; latencyMs?: number }) {
+    this.#child = spawn(
+      join(NATIVE_BUILD, 'cloudphone-srt-receiver'),
+      ['--port', String(options.port), '--latency', String(options.latencyMs ?? 20)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    lines(this.#child, (line) => this.stamps.push(JSON.parse(line) as Stamp));
+  }
+
+  frames(): (number | null)[] {
+    return this.stamps.map((s) => s.frame);
+  }
+
+  async stop(): Promise<void> {
+    await stopChild(this.#child);
   }
 }

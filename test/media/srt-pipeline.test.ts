@@ -13,7 +13,7 @@ import { waitFor } from '../cluster/wait-for.ts';
 import { loadSidecarConfig } from '../../sidecar/src/config.ts';
 import { NativeError, type PipelineEvent } from '../../sidecar/src/native.ts';
 import { Sidecar } from '../../sidecar/src/sidecar.ts';
-import { freeUdpPort, runHostileProducer, Simulator, SrtReceiver, tempDir } from './media-peers.ts';
+import { FrameExactReceiver, freeUdpPort, runHostileProducer, Simulator, SrtReceiver, tempDir } from './media-peers.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -70,7 +70,7 @@ async function startSidecar(options: { passphrase?: string } = {}): Promise<Harn
 
 function simulator(
   dir: string,
-  options: { width: number; height: number; format?: string; memory?: 'file' | 'memfd' },
+  options: { width: number; height: number; format?: string; memory?: 'file' | 'memfd'; frames?: number },
 ): Simulator {
   const sim = new Simulator({ dir, ...options });
   cleanups.push(() => sim.stop());
@@ -137,6 +137,20 @@ describe('the SRT data path', () => {
     expect(stats.framesTorn).toBe(0);
     expect(stats.srt.connected).toBe(true);
     expect(stats.srt.accessUnitsSent).toBeGreaterThanOrEqual(60);
+  });
+
+  it('sends each frame as soon as it is encoded: one frame and then a still phone is seen', async () => {
+    const { dir, port, events } = await startSidecar();
+    // A receiver that decodes each frame the moment its last byte arrives (the ffmpeg CLI holds the newest
+    // frame until the next one starts, so it could not see this).
+    const rx = new FrameExactReceiver({ port });
+    cleanups.push(() => rx.stop());
+    await waitFor('the receiver', () => Promise.resolve(events.find((e) => e.type === 'srt-connected')), 15_000);
+    simulator(dir, { width: 320, height: 640, frames: 1 });
+    // An encoder that holds each picture until the next one arrives (x264 with variable-rate input does)
+    // would keep this one back for ever.
+    await waitFor('frame 1 decoded', () => Promise.resolve(rx.stamps.length > 0 ? true : undefined), 15_000);
+    expect(rx.frames()).toEqual([1]);
   });
 
   it('is refused by a receiver with another passphrase, and says why', async () => {

@@ -27,7 +27,10 @@ NativeError H264Encoder::open(const EncoderSettings& settings) {
   param_.i_fps_den = 1;
   param_.i_timebase_num = 1;
   param_.i_timebase_den = 90000;
-  param_.b_vfr_input = 1;
+  // Constant-rate input for rate control (fps is the cap). Variable-rate input costs a frame of latency:
+  // x264 then holds every picture until the next one arrives, to learn its duration. Timestamps still pass
+  // through unchanged.
+  param_.b_vfr_input = 0;
   param_.i_keyint_max = settings.keyframe_interval_frames ? static_cast<int>(settings.keyframe_interval_frames)
                                                           : X264_KEYINT_MAX_INFINITE;
   param_.i_keyint_min = 1;
