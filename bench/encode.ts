@@ -1,0 +1,360 @@
+// Benchmark of the encode-and-push path (not a test: it prints figures and saves them).
+//
+//   npm run bench [-- --seconds 20 --soak-minutes 5]
+//
+// Three pipelines take the same simulated phone frames (native/build/cloudphone-simulator: the same painter,
+// the same stamp) and push H.264 in MPEG-TS over SRT with the same latency setting (20 ms on loopback) to the
+// same receiver (the ffmpeg CLI decoding, cloudphone-stamp-reader reading the stamps back):
+//   cloudphone  the sidecar process, reading the phone's shared framebuffer;
+//   gstreamer   gst-launch-1.0: rawvideoparse ! videoconvert ! x264enc tune=zerolatency ! mpegtsmux ! srtsink;
+//   ffmpeg      the ffmpeg CLI: rawvideo -> libx264 -tune zerolatency -> mpegts over srt.
+// The peers read the same frames from a pipe (cloudphone-simulator --raw), the way such tools are fed. All
+// three use x264 ultrafast + zerolatency at the same bitrate and keyframe interval.
+// For each, at each size: producer-to-decoded latency p50/p99 from the stamps, CPU time of the encoding
+// process per frame, and frames the receiver never got whole. The limit row adds up the stages no pipeline
+// can avoid, measured alone on the same frames: libyuv + x264 (cloudphone-encode-limit), the SRT latency
+// setting, and the decode (ffmpeg -benchmark on the same stream).
+// Then a soak: the sidecar at 1920x1080@60 for --soak-minutes, counting dropped frames.
+// Results: bench/results/encode.json and bench/results/encode-soak.json.
+
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  FrameExactReceiver,
+  NATIVE_BUILD,
+  SidecarProcess,
+  Simulator,
+  cpuSeconds,
+  freeTcpPort,
+  freeUdpPort,
+  tempDir,
+  type Stamp,
+} from '../test/media/media-peers.ts';
+import { waitFor } from '../test/cluster/wait-for.ts';
+
+const root = join(import.meta.dirname, '..');
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '20' },
+    'warmup-seconds': { type: 'string', default: '3' },
+    'soak-minutes': { type: 'string', default: '5' },
+    only: { type: 'string' },
+  },
+});
+const SECONDS = Number(values.seconds);
+const WARMUP_SECONDS = Number(values['warmup-seconds']);
+const SOAK_MINUTES = Number(values['soak-minutes']);
+const SRT_LATENCY_MS = 20;
+
+interface Size {
+  width: number;
+  height: number;
+  fps: number;
+  kbps: number;
+}
+const SOAK_SIZE: Size = { width: 1920, height: 1080, fps: 60, kbps: 8000 };
+const SIZES: Size[] = [
+  { width: 720, height: 1280, fps: 30, kbps: 4000 },
+  { width: 1080, height: 2400, fps: 30, kbps: 8000 },
+  SOAK_SIZE,
+];
+type Pipeline = 'cloudphone' | 'gstreamer' | 'ffmpeg';
+const PIPELINES: Pipeline[] = ['cloudphone', 'gstreamer', 'ffmpeg'];
+
+interface Result {
+  pipeline: Pipeline | 'limit';
+  width: number;
+  height: number;
+  fps: number;
+  latency_p50_ms: number;
+  latency_p99_ms: number;
+  cpu_ms_per_frame: number;
+  dropped: number;
+  frames: number;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+const round = (n: number): number => Math.round(n * 100) / 100;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What one pipeline's encoder looks like to the benchmark: a process whose CPU time is counted. */
+interface Encoder {
+  pid: number;
+  stop: () => Promise<void>;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** The simulator's frames on a pipe into a peer's stdin (no JavaScript in between). */
+function rawPipeline(size: Size, command: string, args: string[]): Encoder {
+  const simulator = spawn(
+    join(NATIVE_BUILD, 'cloudphone-simulator'),
+    ['--raw', '--width', String(size.width), '--height', String(size.height), '--fps', String(size.fps)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const peer = spawn(command, args, { stdio: [simulator.stdout, 'ignore', 'inherit'] });
+  return {
+    pid: peer.pid ?? 0,
+    stop: async () => {
+      await stopChild(peer);
+      await stopChild(simulator);
+    },
+  };
+}
+
+async function startEncoder(pipeline: Pipeline, size: Size, port: number, work: string): Promise<Encoder> {
+  const { width, height, fps, kbps } = size;
+  const srtUrl = `srt://127.0.0.1:${String(port)}`;
+  switch (pipeline) {
+    case 'cloudphone': {
+      const shared = join(work, `shared-${String(port)}`);
+      mkdirSync(shared);
+      const sidecar = new SidecarProcess({
+        config: {
+          apiVersion: 'cloudphone.io/v1alpha1',
+          kind: 'SidecarConfig',
+          logLevel: 'warn',
+          stream: { namespace: 'bench', name: 'phone', generation: 1 },
+          shared: { dir: shared },
+          video: { fps, keyframeIntervalSeconds: 2, bitrate: { targetKbps: kbps, minKbps: kbps, maxKbps: kbps } },
+          srt: { mode: 'caller', url: srtUrl, latencyMs: SRT_LATENCY_MS },
+        },
+        configFile: join(work, `sidecar-${String(port)}.json`),
+        metricsPort: await freeTcpPort(),
+      });
+      const simulator = new Simulator({ dir: shared, width, height, fps, format: 'rgba' });
+      return {
+        pid: sidecar.pid,
+        stop: async () => {
+          await simulator.stop();
+          await sidecar.stop();
+        },
+      };
+    }
+    case 'gstreamer':
+      return rawPipeline(size, 'gst-launch-1.0', [
+        '-q',
+        'fdsrc',
+        'fd=0',
+        `blocksize=${String(width * height * 4)}`,
+        '!',
+        'rawvideoparse',
+        `width=${String(width)}`,
+        `height=${String(height)}`,
+        'format=rgba',
+        `framerate=${String(fps)}/1`,
+        '!',
+        'videoconvert',
+        '!',
+        'x264enc',
+        'tune=zerolatency',
+        'speed-preset=ultrafast',
+        `bitrate=${String(kbps)}`,
+        `key-int-max=${String(2 * fps)}`,
+        '!',
+        'mpegtsmux',
+        '!',
+        'srtsink',
+        `uri=${srtUrl}?mode=caller&latency=${String(SRT_LATENCY_MS)}`,
+        'wait-for-connection=false',
+      ]);
+    case 'ffmpeg':
+      return rawPipeline(size, 'ffmpeg', [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-f',
+        'rawvideo',
+        '-pix_fmt',
+        'rgba',
+        '-s',
+        `${String(width)}x${String(height)}`,
+        '-r',
+        String(fps),
+        '-i',
+        '-',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-tune',
+        'zerolatency',
+        '-b:v',
+        `${String(kbps)}k`,
+        '-maxrate',
+        `${String(kbps)}k`,
+        '-bufsize',
+        `${String(kbps / 4)}k`,
+        '-g',
+        String(2 * fps),
+        '-f',
+        'mpegts',
+        `${srtUrl}?mode=caller&latency=${String(SRT_LATENCY_MS * 1000)}`,
+      ]);
+  }
+}
+
+/** Latency, loss and CPU over a window of stamps (all stamps after the warm-up). */
+function summarize(stamps: Stamp[], cpuMs: number): Omit<Result, 'pipeline' | 'width' | 'height' | 'fps'> {
+  const whole = stamps.filter((s) => s.frame !== null);
+  const numbers = whole.map((s) => s.frame ?? 0);
+  const first = Math.min(...numbers);
+  const last = Math.max(...numbers);
+  const distinct = new Set(numbers).size;
+  const latencies = whole.map((s) => s.latencyMs ?? NaN).filter((n) => Number.isFinite(n));
+  return {
+    latency_p50_ms: round(percentile(latencies, 50)),
+    latency_p99_ms: round(percentile(latencies, 99)),
+    cpu_ms_per_frame: round(cpuMs / Math.max(1, stamps.length)),
+    dropped: numbers.length ? last - first + 1 - distinct : 0,
+    frames: stamps.length,
+  };
+}
+
+async function measure(pipeline: Pipeline, size: Size, seconds: number, work: string): Promise<Result> {
+  const port = await freeUdpPort();
+  const receiver = new FrameExactReceiver({ port, latencyMs: SRT_LATENCY_MS });
+  const encoder = await startEncoder(pipeline, size, port, work);
+  try {
+    await waitFor(
+      `${pipeline}: first decoded frame`,
+      () => Promise.resolve(receiver.stamps.length > 0 || undefined),
+      30_000,
+    );
+    await sleep(WARMUP_SECONDS * 1000);
+    const from = receiver.stamps.length;
+    const cpuFrom = cpuSeconds(encoder.pid);
+    await sleep(seconds * 1000);
+    const cpuMs = (cpuSeconds(encoder.pid) - cpuFrom) * 1000;
+    const stamps = receiver.stamps.slice(from);
+    return { pipeline, width: size.width, height: size.height, fps: size.fps, ...summarize(stamps, cpuMs) };
+  } finally {
+    await encoder.stop();
+    await receiver.stop();
+  }
+}
+
+/** The limit row: libyuv + x264 alone, the SRT latency setting, and ffmpeg's decode of the same stream. */
+function limit(size: Size, work: string): Result {
+  const frames = size.fps * 10;
+  const clip = join(work, `limit-${String(size.width)}x${String(size.height)}.h264`);
+  const encode = JSON.parse(
+    execFileSync(
+      join(NATIVE_BUILD, 'cloudphone-encode-limit'),
+      ['--width', String(size.width), '--height', String(size.height), '--fps', String(size.fps)].concat([
+        '--bitrate',
+        String(size.kbps),
+        '--frames',
+        String(frames),
+        '--out',
+        clip,
+      ]),
+      { encoding: 'utf8' },
+    ),
+  ) as { encode_p50_ms: number; encode_p99_ms: number; cpu_ms_per_frame: number };
+  // -benchmark prints the decoder's wall time; low_delay as at the receiver (no frame threading).
+  const decode = spawnSync(
+    'ffmpeg',
+    ['-hide_banner', '-nostats', '-flags', 'low_delay', '-benchmark', '-f', 'h264', '-i', clip, '-f', 'null', '-'],
+    { encoding: 'utf8' },
+  );
+  const rtime = Number(/rtime=([\d.]+)s/.exec(`${decode.stdout}${decode.stderr}`)?.[1] ?? NaN);
+  const decodeMs = (rtime * 1000) / frames;
+  return {
+    pipeline: 'limit',
+    width: size.width,
+    height: size.height,
+    fps: size.fps,
+    latency_p50_ms: round(encode.encode_p50_ms + SRT_LATENCY_MS + decodeMs),
+    latency_p99_ms: round(encode.encode_p99_ms + SRT_LATENCY_MS + decodeMs),
+    cpu_ms_per_frame: round(encode.cpu_ms_per_frame),
+    dropped: 0,
+    frames,
+  };
+}
+
+function printTable(results: Result[]): void {
+  console.log('pipeline     size         fps  latency p50  latency p99  CPU ms/frame  dropped  frames');
+  for (const r of results) {
+    console.log(
+      [
+        r.pipeline.padEnd(12),
+        `${String(r.width)}x${String(r.height)}`.padEnd(12),
+        String(r.fps).padStart(3),
+        `${r.latency_p50_ms.toFixed(1)} ms`.padStart(12),
+        `${r.latency_p99_ms.toFixed(1)} ms`.padStart(12),
+        r.cpu_ms_per_frame.toFixed(2).padStart(13),
+        String(r.dropped).padStart(8),
+        String(r.frames).padStart(7),
+      ].join(' '),
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const work = tempDir('cloudphone-bench-');
+  const resultsDir = join(root, 'bench/results');
+  mkdirSync(resultsDir, { recursive: true });
+  try {
+    const results: Result[] = [];
+    const pipelines = values.only ? PIPELINES.filter((p) => p === values.only) : PIPELINES;
+    for (const size of SIZES) {
+      results.push(limit(size, work.path));
+      for (const pipeline of pipelines) {
+        const result = await measure(pipeline, size, SECONDS, work.path);
+        results.push(result);
+        printTable([result]);
+      }
+    }
+    console.log();
+    printTable(results);
+    for (const size of SIZES) {
+      const row = (p: Result['pipeline']) =>
+        results.find((r) => r.pipeline === p && r.width === size.width && r.height === size.height);
+      const ours = row('cloudphone');
+      const floor = row('limit');
+      if (!ours || !floor) continue;
+      const ratios = [`p50 ${(ours.latency_p50_ms / floor.latency_p50_ms).toFixed(2)}x the limit`];
+      for (const peer of ['gstreamer', 'ffmpeg'] as const) {
+        const other = row(peer);
+        if (other)
+          ratios.push(
+            `${(ours.latency_p50_ms / other.latency_p50_ms).toFixed(2)}x ${peer}'s p50, ` +
+              `${(ours.cpu_ms_per_frame / other.cpu_ms_per_frame).toFixed(2)}x its CPU`,
+          );
+      }
+      console.log(`${String(size.width)}x${String(size.height)}@${String(size.fps)}: ${ratios.join('; ')}`);
+    }
+    if (!values.only) writeFileSync(join(resultsDir, 'encode.json'), `${JSON.stringify(results, null, 2)}\n`);
+
+    if (SOAK_MINUTES > 0) {
+      console.log(`\nsoak: cloudphone at 1920x1080@60 for ${String(SOAK_MINUTES)} minutes`);
+      const soak = await measure('cloudphone', SOAK_SIZE, SOAK_MINUTES * 60, work.path);
+      printTable([soak]);
+      writeFileSync(
+        join(resultsDir, 'encode-soak.json'),
+        `${JSON.stringify({ ...soak, minutes: SOAK_MINUTES }, null, 2)}\n`,
+      );
+    }
+  } finally {
+    work.remove();
+  }
+}
+
+await main();
+// The receivers' and simulators' pipes can keep the event loop alive a moment after they are killed.
+process.exit(0);
