@@ -1,6 +1,7 @@
 // libFuzzer target for everything the sidecar and the phone read from each other before trusting it:
 //   mode 0: a control message from the producer (FlatBuffers Verifier, then the fields the pipeline reads,
-//           then the geometry checks and the file-name rule for a Surface);
+//           then the geometry checks and the file-name rule for a Surface, and for an EncodedFrame the
+//           access unit assembler, fed the fragment and then the same bytes as its continuation);
 //   mode 1: a framebuffer header page, mapped the way the pipeline maps it, then the seqlock reads and
 //           a touch of the first and last byte of the newest frame (a bounds mistake faults here);
 //   mode 2: a message the C producer library reads from the sidecar (fb_wire.c's reader).
@@ -13,7 +14,10 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "../src/sidecar/access_unit_assembler.h"
 #include "../src/sidecar/control_message.h"
 #include "../src/sidecar/framebuffer_mapping.h"
 
@@ -27,8 +31,23 @@ using namespace cloudphone;
 
 volatile uint8_t sink;
 
+void fuzz_encoded_frame(const ControlMessage& message) {
+  AccessUnitAssembler assembler;
+  EncodedFragment fragment = message.fragment;
+  std::string why;
+  for (int round = 0; round < 2; round++) {
+    if (assembler.add(fragment, &why) == AccessUnitAssembler::Result::Complete) {
+      sink = assembler.data()[assembler.size() - 1];
+      std::vector<uint8_t> parameter_sets;
+      copy_parameter_sets(assembler.data(), assembler.size(), &parameter_sets);
+    }
+    fragment.offset += static_cast<uint32_t>(fragment.length);
+  }
+}
+
 void fuzz_control_message(const uint8_t* data, std::size_t size) {
   ControlMessage message = read_control_message(data, size);
+  if (message.kind == ControlKind::EncodedFrame) return fuzz_encoded_frame(message);
   if (message.kind != ControlKind::Surface) return;
   uint64_t slot_size = 0;
   (void)check_geometry(message.geometry, &slot_size);

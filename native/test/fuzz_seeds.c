@@ -41,6 +41,12 @@ int main(int argc, char **argv) {
   fbw_field ready[] = {fbw_u32(0, 1), fbw_u8(1, 0), fbw_u64(2, 2), fbw_u64(3, 123456789),
                        fbw_rect(4, 0, 0, 64, 64)};
   failed |= write_seed(dir, "frame-ready", 0, buf, message(buf, CP_BODY_FRAME_READY, ready, 5, NULL));
+  static const char annexb[] = "\x00\x00\x00\x01\x67\x42\x00\x1e\x00\x00\x01\x68\xce\x00\x00\x01\x65\x88";
+  fbw_field encoded[] = {fbw_u32(0, 1), fbw_u64(1, 5), fbw_u8(2, 1), fbw_offset(3), fbw_u32(4, 0), fbw_u32(5, 0)};
+  size_t annexb_length = sizeof annexb - 1;
+  const char *annexb_text = annexb;
+  failed |= write_seed(dir, "encoded-frame", 0, buf,
+                       fbw_message(buf, 1024, CP_BODY_ENCODED_FRAME, encoded, 6, &annexb_text, &annexb_length));
   fbw_field goodbye[] = {fbw_offset(0)};
   failed |= write_seed(dir, "goodbye", 0, buf, message(buf, CP_BODY_GOODBYE, goodbye, 1, "shutting down"));
 

@@ -3,6 +3,7 @@
  * connects to the control socket, misbehaves one way, and exits 0 once it has done so.
  *
  *   cloudphone-hostile-producer --dir D --mode garbage-message|no-hello|lying-size|garbage-header|bad-path|truncate
+ *                                             |encoded-lies
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -53,6 +54,12 @@ static void surface(int fd, const char *path, uint32_t width, uint32_t height, u
 static void frame_ready(int fd, uint32_t slot) {
   fbw_field fields[] = {fbw_u32(0, 7), fbw_u8(1, (uint8_t)slot), fbw_u64(2, 2), fbw_u64(3, 1)};
   send_bytes(fd, message, fbw_message(message, sizeof message, CP_BODY_FRAME_READY, fields, 4, NULL, NULL));
+}
+
+/* One EncodedFrame fragment of generation 7. */
+static void encoded_fragment(int fd, const char *data, size_t length, uint32_t offset, uint32_t size) {
+  fbw_field fields[] = {fbw_u32(0, 7), fbw_u64(1, 1), fbw_u8(2, 1), fbw_offset(3), fbw_u32(4, offset), fbw_u32(5, size)};
+  send_bytes(fd, message, fbw_message(message, sizeof message, CP_BODY_ENCODED_FRAME, fields, 6, &data, &length));
 }
 
 /* A valid surface file of 64x64 RGBA, returned mapped; the caller may then damage it. */
@@ -117,6 +124,16 @@ int main(int argc, char **argv) {
     /* Shrinks the memory under the sidecar's mapping, then says a frame is ready: reading it would SIGBUS. */
     if (ftruncate(file, 0) != 0) return 1;
     frame_ready(fd, 2);
+  } else if (!strcmp(mode, "encoded-lies")) {
+    hello(fd);
+    fbw_field fields[] = {fbw_u32(0, 7), fbw_u8(1, 2), fbw_u32(3, 320), fbw_u32(4, 640)};
+    send_bytes(fd, message, fbw_message(message, sizeof message, CP_BODY_SURFACE, fields, 4, NULL, NULL));
+    static const char start[] = "\x00\x00\x00\x01\x65\x88\x84";
+    encoded_fragment(fd, start, 7, 100, 200);             /* a continuation with no beginning */
+    encoded_fragment(fd, start, 7, 0, 1u << 30);          /* a 1 GiB frame */
+    encoded_fragment(fd, "not h264", 8, 0, 0);            /* no start code */
+    encoded_fragment(fd, start, 7, 0, 10);                /* begins a 10-byte frame... */
+    encoded_fragment(fd, start, 7, 7, 10);                /* ...and runs past it */
   } else {
     return 2;
   }

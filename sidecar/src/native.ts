@@ -27,8 +27,16 @@ export interface PipelineOptions {
   srt?: SrtOptions;
 }
 
-export type PixelFormat = 'RGBA8888' | 'RGBX8888' | 'BGRA8888' | 'NV12';
-const PIXEL_FORMATS: Record<number, PixelFormat> = { 1: 'RGBA8888', 2: 'RGBX8888', 3: 'BGRA8888', 4: 'NV12' };
+/** What the phone publishes: pixels in shared memory, or H.264 it encoded itself (passed through). */
+export type PixelFormat = 'RGBA8888' | 'RGBX8888' | 'BGRA8888' | 'NV12' | 'H264';
+// The addon reports an encoded surface with the fourcc 'H264' (native/src/sidecar/pipeline.h).
+const PIXEL_FORMATS: Record<number, PixelFormat> = {
+  1: 'RGBA8888',
+  2: 'RGBX8888',
+  3: 'BGRA8888',
+  4: 'NV12',
+  0x48323634: 'H264',
+};
 
 export type PipelineEvent =
   | { type: 'producer-connected'; producer: string }

@@ -159,6 +159,49 @@ export class Simulator {
   }
 }
 
+/**
+ * A phone with its own encoder (as with Android's MediaCodec): the simulator's frames through the ffmpeg
+ * CLI's libx264 into cloudphone-simulator --h264, which submits each access unit to the sidecar.
+ */
+export class EncodedPhone {
+  readonly events: SimulatorEvent[] = [];
+  readonly #frames: ChildProcess;
+  readonly #encoder: ChildProcess;
+  readonly #phone: ChildProcess;
+
+  constructor(options: { dir: string; width: number; height: number; fps?: number; kbps?: number }) {
+    const size = ['--width', String(options.width), '--height', String(options.height)];
+    const fps = String(options.fps ?? 30);
+    this.#frames = spawn(join(NATIVE_BUILD, 'cloudphone-simulator'), ['--raw', ...size, '--fps', fps], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    this.#encoder = spawn(
+      'ffmpeg',
+      ['-hide_banner', '-loglevel', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgba']
+        .concat(['-s', `${String(options.width)}x${String(options.height)}`, '-r', fps, '-i', '-'])
+        .concat(['-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency'])
+        .concat(['-x264-params', 'aud=1:keyint=30', '-b:v', `${String(options.kbps ?? 4000)}k`, '-f', 'h264', '-']),
+      { stdio: [this.#frames.stdout, 'pipe', 'inherit'] },
+    );
+    this.#phone = spawn(join(NATIVE_BUILD, 'cloudphone-simulator'), ['--h264', '--dir', options.dir, ...size], {
+      stdio: [this.#encoder.stdout, 'pipe', 'inherit'],
+    });
+    lines(this.#phone, (line) => this.events.push(JSON.parse(line) as SimulatorEvent));
+  }
+
+  /** Ends the stream at its source, so the phone sends what it has, reports, and closes. */
+  async stop(): Promise<void> {
+    await stopChild(this.#frames);
+    const timer = setTimeout(() => {
+      this.#encoder.kill('SIGKILL');
+      this.#phone.kill('SIGKILL');
+    }, 5000);
+    if (this.#phone.exitCode === null && this.#phone.signalCode === null) await once(this.#phone, 'exit');
+    clearTimeout(timer);
+    await stopChild(this.#encoder);
+  }
+}
+
 /** Runs the broken producer in one mode until it exits. */
 export async function runHostileProducer(dir: string, mode: string): Promise<number | null> {
   const child = spawn(join(NATIVE_BUILD, 'cloudphone-hostile-producer'), ['--dir', dir, '--mode', mode], {

@@ -13,7 +13,15 @@ import { waitFor } from '../cluster/wait-for.ts';
 import { loadSidecarConfig } from '../../sidecar/src/config.ts';
 import { NativeError, type PipelineEvent } from '../../sidecar/src/native.ts';
 import { Sidecar } from '../../sidecar/src/sidecar.ts';
-import { FrameExactReceiver, freeUdpPort, runHostileProducer, Simulator, SrtReceiver, tempDir } from './media-peers.ts';
+import {
+  EncodedPhone,
+  FrameExactReceiver,
+  freeUdpPort,
+  runHostileProducer,
+  Simulator,
+  SrtReceiver,
+  tempDir,
+} from './media-peers.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -216,6 +224,32 @@ describe('the SRT data path', () => {
   });
 });
 
+describe('a phone that encodes H.264 itself', () => {
+  it('is passed through without re-encoding: frames in order and whole, big keyframes in fragments', async () => {
+    const { dir, port, sidecar, events } = await startSidecar();
+    const rx = receiver(port, { width: 360, height: 640 });
+    // 8 Mbit/s at 720x1280 makes keyframes larger than one 64 KiB control message.
+    const phone = new EncodedPhone({ dir, width: 720, height: 1280, kbps: 8000 });
+    cleanups.push(() => phone.stop());
+    await framesArrive(rx, 60);
+    expectInOrderAndWhole(rx.frames());
+    expect(events).toContainEqual({
+      type: 'surface',
+      generation: expect.any(Number) as unknown,
+      width: 720,
+      height: 1280,
+      format: 'H264',
+    });
+    expect(sidecar.stats().encodeSecondsTotal).toBe(0); // x264 never ran
+    // The sidecar asked the phone for an IDR when its surface began.
+    expect(phone.events).toContainEqual({ event: 'keyframe-request' });
+    await phone.stop();
+    const closed = phone.events.find((e) => e.event === 'closed');
+    expect(closed).toMatchObject({ framesDropped: 0 });
+    expect(Number(closed?.fragmentsSent)).toBeGreaterThan(Number(closed?.framesSent));
+  });
+});
+
 describe('a hostile producer', () => {
   it.each([
     { mode: 'lying-size', error: /holds \d+ bytes, the surface announced/ },
@@ -235,12 +269,18 @@ describe('a hostile producer', () => {
     expect(sidecar.stats().producerErrors).toBe(1);
   });
 
-  it.each(['garbage-message', 'no-hello'])('%s is dropped and counted, and the next phone streams', async (mode) => {
+  it.each([
+    { mode: 'garbage-message', malformed: 1 },
+    { mode: 'no-hello', malformed: 1 },
+    // An encoded phone's fragments that do not add up: each of the four lies is refused and counted.
+    { mode: 'encoded-lies', malformed: 4 },
+  ])('$mode is dropped and counted, and the next phone streams', async ({ mode, malformed }) => {
     const { dir, port, sidecar } = await startSidecar();
     expect(await runHostileProducer(dir, mode)).toBe(0);
     await waitFor('the messages to be counted', () =>
-      Promise.resolve(sidecar.stats().malformedMessages > 0 ? true : undefined),
+      Promise.resolve(sidecar.stats().malformedMessages >= malformed ? true : undefined),
     );
+    expect(sidecar.stats().framesEncoded).toBe(0);
     const rx = receiver(port, { width: 480, height: 960 });
     simulator(dir, { width: 480, height: 960 });
     await framesArrive(rx, 20);

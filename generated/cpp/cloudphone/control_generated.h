@@ -679,6 +679,9 @@ struct FrameReady::Traits {
 };
 
 /// Producer -> sidecar: H.264 Annex-B access unit from the phone's own encoder (MemoryKind.EncodedH264).
+/// An access unit larger than one control message (64 KiB) comes as fragments, in order, each with the same
+/// generation, capture time and keyframe flag: `offset` is where `data` starts within the access unit and
+/// `size` is the whole access unit's length (0 means this message holds all of it).
 struct EncodedFrame FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef EncodedFrameBuilder Builder;
   struct Traits;
@@ -686,7 +689,9 @@ struct EncodedFrame FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_GENERATION = 4,
     VT_CAPTURE_TIME_NS = 6,
     VT_KEYFRAME = 8,
-    VT_DATA = 10
+    VT_DATA = 10,
+    VT_OFFSET = 12,
+    VT_SIZE = 14
   };
   uint32_t generation() const {
     return GetField<uint32_t>(VT_GENERATION, 0);
@@ -700,6 +705,12 @@ struct EncodedFrame FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const flatbuffers::Vector<uint8_t> *data() const {
     return GetPointer<const flatbuffers::Vector<uint8_t> *>(VT_DATA);
   }
+  uint32_t offset() const {
+    return GetField<uint32_t>(VT_OFFSET, 0);
+  }
+  uint32_t size() const {
+    return GetField<uint32_t>(VT_SIZE, 0);
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyField<uint32_t>(verifier, VT_GENERATION, 4) &&
@@ -707,6 +718,8 @@ struct EncodedFrame FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            VerifyField<uint8_t>(verifier, VT_KEYFRAME, 1) &&
            VerifyOffsetRequired(verifier, VT_DATA) &&
            verifier.VerifyVector(data()) &&
+           VerifyField<uint32_t>(verifier, VT_OFFSET, 4) &&
+           VerifyField<uint32_t>(verifier, VT_SIZE, 4) &&
            verifier.EndTable();
   }
 };
@@ -727,6 +740,12 @@ struct EncodedFrameBuilder {
   void add_data(flatbuffers::Offset<flatbuffers::Vector<uint8_t>> data) {
     fbb_.AddOffset(EncodedFrame::VT_DATA, data);
   }
+  void add_offset(uint32_t offset) {
+    fbb_.AddElement<uint32_t>(EncodedFrame::VT_OFFSET, offset, 0);
+  }
+  void add_size(uint32_t size) {
+    fbb_.AddElement<uint32_t>(EncodedFrame::VT_SIZE, size, 0);
+  }
   explicit EncodedFrameBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -744,9 +763,13 @@ inline flatbuffers::Offset<EncodedFrame> CreateEncodedFrame(
     uint32_t generation = 0,
     uint64_t capture_time_ns = 0,
     bool keyframe = false,
-    flatbuffers::Offset<flatbuffers::Vector<uint8_t>> data = 0) {
+    flatbuffers::Offset<flatbuffers::Vector<uint8_t>> data = 0,
+    uint32_t offset = 0,
+    uint32_t size = 0) {
   EncodedFrameBuilder builder_(_fbb);
   builder_.add_capture_time_ns(capture_time_ns);
+  builder_.add_size(size);
+  builder_.add_offset(offset);
   builder_.add_data(data);
   builder_.add_generation(generation);
   builder_.add_keyframe(keyframe);
@@ -763,14 +786,18 @@ inline flatbuffers::Offset<EncodedFrame> CreateEncodedFrameDirect(
     uint32_t generation = 0,
     uint64_t capture_time_ns = 0,
     bool keyframe = false,
-    const std::vector<uint8_t> *data = nullptr) {
+    const std::vector<uint8_t> *data = nullptr,
+    uint32_t offset = 0,
+    uint32_t size = 0) {
   auto data__ = data ? _fbb.CreateVector<uint8_t>(*data) : 0;
   return cloudphone::control::CreateEncodedFrame(
       _fbb,
       generation,
       capture_time_ns,
       keyframe,
-      data__);
+      data__,
+      offset,
+      size);
 }
 
 /// Sidecar -> producer: send an IDR soon (EncodedH264 producers only).

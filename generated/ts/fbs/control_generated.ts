@@ -496,6 +496,9 @@ static endFrameReady(builder:flatbuffers.Builder):flatbuffers.Offset {
 
 /**
  * Producer -> sidecar: H.264 Annex-B access unit from the phone's own encoder (MemoryKind.EncodedH264).
+ * An access unit larger than one control message (64 KiB) comes as fragments, in order, each with the same
+ * generation, capture time and keyframe flag: `offset` is where `data` starts within the access unit and
+ * `size` is the whole access unit's length (0 means this message holds all of it).
  */
 export class EncodedFrame {
   bb: flatbuffers.ByteBuffer|null = null;
@@ -545,8 +548,18 @@ dataArray():Uint8Array|null {
   return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
 }
 
+offset():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+size():number {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
 static startEncodedFrame(builder:flatbuffers.Builder) {
-  builder.startObject(4);
+  builder.startObject(6);
 }
 
 static addGeneration(builder:flatbuffers.Builder, generation:number) {
@@ -577,18 +590,28 @@ static startDataVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(1, numElems, 1);
 }
 
+static addOffset(builder:flatbuffers.Builder, offset:number) {
+  builder.addFieldInt32(4, offset, 0);
+}
+
+static addSize(builder:flatbuffers.Builder, size:number) {
+  builder.addFieldInt32(5, size, 0);
+}
+
 static endEncodedFrame(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 10) // data
   return offset;
 }
 
-static createEncodedFrame(builder:flatbuffers.Builder, generation:number, captureTimeNs:bigint, keyframe:boolean, dataOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createEncodedFrame(builder:flatbuffers.Builder, generation:number, captureTimeNs:bigint, keyframe:boolean, dataOffset:flatbuffers.Offset, offset:number, size:number):flatbuffers.Offset {
   EncodedFrame.startEncodedFrame(builder);
   EncodedFrame.addGeneration(builder, generation);
   EncodedFrame.addCaptureTimeNs(builder, captureTimeNs);
   EncodedFrame.addKeyframe(builder, keyframe);
   EncodedFrame.addData(builder, dataOffset);
+  EncodedFrame.addOffset(builder, offset);
+  EncodedFrame.addSize(builder, size);
   return EncodedFrame.endEncodedFrame(builder);
 }
 }

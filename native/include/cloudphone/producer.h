@@ -35,6 +35,8 @@ extern "C" {
 #define CP_PROTOCOL_VERSION 1u
 /* Largest control message either side sends or accepts. */
 #define CP_CONTROL_MESSAGE_MAX 65536u
+/* Largest encoded access unit the sidecar takes (a 4K IDR at a high bitrate fits). */
+#define CP_ENCODED_FRAME_MAX (4u * 1024u * 1024u)
 
 typedef struct cp_producer cp_producer;
 
@@ -42,7 +44,10 @@ typedef enum cp_memory_kind {
   /* A file in the shared directory, found by name. */
   CP_MEMORY_SHARED_FILE = 0,
   /* A sealed memfd handed to the sidecar over the control socket (SCM_RIGHTS). */
-  CP_MEMORY_PASSED_FD = 1
+  CP_MEMORY_PASSED_FD = 1,
+  /* No shared pixels: the phone encodes H.264 itself (MediaCodec) and submits access units with
+   * cp_producer_submit_h264; the sidecar passes them through without re-encoding. format is ignored. */
+  CP_MEMORY_ENCODED_H264 = 2
 } cp_memory_kind;
 
 typedef struct cp_producer_config {
@@ -113,6 +118,18 @@ int cp_producer_end_frame(cp_producer *producer, int64_t capture_time_ns, const 
  * error. Malformed messages are skipped and counted (cp_producer_stats). */
 int cp_producer_poll_input(cp_producer *producer, cp_input_event *event);
 
+/* CP_MEMORY_ENCODED_H264 only: sends one H.264 access unit (Annex-B, one picture, SPS/PPS before each IDR)
+ * to the sidecar, in fragments when it is larger than one control message. 0 when sent; -ENOTCONN when no
+ * sidecar is connected and -EAGAIN when it did not drain the socket within 20 ms (the frame is dropped: send
+ * a keyframe next; this is the one call that may wait);
+ * -EINVAL in another memory mode or for an empty or oversized (> CP_ENCODED_FRAME_MAX) frame. */
+int cp_producer_submit_h264(cp_producer *producer, const uint8_t *data, size_t length, int64_t capture_time_ns,
+                            int keyframe);
+
+/* CP_MEMORY_ENCODED_H264 only: 1 once after the sidecar asked for a keyframe (a receiver joined or lost
+ * data), else 0. The phone should make its next frame an IDR (MediaCodec PARAMETER_KEY_REQUEST_SYNC_FRAME). */
+int cp_producer_take_keyframe_request(cp_producer *producer);
+
 /* The control socket's file descriptor, for poll(2) in the producer's own loop; -1 while disconnected. */
 int cp_producer_fd(const cp_producer *producer);
 
@@ -124,6 +141,10 @@ typedef struct cp_producer_stats {
   uint64_t notifications_dropped;
   uint64_t connects;
   uint64_t malformed_messages;
+  /* CP_MEMORY_ENCODED_H264: access units sent, the messages they took, and those dropped unsent. */
+  uint64_t encoded_frames_sent;
+  uint64_t encoded_fragments_sent;
+  uint64_t encoded_frames_dropped;
   uint32_t generation;
   /* The frame rate the sidecar asked for in its Welcome, 0 before it answered. */
   uint32_t consumer_max_fps;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ struct cp_producer {
 
   int socket_fd;
   int welcomed;
+  int keyframe_requested;
   int64_t last_connect_attempt_ns;
 
   cp_input_event input[INPUT_QUEUE];
@@ -151,6 +153,11 @@ static void try_connect(cp_producer *p) {
   }
   p->socket_fd = fd;
   p->stats.connects++;
+  if (p->config.memory == CP_MEMORY_ENCODED_H264) {
+    /* Room for a whole keyframe in flight; the kernel caps this at net.core.wmem_max. */
+    int size = (int)CP_ENCODED_FRAME_MAX;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  }
 
   fbw_field hello[] = {fbw_u16(0, CP_PROTOCOL_VERSION), fbw_offset(1)};
   const char *name = p->name;
@@ -192,6 +199,9 @@ static void handle_message(cp_producer *p, size_t length) {
       break;
     case CP_BODY_GOODBYE:
       disconnect(p);
+      return;
+    case CP_BODY_KEYFRAME_REQUEST:
+      p->keyframe_requested = 1;
       return;
     case CP_BODY_TOUCH:
       event.kind = CP_INPUT_TOUCH;
@@ -353,10 +363,14 @@ static int create_surface(cp_producer *p, uint32_t width, uint32_t height, enum 
 int cp_producer_open(const cp_producer_config *config, cp_producer **out) {
   *out = NULL;
   if (!config || !config->shared_dir) return -EINVAL;
-  if (!geometry_valid(config->width, config->height, config->format)) return -EINVAL;
   uint32_t slots = config->slot_count ? config->slot_count : CP_FB_MIN_SLOTS;
   if (slots < CP_FB_MIN_SLOTS || slots > CP_FB_MAX_SLOTS) return -EINVAL;
-  if (config->memory != CP_MEMORY_SHARED_FILE && config->memory != CP_MEMORY_PASSED_FD) return -EINVAL;
+  int encoded = config->memory == CP_MEMORY_ENCODED_H264;
+  if (encoded ? (!config->width || !config->height || config->width > CP_FB_MAX_DIMENSION ||
+                 config->height > CP_FB_MAX_DIMENSION)
+              : !geometry_valid(config->width, config->height, config->format))
+    return -EINVAL;
+  if (config->memory != CP_MEMORY_SHARED_FILE && config->memory != CP_MEMORY_PASSED_FD && !encoded) return -EINVAL;
 
   cp_producer *p = calloc(1, sizeof *p);
   if (!p) return -ENOMEM;
@@ -377,7 +391,18 @@ int cp_producer_open(const cp_producer_config *config, cp_producer **out) {
     free(p);
     return -error;
   }
-  int rc = create_surface(p, config->width, config->height, config->format, config->stride);
+  int rc = 0;
+  if (encoded) {
+    /* Nothing to share: the Surface only names the size, and frames travel in EncodedFrame messages. */
+    p->generation++;
+    p->width = config->width;
+    p->height = config->height;
+    p->format = CP_PIXEL_UNKNOWN;
+    p->writing_slot = -1;
+    p->stats.generation = p->generation;
+  } else {
+    rc = create_surface(p, config->width, config->height, config->format, config->stride);
+  }
   if (rc != 0) {
     close(p->dir_fd);
     free(p);
@@ -389,6 +414,7 @@ int cp_producer_open(const cp_producer_config *config, cp_producer **out) {
 }
 
 int cp_producer_resize(cp_producer *p, uint32_t width, uint32_t height, enum cp_pixel_format format) {
+  if (p->config.memory == CP_MEMORY_ENCODED_H264) return -EINVAL;
   if (!geometry_valid(width, height, format)) return -EINVAL;
   int rc = create_surface(p, width, height, format, 0);
   if (rc != 0) return rc;
@@ -398,6 +424,7 @@ int cp_producer_resize(cp_producer *p, uint32_t width, uint32_t height, enum cp_
 }
 
 int cp_producer_begin_frame(cp_producer *p, cp_frame *frame) {
+  if (p->config.memory == CP_MEMORY_ENCODED_H264) return -EINVAL;
   if (p->writing_slot >= 0) return -EBUSY;
   uint32_t slot = p->next_slot;
   struct cp_fb_slot *s = &p->header->slots[slot];
@@ -451,6 +478,54 @@ int cp_producer_end_frame(cp_producer *p, int64_t capture_time_ns, const cp_rect
     if (send_message(p, length, -1) == -EAGAIN) p->stats.notifications_dropped++;
   }
   return 0;
+}
+
+/* Data per EncodedFrame message: the rest of a 64 KiB message is ample for the table around it. */
+#define ENCODED_FRAGMENT_MAX (CP_CONTROL_MESSAGE_MAX - 1024u)
+
+int cp_producer_submit_h264(cp_producer *p, const uint8_t *data, size_t length, int64_t capture_time_ns,
+                            int keyframe) {
+  if (p->config.memory != CP_MEMORY_ENCODED_H264 || !data || !length || length > CP_ENCODED_FRAME_MAX)
+    return -EINVAL;
+  service(p);
+  if (!cp_producer_connected(p)) {
+    p->stats.encoded_frames_dropped++;
+    return -ENOTCONN;
+  }
+  for (size_t offset = 0; offset < length;) {
+    size_t chunk = length - offset < ENCODED_FRAGMENT_MAX ? length - offset : ENCODED_FRAGMENT_MAX;
+    fbw_field fields[] = {
+        fbw_u32(0, p->generation), fbw_u64(1, (uint64_t)capture_time_ns), fbw_u8(2, keyframe ? 1 : 0),
+        fbw_offset(3),             fbw_u32(4, (uint32_t)offset),         fbw_u32(5, (uint32_t)length),
+    };
+    /* A FlatBuffers string is a [ubyte] vector plus a NUL of padding, so the string writer serves here. */
+    const char *bytes = (const char *)data + offset;
+    size_t message = fbw_message(p->message, sizeof p->message, CP_BODY_ENCODED_FRAME, fields, 6, &bytes, &chunk);
+    int rc = message ? send_message(p, message, -1) : -EMSGSIZE;
+    /* A keyframe is several messages at once: give the sidecar (64 messages a turn) up to 20 ms to drain
+     * the socket before giving the frame up. */
+    for (int64_t deadline = monotonic_ns() + 20000000; rc == -EAGAIN && monotonic_ns() < deadline;) {
+      struct pollfd writable = {p->socket_fd, POLLOUT, 0};
+      if (poll(&writable, 1, 5) < 0 && errno != EINTR) break;
+      rc = send_message(p, message, -1);
+    }
+    if (rc != 0) {
+      /* A frame cut short is useless: the sidecar drops the part it got when the next frame begins. */
+      p->stats.encoded_frames_dropped++;
+      return rc;
+    }
+    p->stats.encoded_fragments_sent++;
+    offset += chunk;
+  }
+  p->stats.encoded_frames_sent++;
+  return 0;
+}
+
+int cp_producer_take_keyframe_request(cp_producer *p) {
+  service(p);
+  int requested = p->keyframe_requested;
+  p->keyframe_requested = 0;
+  return requested;
 }
 
 int cp_producer_poll_input(cp_producer *p, cp_input_event *event) {

@@ -68,6 +68,18 @@ ControlMessage read_control_message(const uint8_t* data, std::size_t length) {
       out.kind = ControlKind::FrameReady;
       out.geometry.generation = message->body_as_FrameReady()->generation();
       break;
+    case control::Body::EncodedFrame: {
+      const control::EncodedFrame* frame = message->body_as_EncodedFrame();
+      out.kind = ControlKind::EncodedFrame;
+      out.fragment.generation = frame->generation();
+      out.fragment.capture_time_ns = static_cast<int64_t>(frame->capture_time_ns());
+      out.fragment.keyframe = frame->keyframe();
+      out.fragment.data = frame->data()->data();  // required: the Verifier refused a message without it
+      out.fragment.length = frame->data()->size();
+      out.fragment.offset = frame->offset();
+      out.fragment.frame_size = frame->size();
+      break;
+    }
     case control::Body::Goodbye:
       out.kind = ControlKind::Goodbye;
       out.reason = bounded(message->body_as_Goodbye()->reason(), 256);

@@ -7,11 +7,12 @@
 #include <cstdint>
 #include <string>
 
+#include "access_unit_assembler.h"
 #include "framebuffer_mapping.h"
 
 namespace cloudphone {
 
-enum class ControlKind { Invalid, Hello, Surface, FrameReady, Goodbye, Input, Other };
+enum class ControlKind { Invalid, Hello, Surface, FrameReady, EncodedFrame, Goodbye, Input, Other };
 enum class SurfaceMemory { SharedFile, PassedFd, EncodedH264, Unknown };
 
 struct ControlMessage {
@@ -22,6 +23,7 @@ struct ControlMessage {
   SurfaceMemory memory = SurfaceMemory::Unknown;
   std::string path;    // Surface, SharedFile
   std::string reason;  // Goodbye, at most 256 bytes
+  EncodedFragment fragment;  // EncodedFrame; its data points into the message
 };
 
 // True when the bytes are a well-formed cloudphone.control Message (depth and table count bounded).

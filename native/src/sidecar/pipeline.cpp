@@ -174,6 +174,8 @@ void Pipeline::drop_producer(const std::string& reason, bool announce) {
   producer_fd_ = -1;
   mapping_.reset();
   frame_pending_ = false;
+  passthrough_ = false;
+  assembler_.reset();
   bool was_connected = stats_.producer_connected.exchange(false);
   if (announce && was_connected) {
     PipelineEvent event;
@@ -249,9 +251,12 @@ void Pipeline::handle_message(const uint8_t* data, std::size_t length, int fd) {
   }
   switch (message.kind) {
     case ControlKind::Surface:
+      if (message.memory == SurfaceMemory::EncodedH264) return start_passthrough(message);
       map_surface(message, passed.fd);
       passed.fd = -1;  // map_surface took it
       return;
+    case ControlKind::EncodedFrame:
+      return pass_through(message);
     case ControlKind::FrameReady:
       if (mapping_ && message.geometry.generation == mapping_->geometry().generation) frame_pending_ = true;
       return;
@@ -267,6 +272,7 @@ void Pipeline::handle_message(const uint8_t* data, std::size_t length, int fd) {
 
 void Pipeline::map_surface(const ControlMessage& surface, int fd) {
   mapping_.reset();
+  passthrough_ = false;
   frame_pending_ = false;
   const SurfaceGeometry& geometry = surface.geometry;
 
@@ -286,8 +292,7 @@ void Pipeline::map_surface(const ControlMessage& surface, int fd) {
       break;
     default:
       if (fd >= 0) ::close(fd);
-      return producer_error(surface.memory == SurfaceMemory::EncodedH264 ? "encoded H.264 surfaces are not supported yet"
-                                                                         : "surface names an unknown memory kind");
+      return producer_error("surface names an unknown memory kind");
   }
   NativeError failure;
   mapping_ = FramebufferMapping::open(memory_fd, geometry, &failure);
@@ -325,6 +330,86 @@ void Pipeline::map_surface(const ControlMessage& surface, int fd) {
   event.height = geometry.height;
   event.format = geometry.format;
   emit(std::move(event));
+}
+
+int64_t Pipeline::next_pts(int64_t capture_time_ns) {
+  // Strictly increasing 90 kHz timestamps from the capture clock, so latency can be traced end to end.
+  int64_t pts = capture_time_ns / 100000 * 9;
+  if (pts <= last_pts_) pts = last_pts_ + 1;
+  last_pts_ = pts;
+  return pts;
+}
+
+void Pipeline::start_passthrough(const ControlMessage& surface) {
+  mapping_.reset();
+  frame_pending_ = false;
+  passthrough_ = false;
+  const SurfaceGeometry& g = surface.geometry;
+  if (g.width == 0 || g.height == 0 || g.width > CP_FB_MAX_DIMENSION || g.height > CP_FB_MAX_DIMENSION)
+    return producer_error("encoded surface size " + std::to_string(g.width) + "x" + std::to_string(g.height) +
+                          " is outside 1..8192");
+  passthrough_ = true;
+  passthrough_generation_ = g.generation;
+  assembler_.reset();
+  keyframe_requested_ = true;  // receivers start at an IDR: ask the phone for one
+  stats_.generation = g.generation;
+  stats_.width = g.width;
+  stats_.height = g.height;
+  stats_.format = kEncodedH264Format;
+  PipelineEvent event;
+  event.type = "surface";
+  event.generation = g.generation;
+  event.width = g.width;
+  event.height = g.height;
+  event.format = kEncodedH264Format;
+  emit(std::move(event));
+}
+
+void Pipeline::pass_through(const ControlMessage& message) {
+  if (!passthrough_ || message.fragment.generation != passthrough_generation_) {
+    stats_.malformed_messages++;
+    return;
+  }
+  uint64_t abandoned = assembler_.abandoned();
+  std::string why;
+  AccessUnitAssembler::Result result = assembler_.add(message.fragment, &why);
+  if (assembler_.abandoned() != abandoned) {
+    stats_.frames_stale++;  // a frame the phone never finished sending; later ones refer to it
+    keyframe_requested_ = true;
+  }
+  if (result == AccessUnitAssembler::Result::Refused) {
+    // Counted, not announced: a phone sending garbage at frame rate must not flood JavaScript with events.
+    stats_.malformed_messages++;
+    keyframe_requested_ = true;
+    return;
+  }
+  if (result == AccessUnitAssembler::Result::Incomplete) return;
+
+  int64_t now = now_ns();
+  int64_t capture = assembler_.capture_time_ns() > 0 ? assembler_.capture_time_ns() : now;
+  stats_.frames_published++;
+  stats_.frames_encoded++;
+  stats_.bytes_encoded += assembler_.size();
+  if (assembler_.keyframe()) {
+    stats_.keyframes++;
+    std::lock_guard<std::mutex> lock(parameter_sets_mutex_);
+    copy_parameter_sets(assembler_.data(), assembler_.size(), &parameter_sets_);
+  }
+  stats_.last_capture_to_encoded_ns = now - capture;
+  if (settings_.srt_enabled) srt_.push(assembler_.data(), assembler_.size(), next_pts(capture), assembler_.keyframe());
+}
+
+void Pipeline::ask_phone_for_keyframe() {
+  int64_t now = now_ns();
+  // At most five requests a second: a receiver flapping must not make the phone send only keyframes.
+  if (producer_fd_ < 0 || now - last_phone_keyframe_request_ns_ < 200000000) return;
+  last_phone_keyframe_request_ns_ = now;
+  keyframe_requested_ = false;
+  uint8_t request[64];
+  std::size_t n = build_message(request, sizeof request, [](flatbuffers::FlatBufferBuilder& b) {
+    return control::CreateMessage(b, control::Body::KeyframeRequest, control::CreateKeyframeRequest(b).Union());
+  });
+  send_message(producer_fd_, request, n);
 }
 
 void Pipeline::encode_newest(bool repeat_last) {
@@ -381,9 +466,7 @@ void Pipeline::encode_newest(bool repeat_last) {
   }
 
   // Strictly increasing 90 kHz timestamps from the capture clock, so latency can be traced end to end.
-  int64_t pts = (repeat_last ? now_ns() : frame.capture_time_ns) / 100000 * 9;
-  if (pts <= last_pts_) pts = last_pts_ + 1;
-  last_pts_ = pts;
+  int64_t pts = next_pts(repeat_last ? now_ns() : frame.capture_time_ns);
 
   uint32_t bitrate = requested_bitrate_.exchange(0);
   if (bitrate && encoder_.set_bitrate(bitrate)) stats_.bitrate_kbps = bitrate;
@@ -439,6 +522,7 @@ void Pipeline::run() {
     }
     if (fds[1].revents & POLLIN) accept_producer();
     if (producer_fd_ >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) read_producer();
+    if (passthrough_ && keyframe_requested_) ask_phone_for_keyframe();
     if (!mapping_) continue;
     if (frame_pending_) {
       if (now_ns() >= due) encode_newest(false);

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "access_unit_assembler.h"
 #include "control_message.h"
 #include "control_socket.h"
 #include "framebuffer_mapping.h"
@@ -21,6 +22,10 @@
 #include "srt_sink.h"
 
 namespace cloudphone {
+
+// The surface format reported for a phone that sends H.264 it encoded itself: the fourcc 'H264', outside
+// the pixel formats of framebuffer.h.
+constexpr uint32_t kEncodedH264Format = 0x48323634;
 
 struct PipelineSettings {
   std::string shared_dir;
@@ -92,6 +97,11 @@ class Pipeline {
   // The phone shrank its memory under our mapping (caught by the SigbusGuard): refuse it, keep running.
   void refuse_shrunk_memory();
   void map_surface(const ControlMessage& surface, int fd);
+  // A phone that encodes H.264 itself: its access units go to the sinks as they are, not re-encoded.
+  void start_passthrough(const ControlMessage& surface);
+  void pass_through(const ControlMessage& fragment);
+  void ask_phone_for_keyframe();
+  int64_t next_pts(int64_t capture_time_ns);
   void encode_newest(bool repeat_last);
   void flush_input();
 
@@ -116,6 +126,10 @@ class Pipeline {
   std::atomic<bool> keyframe_requested_{false};
   std::atomic<uint32_t> requested_bitrate_{0};
   SrtSink srt_;
+  bool passthrough_ = false;
+  uint32_t passthrough_generation_ = 0;
+  AccessUnitAssembler assembler_;
+  int64_t last_phone_keyframe_request_ns_ = 0;
 
   // Input for the phone, in fixed slots so that queueing an event allocates nothing.
   static constexpr std::size_t kInputQueueMax = 64;

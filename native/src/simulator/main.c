@@ -5,6 +5,7 @@
  *   cloudphone-simulator --dir /run/cloudphone --width 720 --height 1280 [--format rgba|rgbx|bgra|nv12]
  *                        [--fps 30] [--memory file|memfd] [--slots 3] [--frames N] [--socket control.sock]
  *   cloudphone-simulator --raw --width W --height H [--format ...] [--fps 30] [--frames N]
+ *   cloudphone-simulator --h264 --dir /run/cloudphone --width W --height H < stream.h264
  *
  * Publishing mode reads commands on stdin, one per line: "resize W H [format]", "restart" (a new producer,
  * as when the phone's compositor restarts) and "quit". It prints JSON lines on stdout: what it did, and
@@ -12,6 +13,10 @@
  *
  * --raw writes the same frames to stdout as raw video instead, paced in real time, so that other encoders
  * (ffmpeg, GStreamer) can be measured on identical content.
+ *
+ * --h264 stands in for a phone with its own encoder (Android MediaCodec): it reads an H.264 Annex-B stream
+ * with access unit delimiters on stdin (ffmpeg -c:v libx264 -x264-params aud=1 -f h264 -) and submits each
+ * access unit with cp_producer_submit_h264. It prints "keyframe-request" when the sidecar asks for an IDR.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,7 +38,7 @@ typedef struct options {
   enum cp_pixel_format format;
   cp_memory_kind memory;
   uint64_t frames;
-  int raw;
+  int raw, h264;
 } options;
 
 static volatile sig_atomic_t stopping;
@@ -69,11 +74,11 @@ static int parse(int argc, char **argv, options *o) {
   o->width = 720, o->height = 1280, o->fps = 30, o->format = CP_PIXEL_RGBA8888, o->socket = "control.sock";
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(arg, "--raw")) {
-      o->raw = 1;
+    if (!strcmp(arg, "--raw") || !strcmp(arg, "--h264")) {
+      *(arg[2] == 'r' ? &o->raw : &o->h264) = 1;
       continue;
     }
-    if (!value) return usage("every option but --raw takes a value");
+    if (!value) return usage("every option but --raw and --h264 takes a value");
     i++;
     if (!strcmp(arg, "--dir")) o->dir = value;
     else if (!strcmp(arg, "--socket")) o->socket = value;
@@ -140,6 +145,70 @@ static int run_raw(const options *o) {
   }
   free(frame);
   painter_free(&painter);
+  return 0;
+}
+
+/* Where the access unit delimiter (NAL type 9) at or after `from` starts, counting a 4-byte start code from
+ * its first zero; `length` when there is none. */
+static size_t find_delimiter(const uint8_t *data, size_t length, size_t from) {
+  for (size_t i = from; i + 4 <= length; i++) {
+    if (data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 && (data[i + 3] & 0x1f) == 9)
+      return i > from && data[i - 1] == 0 ? i - 1 : i;
+  }
+  return length;
+}
+
+static int has_idr(const uint8_t *data, size_t length) {
+  for (size_t i = 0; i + 4 <= length; i++)
+    if (data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 && (data[i + 3] & 0x1f) == 5) return 1;
+  return 0;
+}
+
+static void submit(cp_producer *p, const uint8_t *unit, size_t length) {
+  if (length) cp_producer_submit_h264(p, unit, length, now_ns(), has_idr(unit, length));
+  if (cp_producer_take_keyframe_request(p)) {
+    printf("{\"event\":\"keyframe-request\"}\n");
+    fflush(stdout);
+  }
+}
+
+static int run_h264(const options *o) {
+  cp_producer_config config = cp_producer_default_config(o->dir, o->width, o->height, CP_PIXEL_RGBA8888);
+  config.socket_name = o->socket;
+  config.memory = CP_MEMORY_ENCODED_H264;
+  config.name = "cloudphone-simulator/0.1 (h264)";
+  cp_producer *p;
+  int rc = cp_producer_open(&config, &p);
+  if (rc != 0) {
+    fprintf(stderr, "cloudphone-simulator: cannot open the producer: %s\n", strerror(-rc));
+    return 1;
+  }
+  printf("{\"event\":\"surface\",\"width\":%u,\"height\":%u,\"encoded\":true}\n", o->width, o->height);
+  fflush(stdout);
+  size_t capacity = CP_ENCODED_FRAME_MAX + 65536, length = 0;
+  uint8_t *stream = malloc(capacity);
+  if (!stream) return 1;
+  while (!stopping) {
+    ssize_t r = read(STDIN_FILENO, stream + length, capacity - length);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    length += (size_t)r;
+    size_t start = find_delimiter(stream, length, 0);
+    for (size_t next; (next = find_delimiter(stream, length, start + 4)) < length; start = next)
+      submit(p, stream + start, next - start);
+    if (start == length && length == capacity) start = length; /* no delimiter in 4 MiB: not our stream */
+    memmove(stream, stream + start, length - start);
+    length -= start;
+  }
+  submit(p, stream, length); /* the last access unit ends with the stream */
+  cp_producer_stats stats;
+  cp_producer_get_stats(p, &stats);
+  printf("{\"event\":\"closed\",\"framesSent\":%llu,\"fragmentsSent\":%llu,\"framesDropped\":%llu}\n",
+         (unsigned long long)stats.encoded_frames_sent, (unsigned long long)stats.encoded_fragments_sent,
+         (unsigned long long)stats.encoded_frames_dropped);
+  fflush(stdout);
+  cp_producer_close(p);
+  free(stream);
   return 0;
 }
 
@@ -265,5 +334,6 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &action, NULL);
   sigaction(SIGTERM, &action, NULL);
   signal(SIGPIPE, SIG_IGN);
-  return o.raw ? run_raw(&o) : run_producer(&o);
+  if (o.raw) return run_raw(&o);
+  return o.h264 ? run_h264(&o) : run_producer(&o);
 }
