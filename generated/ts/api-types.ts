@@ -368,7 +368,7 @@ export interface Video {
    */
   intraRefresh?: boolean;
   /**
-   * Which encoder to use. auto picks VAAPI or NVENC when the device is present and falls back to software (x264); the sidecar reports which it picked.
+   * Which encoder to use. auto picks hardware (VAAPI, NVENC) when the sidecar has it and the device is present, else software (x264); the sidecar reports which it picked and why (its log and cloudphone_encoder_info). The current sidecar encodes in software only: vaapi and nvenc are refused with the reason rather than replaced.
    */
   encoder?: "auto" | "software" | "vaapi" | "nvenc";
 }

@@ -689,7 +689,7 @@ export const jsonSchemas = {
                 "default": false
               },
               "encoder": {
-                "description": "Which encoder to use. auto picks VAAPI or NVENC when the device is present and falls back to software (x264); the sidecar reports which it picked.",
+                "description": "Which encoder to use. auto picks hardware (VAAPI, NVENC) when the sidecar has it and the device is present, else software (x264); the sidecar reports which it picked and why (its log and cloudphone_encoder_info). The current sidecar encodes in software only: vaapi and nvenc are refused with the reason rather than replaced.",
                 "type": "string",
                 "enum": [
                   "auto",
@@ -1326,7 +1326,7 @@ export const jsonSchemas = {
             "default": false
           },
           "encoder": {
-            "description": "Which encoder to use. auto picks VAAPI or NVENC when the device is present and falls back to software (x264); the sidecar reports which it picked.",
+            "description": "Which encoder to use. auto picks hardware (VAAPI, NVENC) when the sidecar has it and the device is present, else software (x264); the sidecar reports which it picked and why (its log and cloudphone_encoder_info). The current sidecar encodes in software only: vaapi and nvenc are refused with the reason rather than replaced.",
             "type": "string",
             "enum": [
               "auto",

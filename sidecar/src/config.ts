@@ -94,6 +94,7 @@ export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarS
     keyframeIntervalSeconds: video.keyframeIntervalSeconds ?? 2,
     intraRefresh: video.intraRefresh ?? false,
     preset: 'ultrafast',
+    encoder: video.encoder ?? 'auto',
     srt: srtOptions(config, identity),
   };
   return { config, pipeline, bitrate, metricsPort: config.metrics?.port ?? 9090 };

@@ -83,6 +83,17 @@ export class SidecarMetrics {
       'Encoded frames dropped for SRT because the network fell behind',
       (s) => s.srt.accessUnitsDropped,
     );
+    new Gauge({
+      name: 'cloudphone_encoder_info',
+      help: 'The encoder in use, as a label (1 for the one in use)',
+      labelNames: ['encoder'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const { encoder } = read();
+        if (encoder) this.set({ encoder }, 1);
+      },
+    });
     this.#srtReconnects = new Counter({
       name: 'cloudphone_srt_reconnects_total',
       help: 'SRT connections after the first',

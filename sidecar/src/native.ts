@@ -24,6 +24,8 @@ export interface PipelineOptions {
   keyframeIntervalSeconds: number;
   intraRefresh: boolean;
   preset: 'ultrafast' | 'superfast';
+  /** auto picks hardware when this build has it and the device is present; see encoderReason in stats. */
+  encoder: 'auto' | 'software' | 'vaapi' | 'nvenc';
   srt?: SrtOptions;
 }
 
@@ -81,6 +83,9 @@ export interface PipelineStats {
   width: number;
   height: number;
   generation: number;
+  /** The encoder start() picked ("x264"; empty before start) and why. */
+  encoder: string;
+  encoderReason: string;
   srt: SrtStats;
 }
 

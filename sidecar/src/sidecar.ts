@@ -70,6 +70,8 @@ export class Sidecar {
         sharedDir: this.#settings.pipeline.sharedDir,
         srt: this.#settings.pipeline.srt?.listener ? 'listener' : this.#settings.pipeline.srt ? 'caller' : 'off',
         metricsPort: this.#metricsPort,
+        encoder: this.#pipeline.stats().encoder,
+        encoderReason: this.#pipeline.stats().encoderReason,
       },
       'sidecar started',
     );

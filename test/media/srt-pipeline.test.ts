@@ -11,7 +11,7 @@ import { Body, Goodbye, Message } from '../../generated/ts/fbs/control_generated
 import { Key, KeyAction, Text, Touch, TouchAction } from '../../generated/ts/fbs/input_generated.ts';
 import { waitFor } from '../cluster/wait-for.ts';
 import { loadSidecarConfig } from '../../sidecar/src/config.ts';
-import { NativeError, type PipelineEvent } from '../../sidecar/src/native.ts';
+import { NativeError, NativePipeline, type PipelineEvent } from '../../sidecar/src/native.ts';
 import { Sidecar } from '../../sidecar/src/sidecar.ts';
 import {
   EncodedPhone,
@@ -301,6 +301,41 @@ describe('the sidecar endpoints', () => {
     expect(Number(encoded?.[1])).toBeGreaterThanOrEqual(10);
     expect(metrics).toMatch(/^cloudphone_producer_connected 1$/m);
     expect(metrics).toMatch(/^cloudphone_srt_connected 0$/m);
+    expect(metrics).toMatch(/^cloudphone_encoder_info\{encoder="x264"\} 1$/m);
+  });
+});
+
+describe('the encoder setting', () => {
+  it('auto encodes in software and says why; a hardware encoder that cannot be used is refused, not replaced', async () => {
+    const { sidecar } = await startSidecar();
+    expect(sidecar.stats()).toMatchObject({ encoder: 'x264', encoderReason: expect.stringMatching(/./) as unknown });
+    const shared = tempDir('cloudphone-encoder-');
+    cleanups.push(shared.remove);
+    for (const encoder of ['vaapi', 'nvenc'] as const) {
+      const options = {
+        sharedDir: shared.path,
+        socketName: `${encoder}.sock`,
+        maxFps: 30,
+        bitrateKbps: 1000,
+        keyframeIntervalSeconds: 2,
+        intraRefresh: false,
+        preset: 'ultrafast' as const,
+        encoder,
+      };
+      const pipeline = new NativePipeline(options, () => undefined);
+      let failure: unknown;
+      try {
+        pipeline.start();
+      } catch (error) {
+        failure = error;
+      }
+      pipeline.stop();
+      expect(failure).toBeInstanceOf(NativeError);
+      expect(failure).toMatchObject({
+        name: 'EncoderError',
+        message: expect.stringMatching(`^${encoder}: `) as unknown,
+      });
+    }
   });
 });
 

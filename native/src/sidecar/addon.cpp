@@ -59,6 +59,7 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     settings_.keyframe_interval_seconds = uint_option(o, "keyframeIntervalSeconds", 2);
     settings_.intra_refresh = bool_option(o, "intraRefresh", false);
     settings_.preset = string_option(o, "preset", "ultrafast");
+    settings_.encoder = string_option(o, "encoder", "auto");
     Napi::Value srt = o.Get("srt");
     if (srt.IsObject()) {
       Napi::Object s = srt.As<Napi::Object>();
@@ -178,6 +179,8 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     number("height", s.height);
     number("format", s.format);
     number("generation", s.generation);
+    o.Set("encoder", pipeline_.encoder_choice().name);
+    o.Set("encoderReason", pipeline_.encoder_choice().reason);
     SrtStats srt = pipeline_.srt_stats();
     Napi::Object r = Napi::Object::New(env);
     r.Set("connected", Napi::Boolean::New(env, srt.connected));

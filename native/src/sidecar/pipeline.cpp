@@ -45,6 +45,7 @@ NativeError Pipeline::start(const PipelineSettings& settings, EventFn on_event) 
   on_event_ = std::move(on_event);
   if (settings_.max_fps == 0 || settings_.max_fps > 240) return error("ConfigError", "fps must be 1 to 240");
   if (!safe_file_name(settings_.socket_name)) return error("ConfigError", "socket name must be a plain file name");
+  if (NativeError refused = choose_encoder(settings_.encoder, &encoder_choice_)) return refused;
   dir_fd_ = ::open(settings_.shared_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd_ < 0) return error("ConfigError", "shared directory " + settings_.shared_dir + ": " + std::strerror(errno));
   NativeError failure = listener_.listen(settings_.shared_dir + "/" + settings_.socket_name);

@@ -16,6 +16,7 @@
 #include "access_unit_assembler.h"
 #include "control_message.h"
 #include "control_socket.h"
+#include "encoder_choice.h"
 #include "framebuffer_mapping.h"
 #include "h264_encoder.h"
 #include "native_error.h"
@@ -35,6 +36,7 @@ struct PipelineSettings {
   uint32_t keyframe_interval_seconds = 2;
   bool intra_refresh = false;
   std::string preset = "ultrafast";
+  std::string encoder = "auto";  // auto, software, vaapi, nvenc (encoder_choice.h)
   bool srt_enabled = false;
   SrtSettings srt;
 };
@@ -80,6 +82,8 @@ class Pipeline {
   // an empty error when queued.
   NativeError send_input(const uint8_t* data, std::size_t length);
   const PipelineStats& stats() const { return stats_; }
+  // Which encoder start() picked and why; fixed once started.
+  const EncoderChoice& encoder_choice() const { return encoder_choice_; }
   SrtStats srt_stats() const { return srt_.stats(); }
   std::vector<uint8_t> parameter_sets();
 
@@ -106,6 +110,7 @@ class Pipeline {
   void flush_input();
 
   PipelineSettings settings_;
+  EncoderChoice encoder_choice_;
   EventFn on_event_;
   std::thread thread_;
   std::atomic<bool> running_{false};
