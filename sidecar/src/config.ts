@@ -95,6 +95,7 @@ export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarS
     intraRefresh: video.intraRefresh ?? false,
     preset: 'ultrafast',
     encoder: video.encoder ?? 'auto',
+    maxSize: video.maxSize ?? 0,
     srt: srtOptions(config, identity),
   };
   return { config, pipeline, bitrate, metricsPort: config.metrics?.port ?? 9090 };

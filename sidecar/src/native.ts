@@ -26,6 +26,8 @@ export interface PipelineOptions {
   preset: 'ultrafast' | 'superfast';
   /** auto picks hardware when this build has it and the device is present; see encoderReason in stats. */
   encoder: 'auto' | 'software' | 'vaapi' | 'nvenc';
+  /** Longest side of the encoded picture; a larger screen is scaled down keeping its aspect. 0: no limit. */
+  maxSize?: number;
   srt?: SrtOptions;
 }
 

@@ -42,7 +42,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-async function startSidecar(options: { passphrase?: string } = {}): Promise<Harness> {
+async function startSidecar(options: { passphrase?: string; maxSize?: number } = {}): Promise<Harness> {
   const shared = tempDir('cloudphone-shared-');
   cleanups.push(shared.remove);
   const port = await freeUdpPort();
@@ -56,7 +56,11 @@ async function startSidecar(options: { passphrase?: string } = {}): Promise<Harn
     kind: 'SidecarConfig',
     stream: { namespace: 'test', name: 'phone', generation: 1 },
     shared: { dir: shared.path },
-    video: { fps: 30, bitrate: { targetKbps: 2000, minKbps: 500, maxKbps: 4000 } },
+    video: {
+      fps: 30,
+      bitrate: { targetKbps: 2000, minKbps: 500, maxKbps: 4000 },
+      ...(options.maxSize ? { maxSize: options.maxSize } : {}),
+    },
     srt: {
       mode: 'caller',
       url: `srt://127.0.0.1:${String(port)}`,
@@ -159,6 +163,20 @@ describe('the SRT data path', () => {
     // would keep this one back for ever.
     await waitFor('frame 1 decoded', () => Promise.resolve(rx.stamps.length > 0 ? true : undefined), 15_000);
     expect(rx.frames()).toEqual([1]);
+  });
+
+  it.each([
+    { format: 'rgba', memory: 'file' as const },
+    { format: 'nv12', memory: 'memfd' as const },
+  ])('scales $format frames down to video.maxSize, keeping the aspect ratio', async ({ format, memory }) => {
+    const { dir, port } = await startSidecar({ maxSize: 640 });
+    const rx = receiver(port, { width: 480, height: 960 });
+    // 960 = 32 stamp blocks of 30 px: after scaling, 10 px, and 15 px at the receiver, still on the grid.
+    simulator(dir, { width: 960, height: 1920, format, memory });
+    await framesArrive(rx, 30);
+    expect(rx.decodedSizes).toEqual(['320x640']);
+    // Scaled pictures still carry readable stamps, in order.
+    expectInOrderAndWhole(rx.frames());
   });
 
   it('is refused by a receiver with another passphrase, and says why', async () => {

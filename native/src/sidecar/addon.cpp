@@ -60,6 +60,7 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     settings_.intra_refresh = bool_option(o, "intraRefresh", false);
     settings_.preset = string_option(o, "preset", "ultrafast");
     settings_.encoder = string_option(o, "encoder", "auto");
+    settings_.max_size = uint_option(o, "maxSize", 0);
     Napi::Value srt = o.Get("srt");
     if (srt.IsObject()) {
       Napi::Object s = srt.As<Napi::Object>();

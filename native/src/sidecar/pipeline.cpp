@@ -7,11 +7,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "cloudphone/control_generated.h"
 #include "control_message.h"
 #include "libyuv/convert.h"
+#include "libyuv/scale.h"
 #include "sigbus_guard.h"
 
 namespace cloudphone {
@@ -299,11 +301,12 @@ void Pipeline::map_surface(const ControlMessage& surface, int fd) {
   mapping_ = FramebufferMapping::open(memory_fd, geometry, &failure);
   if (!mapping_) return producer_error(failure.reason);
 
+  encoded_size(geometry.width, geometry.height, settings_.max_size, &encode_width_, &encode_height_);
   const EncoderSettings& current = encoder_.settings();
-  if (!encoder_.is_open() || current.width != geometry.width || current.height != geometry.height) {
+  if (!encoder_.is_open() || current.width != encode_width_ || current.height != encode_height_) {
     EncoderSettings settings;
-    settings.width = geometry.width;
-    settings.height = geometry.height;
+    settings.width = encode_width_;
+    settings.height = encode_height_;
     settings.fps = stats_.max_fps;
     settings.bitrate_kbps = stats_.bitrate_kbps;
     settings.keyframe_interval_frames = settings_.keyframe_interval_seconds * settings.fps;
@@ -317,7 +320,11 @@ void Pipeline::map_surface(const ControlMessage& surface, int fd) {
     std::lock_guard<std::mutex> lock(parameter_sets_mutex_);
     parameter_sets_ = encoder_.parameter_sets();
   }
-  if (geometry.format != CP_PIXEL_NV12) picture_.assign(std::size_t{geometry.width} * geometry.height * 3 / 2, 0);
+  // Our own I420 picture, converted from RGB, and behind it the scaled one when video.maxSize applies.
+  bool scaling = encode_width_ != geometry.width || encode_height_ != geometry.height;
+  std::size_t converted =
+      geometry.format != CP_PIXEL_NV12 || scaling ? std::size_t{geometry.width} * geometry.height * 3 / 2 : 0;
+  picture_.assign(converted + (scaling ? std::size_t{encode_width_} * encode_height_ * 3 / 2 : 0), 0);
   last_frame_number_ = 0;
   keyframe_requested_ = true;  // a new size starts with a keyframe carrying the new SPS
   stats_.generation = geometry.generation;
@@ -331,6 +338,18 @@ void Pipeline::map_surface(const ControlMessage& surface, int fd) {
   event.height = geometry.height;
   event.format = geometry.format;
   emit(std::move(event));
+}
+
+void encoded_size(uint32_t width, uint32_t height, uint32_t max_size, uint32_t* out_width, uint32_t* out_height) {
+  uint32_t longest = width > height ? width : height;
+  if (max_size == 0 || longest <= max_size) {
+    *out_width = width;
+    *out_height = height;
+    return;
+  }
+  // Keep the aspect ratio; even sizes for 4:2:0.
+  *out_width = std::max<uint32_t>(2, static_cast<uint32_t>(uint64_t{width} * max_size / longest) & ~1u);
+  *out_height = std::max<uint32_t>(2, static_cast<uint32_t>(uint64_t{height} * max_size / longest) & ~1u);
 }
 
 int64_t Pipeline::next_pts(int64_t capture_time_ns) {
@@ -434,7 +453,8 @@ void Pipeline::encode_newest(bool repeat_last) {
 
   InputPlanes planes;
   int64_t started = now_ns();
-  if (g.format == CP_PIXEL_NV12) {
+  bool scaling = encode_width_ != g.width || encode_height_ != g.height;
+  if (g.format == CP_PIXEL_NV12 && !scaling) {
     // NV12 goes to the encoder as it lies in the mapping; x264 copies it during encode().
     planes.nv12 = true;
     planes.plane[0] = frame.pixels;
@@ -448,14 +468,18 @@ void Pipeline::encode_newest(bool repeat_last) {
     // libyuv names formats by their order in a little-endian 32-bit word: Android's RGBA (bytes R,G,B,A)
     // is libyuv's ABGR, and BGRA (bytes B,G,R,A) is libyuv's ARGB. RGBX ignores the fourth byte either way.
     // I420 rather than NV12: libyuv's *ToNV12 mallocs a row buffer on every call, *ToI420 allocates nothing.
-    if (g.format == CP_PIXEL_BGRA8888) libyuv::ARGBToI420(frame.pixels, s, out_y, w, out_u, w / 2, out_v, w / 2, w, h);
-    else libyuv::ABGRToI420(frame.pixels, s, out_y, w, out_u, w / 2, out_v, w / 2, w, h);
+    if (g.format == CP_PIXEL_NV12)
+      libyuv::NV12ToI420(frame.pixels, s, frame.pixels + uint64_t{g.stride} * g.height, s, out_y, w, out_u, w / 2,
+                         out_v, w / 2, w, h);
+    else if (g.format == CP_PIXEL_BGRA8888)
+      libyuv::ARGBToI420(frame.pixels, s, out_y, w, out_u, w / 2, out_v, w / 2, w, h);
+    else
+      libyuv::ABGRToI420(frame.pixels, s, out_y, w, out_u, w / 2, out_v, w / 2, w, h);
     planes.plane[0] = out_y;
     planes.plane[1] = out_u;
     planes.plane[2] = out_v;
     planes.stride[0] = g.width;
     planes.stride[1] = planes.stride[2] = g.width / 2;
-    stats_.convert_ns_total += static_cast<uint64_t>(now_ns() - started);
     if (guard.faulted()) {
       return refuse_shrunk_memory();
     }
@@ -464,9 +488,25 @@ void Pipeline::encode_newest(bool repeat_last) {
       stats_.frames_torn++;
       return;
     }
+    if (scaling) {
+      // Down to video.maxSize, from our own copy (the mapping is no longer read). At exactly 1/2 or 1/4
+      // libyuv scales without allocating; at other ratios its bilinear scaler mallocs three row buffers per
+      // frame (a few KiB, measured with native/test/alloc_counter.c): the one per-frame allocation left.
+      uint8_t* scaled_y = out_v + std::size_t{g.width / 2} * (g.height / 2);
+      uint8_t* scaled_u = scaled_y + std::size_t{encode_width_} * encode_height_;
+      uint8_t* scaled_v = scaled_u + std::size_t{encode_width_ / 2} * (encode_height_ / 2);
+      int sw = static_cast<int>(encode_width_), sh = static_cast<int>(encode_height_);
+      libyuv::I420Scale(out_y, w, out_u, w / 2, out_v, w / 2, w, h, scaled_y, sw, scaled_u, sw / 2, scaled_v, sw / 2,
+                        sw, sh, libyuv::kFilterBilinear);
+      planes.plane[0] = scaled_y;
+      planes.plane[1] = scaled_u;
+      planes.plane[2] = scaled_v;
+      planes.stride[0] = encode_width_;
+      planes.stride[1] = planes.stride[2] = encode_width_ / 2;
+    }
+    stats_.convert_ns_total += static_cast<uint64_t>(now_ns() - started);
   }
 
-  // Strictly increasing 90 kHz timestamps from the capture clock, so latency can be traced end to end.
   int64_t pts = next_pts(repeat_last ? now_ns() : frame.capture_time_ns);
 
   uint32_t bitrate = requested_bitrate_.exchange(0);

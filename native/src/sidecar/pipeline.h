@@ -28,6 +28,9 @@ namespace cloudphone {
 // the pixel formats of framebuffer.h.
 constexpr uint32_t kEncodedH264Format = 0x48323634;
 
+// The encoded size for a surface: its own, or scaled down so the longest side is max_size (0: no limit).
+void encoded_size(uint32_t width, uint32_t height, uint32_t max_size, uint32_t* out_width, uint32_t* out_height);
+
 struct PipelineSettings {
   std::string shared_dir;
   std::string socket_name = "control.sock";
@@ -37,6 +40,7 @@ struct PipelineSettings {
   bool intra_refresh = false;
   std::string preset = "ultrafast";
   std::string encoder = "auto";  // auto, software, vaapi, nvenc (encoder_choice.h)
+  uint32_t max_size = 0;         // video.maxSize: longest side of the encoded picture, 0 for the phone's own
   bool srt_enabled = false;
   SrtSettings srt;
 };
@@ -123,7 +127,8 @@ class Pipeline {
 
   std::unique_ptr<FramebufferMapping> mapping_;
   H264Encoder encoder_;
-  std::vector<uint8_t> picture_;  // I420, converted from RGB formats; allocated once per surface
+  std::vector<uint8_t> picture_;  // I420 converted from RGB (and the scaled copy); allocated once per surface
+  uint32_t encode_width_ = 0, encode_height_ = 0;
   uint64_t last_frame_number_ = 0;
   bool frame_pending_ = false;
   int64_t last_encode_ns_ = 0;
