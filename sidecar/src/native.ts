@@ -66,6 +66,16 @@ export interface SrtStats {
   accessUnitsDropped: number;
 }
 
+/** One encoded picture: H.264 Annex-B, one access unit (SPS/PPS before each keyframe). */
+export interface AccessUnit {
+  data: Buffer;
+  /** 90 kHz presentation timestamp, from the capture clock. */
+  pts90k: number;
+  /** The phone's CLOCK_MONOTONIC capture time in nanoseconds; 0 for a repeated still frame. */
+  captureNs: number;
+  keyframe: boolean;
+}
+
 export interface PipelineStats {
   framesPublished: number;
   framesEncoded: number;
@@ -88,6 +98,8 @@ export interface PipelineStats {
   /** The encoder start() picked ("x264"; empty before start) and why. */
   encoder: string;
   encoderReason: string;
+  /** Pictures JavaScript was too slow to take (8 waiting); the queue then resumes at a keyframe. */
+  accessUnitsDroppedForJs: number;
   srt: SrtStats;
 }
 
@@ -107,6 +119,7 @@ interface AddonPipeline {
   setMaxFps(fps: number): void;
   sendInput(message: Uint8Array): void;
   stats(): PipelineStats;
+  onAccessUnit(listener: (unit: AccessUnit) => void): void;
   parameterSets(): Buffer;
 }
 
@@ -218,6 +231,16 @@ export class NativePipeline {
 
   stats(): PipelineStats {
     return this.#pipeline.stats();
+  }
+
+  /**
+   * Every encoded picture, on the JavaScript thread, through a bounded queue (8): a listener that falls
+   * behind loses pictures up to the next keyframe, never delays the other sinks. Set once, before start().
+   */
+  onAccessUnit(listener: (unit: AccessUnit) => void): void {
+    callNative(() => {
+      this.#pipeline.onAccessUnit(listener);
+    });
   }
 
   /** SPS and PPS of the current encoder in Annex-B, empty before the first surface. */

@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "js_access_units.h"
 #include "pipeline.h"
 
 namespace cloudphone {
@@ -42,7 +43,8 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
                         InstanceMethod("setMaxFps", &PipelineWrap::set_max_fps),
                         InstanceMethod("sendInput", &PipelineWrap::send_input),
                         InstanceMethod("stats", &PipelineWrap::stats),
-                        InstanceMethod("parameterSets", &PipelineWrap::parameter_sets)});
+                        InstanceMethod("parameterSets", &PipelineWrap::parameter_sets),
+                        InstanceMethod("onAccessUnit", &PipelineWrap::on_access_unit)});
   }
 
   explicit PipelineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PipelineWrap>(info) {
@@ -121,6 +123,12 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     pipeline_.stop();
     if (events_released_) return;
     events_released_ = true;
+    if (access_units_) {
+      // The queue is freed once JavaScript has had its last pictures: keep its count, drop the pointer.
+      access_units_dropped_ = access_units_->dropped();
+      access_units_->release();
+      access_units_ = nullptr;
+    }
     if (static_cast<napi_threadsafe_function>(events_) != nullptr) events_.Release();
   }
 
@@ -181,6 +189,8 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     number("format", s.format);
     number("generation", s.generation);
     o.Set("encoder", pipeline_.encoder_choice().name);
+    number("accessUnitsDroppedForJs",
+           static_cast<double>(access_units_ ? access_units_->dropped() : access_units_dropped_));
     o.Set("encoderReason", pipeline_.encoder_choice().reason);
     SrtStats srt = pipeline_.srt_stats();
     Napi::Object r = Napi::Object::New(env);
@@ -200,6 +210,18 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     return o;
   }
 
+  // onAccessUnit(listener): every encoded picture, as {data, pts90k, captureNs, keyframe}; before start().
+  Napi::Value on_access_unit(const Napi::CallbackInfo& info) {
+    if (started_ || access_units_)
+      return throw_named(info.Env(), error("StateError", "onAccessUnit is set once, before start()"));
+    if (info.Length() < 1 || !info[0].IsFunction())
+      return throw_named(info.Env(), error("ConfigError", "onAccessUnit(listener) needs a function"));
+    JsAccessUnits* queue = JsAccessUnits::create(info.Env(), info[0].As<Napi::Function>());
+    access_units_ = queue;
+    settings_.on_access_unit = [queue](const EncodedUnit& unit) { return queue->offer(unit); };
+    return info.Env().Undefined();
+  }
+
   Napi::Value parameter_sets(const Napi::CallbackInfo& info) {
     std::vector<uint8_t> sets = pipeline_.parameter_sets();
     return Napi::Buffer<uint8_t>::Copy(info.Env(), sets.data(), sets.size());
@@ -208,6 +230,8 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
   PipelineSettings settings_;
   Pipeline pipeline_;
   Napi::ThreadSafeFunction events_;
+  JsAccessUnits* access_units_ = nullptr;  // owned by its thread-safe function's finalizer
+  uint64_t access_units_dropped_ = 0;
   bool events_released_ = false;
   bool started_ = false;
 };

@@ -416,7 +416,18 @@ void Pipeline::pass_through(const ControlMessage& message) {
     copy_parameter_sets(assembler_.data(), assembler_.size(), &parameter_sets_);
   }
   stats_.last_capture_to_encoded_ns = now - capture;
-  if (settings_.srt_enabled) srt_.push(assembler_.data(), assembler_.size(), next_pts(capture), assembler_.keyframe());
+  EncodedUnit unit;
+  unit.data = assembler_.data();
+  unit.size = assembler_.size();
+  unit.pts_90khz = next_pts(capture);
+  unit.capture_time_ns = capture;
+  unit.keyframe = assembler_.keyframe();
+  deliver(unit);
+}
+
+void Pipeline::deliver(const EncodedUnit& unit) {
+  if (settings_.srt_enabled) srt_.push(unit.data, unit.size, unit.pts_90khz, unit.keyframe);
+  if (settings_.on_access_unit && settings_.on_access_unit(unit)) keyframe_requested_ = true;
 }
 
 void Pipeline::ask_phone_for_keyframe() {
@@ -538,7 +549,13 @@ void Pipeline::encode_newest(bool repeat_last) {
   stats_.bytes_encoded += encoded.size;
   if (encoded.keyframe) stats_.keyframes++;
   stats_.last_capture_to_encoded_ns = repeat_last ? 0 : done - frame.capture_time_ns;
-  if (settings_.srt_enabled) srt_.push(encoded.data, encoded.size, encoded.pts, encoded.keyframe);
+  EncodedUnit unit;
+  unit.data = encoded.data;
+  unit.size = encoded.size;
+  unit.pts_90khz = encoded.pts;
+  unit.capture_time_ns = repeat_last ? 0 : frame.capture_time_ns;
+  unit.keyframe = encoded.keyframe;
+  deliver(unit);
 }
 
 void Pipeline::run() {

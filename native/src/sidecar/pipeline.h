@@ -31,6 +31,15 @@ constexpr uint32_t kEncodedH264Format = 0x48323634;
 // The encoded size for a surface: its own, or scaled down so the longest side is max_size (0: no limit).
 void encoded_size(uint32_t width, uint32_t height, uint32_t max_size, uint32_t* out_width, uint32_t* out_height);
 
+// One encoded picture as the pipeline hands it to a listener: valid only during the call.
+struct EncodedUnit {
+  const uint8_t* data = nullptr;
+  std::size_t size = 0;
+  int64_t pts_90khz = 0;
+  int64_t capture_time_ns = 0;
+  bool keyframe = false;
+};
+
 struct PipelineSettings {
   std::string shared_dir;
   std::string socket_name = "control.sock";
@@ -43,6 +52,9 @@ struct PipelineSettings {
   uint32_t max_size = 0;         // video.maxSize: longest side of the encoded picture, 0 for the phone's own
   bool srt_enabled = false;
   SrtSettings srt;
+  // Called on the pipeline thread for every encoded picture (after the SRT sink has it); returns true when
+  // the listener lost pictures and needs a keyframe to recover. Must not block.
+  std::function<bool(const EncodedUnit&)> on_access_unit;
 };
 
 struct PipelineEvent {
@@ -110,6 +122,8 @@ class Pipeline {
   void pass_through(const ControlMessage& fragment);
   void ask_phone_for_keyframe();
   int64_t next_pts(int64_t capture_time_ns);
+  // Hands one encoded picture to every sink: the SRT sink directly, then the listener (JavaScript).
+  void deliver(const EncodedUnit& unit);
   void encode_newest(bool repeat_last);
   void flush_input();
 
