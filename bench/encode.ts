@@ -17,8 +17,7 @@
 // Then a soak: the sidecar at 1920x1080@60 for --soak-minutes, counting dropped frames.
 // Results: bench/results/encode.json and bench/results/encode-soak.json.
 
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,10 +29,13 @@ import {
   cpuSeconds,
   freeTcpPort,
   freeUdpPort,
+  sidecarConfig,
+  stopChild,
   tempDir,
   type Stamp,
 } from '../test/media/media-peers.ts';
 import { waitFor } from '../test/cluster/wait-for.ts';
+import { percentile, round } from './figures.ts';
 
 const root = join(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -76,27 +78,12 @@ interface Result {
   frames: number;
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
-const round = (n: number): number => Math.round(n * 100) / 100;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What one pipeline's encoder looks like to the benchmark: a process whose CPU time is counted. */
 interface Encoder {
   pid: number;
   stop: () => Promise<void>;
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** The simulator's frames on a pipe into a peer's stdin (no JavaScript in between). */
@@ -124,15 +111,12 @@ async function startEncoder(pipeline: Pipeline, size: Size, port: number, work: 
       const shared = join(work, `shared-${String(port)}`);
       mkdirSync(shared);
       const sidecar = new SidecarProcess({
-        config: {
-          apiVersion: 'cloudphone.io/v1alpha1',
-          kind: 'SidecarConfig',
-          logLevel: 'warn',
-          stream: { namespace: 'bench', name: 'phone', generation: 1 },
-          shared: { dir: shared },
+        config: sidecarConfig({
+          sharedDir: shared,
+          srtUrl,
           video: { fps, keyframeIntervalSeconds: 2, bitrate: { targetKbps: kbps, minKbps: kbps, maxKbps: kbps } },
-          srt: { mode: 'caller', url: srtUrl, latencyMs: SRT_LATENCY_MS },
-        },
+          srt: { latencyMs: SRT_LATENCY_MS },
+        }),
         configFile: join(work, `sidecar-${String(port)}.json`),
         metricsPort: await freeTcpPort(),
       });

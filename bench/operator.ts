@@ -17,6 +17,7 @@ import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { pooledKubeConfig } from '../operator/src/kube/kube-config.ts';
 import { OperatorProcess } from '../test/cluster/operator-process.ts';
 import { waitFor } from '../test/cluster/wait-for.ts';
+import { percentile, round } from './figures.ts';
 
 const root = join(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -25,12 +26,6 @@ const { values } = parseArgs({
 const PODS = Number(values.pods);
 const RATE = Number(values.rate);
 const kubeconfigPath = join(root, '.cache/cluster/kubeconfig');
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
-const round = (n: number): number => Math.round(n * 100) / 100;
 
 function apiserverMetrics(): string {
   return execFileSync(join(root, '.cache/bin/kubectl'), ['--kubeconfig', kubeconfigPath, 'get', '--raw', '/metrics'], {

@@ -55,6 +55,27 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
 }
 
+/**
+ * A SidecarConfig for the data-path tests and benchmarks: the phone in sharedDir, SRT in caller mode to
+ * srtUrl with 20 ms latency, and the given video settings.
+ */
+export function sidecarConfig(options: {
+  sharedDir: string;
+  srtUrl: string;
+  video: Record<string, unknown>;
+  srt?: Record<string, unknown>;
+}): Record<string, unknown> {
+  return {
+    apiVersion: 'cloudphone.io/v1alpha1',
+    kind: 'SidecarConfig',
+    logLevel: 'warn',
+    stream: { namespace: 'test', name: 'phone', generation: 1 },
+    shared: { dir: options.sharedDir },
+    video: options.video,
+    srt: { mode: 'caller', url: options.srtUrl, latencyMs: 20, ...options.srt },
+  };
+}
+
 /** The sidecar's own entry point (sidecar/src/main.ts) in a child process, with its config in a file. */
 export class SidecarProcess {
   readonly #child: ChildProcess;
@@ -100,7 +121,8 @@ function lines(child: ChildProcess, onLine: (line: string) => void): void {
   if (child.stdout) createInterface({ input: child.stdout }).on('line', onLine);
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL after 3 s; resolves once the child has exited. */
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
   child.kill('SIGTERM');

@@ -18,6 +18,7 @@ import {
   FrameExactReceiver,
   freeUdpPort,
   runHostileProducer,
+  sidecarConfig,
   Simulator,
   SrtReceiver,
   tempDir,
@@ -51,23 +52,16 @@ async function startSidecar(options: { passphrase?: string; maxSize?: number } =
     passphraseFile = join(shared.path, 'passphrase');
     writeFileSync(passphraseFile, `${options.passphrase}\n`);
   }
-  const config = {
-    apiVersion: 'cloudphone.io/v1alpha1',
-    kind: 'SidecarConfig',
-    stream: { namespace: 'test', name: 'phone', generation: 1 },
-    shared: { dir: shared.path },
+  const config = sidecarConfig({
+    sharedDir: shared.path,
+    srtUrl: `srt://127.0.0.1:${String(port)}`,
     video: {
       fps: 30,
       bitrate: { targetKbps: 2000, minKbps: 500, maxKbps: 4000 },
       ...(options.maxSize ? { maxSize: options.maxSize } : {}),
     },
-    srt: {
-      mode: 'caller',
-      url: `srt://127.0.0.1:${String(port)}`,
-      latencyMs: 20,
-      ...(passphraseFile ? { passphraseFile } : {}),
-    },
-  };
+    srt: passphraseFile ? { passphraseFile } : {},
+  });
   const settings = loadSidecarConfig(JSON.stringify(config), { namespace: 'test', pod: 'phone-0' });
   const events: PipelineEvent[] = [];
   const sidecar = new Sidecar(settings, silent, {

@@ -14,6 +14,7 @@ import {
   SrtReceiver,
   freeTcpPort,
   freeUdpPort,
+  sidecarConfig,
   tempDir,
 } from './media-peers.ts';
 
@@ -40,16 +41,12 @@ it('encodes and sends hundreds of frames without one heap allocation on the fram
   const rx = new SrtReceiver({ port: srtPort, width: 360, height: 640 });
   cleanups.push(() => rx.stop());
   const sidecar = new SidecarProcess({
-    config: {
-      apiVersion: 'cloudphone.io/v1alpha1',
-      kind: 'SidecarConfig',
-      logLevel: 'warn',
-      stream: { namespace: 'test', name: 'phone', generation: 1 },
-      shared: { dir: shared.path },
+    config: sidecarConfig({
+      sharedDir: shared.path,
+      srtUrl: `srt://127.0.0.1:${String(srtPort)}`,
       // A fixed bitrate: the steady state of a stream, not a ramp.
       video: { fps: 30, bitrate: { targetKbps: 3000, minKbps: 3000, maxKbps: 3000 } },
-      srt: { mode: 'caller', url: `srt://127.0.0.1:${String(srtPort)}`, latencyMs: 20 },
-    },
+    }),
     configFile: join(shared.path, 'config.json'),
     metricsPort: await freeTcpPort(),
     env: {

@@ -27,18 +27,20 @@ void JsAccessUnits::call_js(Napi::Env env, Napi::Function listener, Slot* slot) 
   slot->busy.store(false, std::memory_order_release);
 }
 
+bool JsAccessUnits::lose() {
+  dropped_++;
+  bool first_loss = !waiting_for_keyframe_;
+  waiting_for_keyframe_ = true;
+  return first_loss;  // one keyframe request per gap
+}
+
 bool JsAccessUnits::offer(const EncodedUnit& unit) {
   if (waiting_for_keyframe_ && !unit.keyframe) {
     dropped_++;
     return false;
   }
   Slot& slot = slots_[next_ % kSlots];
-  if (slot.busy.load(std::memory_order_acquire)) {
-    dropped_++;
-    bool first_loss = !waiting_for_keyframe_;
-    waiting_for_keyframe_ = true;
-    return first_loss;
-  }
+  if (slot.busy.load(std::memory_order_acquire)) return lose();
   if (slot.data.size() < unit.size) slot.data.resize(unit.size);  // grows only at a new largest picture
   std::memcpy(slot.data.data(), unit.data, unit.size);
   slot.size = unit.size;
@@ -48,10 +50,7 @@ bool JsAccessUnits::offer(const EncodedUnit& unit) {
   slot.busy.store(true, std::memory_order_release);
   if (function_.NonBlockingCall(&slot, call_js) != napi_ok) {
     slot.busy.store(false, std::memory_order_release);
-    dropped_++;
-    bool first_loss = !waiting_for_keyframe_;
-    waiting_for_keyframe_ = true;
-    return first_loss;
+    return lose();
   }
   next_++;
   waiting_for_keyframe_ = false;

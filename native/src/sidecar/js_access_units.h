@@ -37,6 +37,8 @@ class JsAccessUnits {
     std::atomic<bool> busy{false};
   };
   static void call_js(Napi::Env env, Napi::Function listener, Slot* slot);
+  // Drops the picture on offer and waits for a keyframe; true the first time in a gap.
+  bool lose();
 
   Napi::ThreadSafeFunction function_;
   Slot slots_[kSlots];

@@ -327,16 +327,20 @@ void Pipeline::map_surface(const ControlMessage& surface, int fd) {
   picture_.assign(converted + (scaling ? std::size_t{encode_width_} * encode_height_ * 3 / 2 : 0), 0);
   last_frame_number_ = 0;
   keyframe_requested_ = true;  // a new size starts with a keyframe carrying the new SPS
-  stats_.generation = geometry.generation;
-  stats_.width = geometry.width;
-  stats_.height = geometry.height;
-  stats_.format = geometry.format;
+  announce_surface(geometry.generation, geometry.width, geometry.height, geometry.format);
+}
+
+void Pipeline::announce_surface(uint32_t generation, uint32_t width, uint32_t height, uint32_t format) {
+  stats_.generation = generation;
+  stats_.width = width;
+  stats_.height = height;
+  stats_.format = format;
   PipelineEvent event;
   event.type = "surface";
-  event.generation = geometry.generation;
-  event.width = geometry.width;
-  event.height = geometry.height;
-  event.format = geometry.format;
+  event.generation = generation;
+  event.width = width;
+  event.height = height;
+  event.format = format;
   emit(std::move(event));
 }
 
@@ -372,17 +376,7 @@ void Pipeline::start_passthrough(const ControlMessage& surface) {
   passthrough_generation_ = g.generation;
   assembler_.reset();
   keyframe_requested_ = true;  // receivers start at an IDR: ask the phone for one
-  stats_.generation = g.generation;
-  stats_.width = g.width;
-  stats_.height = g.height;
-  stats_.format = kEncodedH264Format;
-  PipelineEvent event;
-  event.type = "surface";
-  event.generation = g.generation;
-  event.width = g.width;
-  event.height = g.height;
-  event.format = kEncodedH264Format;
-  emit(std::move(event));
+  announce_surface(g.generation, g.width, g.height, kEncodedH264Format);
 }
 
 void Pipeline::pass_through(const ControlMessage& message) {

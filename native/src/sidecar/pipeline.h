@@ -117,6 +117,8 @@ class Pipeline {
   // The phone shrank its memory under our mapping (caught by the SigbusGuard): refuse it, keep running.
   void refuse_shrunk_memory();
   void map_surface(const ControlMessage& surface, int fd);
+  // A surface is ready to stream: the stats and the "surface" event say what it is.
+  void announce_surface(uint32_t generation, uint32_t width, uint32_t height, uint32_t format);
   // A phone that encodes H.264 itself: its access units go to the sinks as they are, not re-encoded.
   void start_passthrough(const ControlMessage& surface);
   void pass_through(const ControlMessage& fragment);

@@ -74,8 +74,12 @@ static int parse(int argc, char **argv, options *o) {
   o->width = 720, o->height = 1280, o->fps = 30, o->format = CP_PIXEL_RGBA8888, o->socket = "control.sock";
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(arg, "--raw") || !strcmp(arg, "--h264")) {
-      *(arg[2] == 'r' ? &o->raw : &o->h264) = 1;
+    if (!strcmp(arg, "--raw")) {
+      o->raw = 1;
+      continue;
+    }
+    if (!strcmp(arg, "--h264")) {
+      o->h264 = 1;
       continue;
     }
     if (!value) return usage("every option but --raw and --h264 takes a value");
