@@ -8,48 +8,71 @@ import {Key as Key, Scroll as Scroll, Text as Text, Touch as Touch} from './inpu
 /**
  * The pixel layouts a framebuffer slot can hold.
  */
-export enum PixelFormat {
-  Unknown = 0,
-  RGBA8888 = 1,
-  RGBX8888 = 2,
-  BGRA8888 = 3,
-  NV12 = 4
-}
+export const PixelFormat = {
+  Unknown: 0,
+  RGBA8888: 1,
+  RGBX8888: 2,
+  BGRA8888: 3,
+  NV12: 4,
+  0: 'Unknown',
+  1: 'RGBA8888',
+  2: 'RGBX8888',
+  3: 'BGRA8888',
+  4: 'NV12',
+} as const;
+export type PixelFormat = 0 | 1 | 2 | 3 | 4;
 
 /**
  * Where a surface's frame memory lives.
  */
-export enum MemoryKind {
+export const MemoryKind = {
   /**
    * A file in the shared volume, named by Surface.path.
    */
-  SharedFile = 0,
+  SharedFile: 0,
 
   /**
    * A memfd passed with this message as SCM_RIGHTS ancillary data.
    */
-  PassedFd = 1,
+  PassedFd: 1,
 
   /**
    * No shared pixels: the producer sends already-encoded H.264 in EncodedFrame messages.
    */
-  EncodedH264 = 2
-}
+  EncodedH264: 2,
+  0: 'SharedFile',
+  1: 'PassedFd',
+  2: 'EncodedH264',
+} as const;
+export type MemoryKind = 0 | 1 | 2;
 
-export enum Body {
-  NONE = 0,
-  Hello = 1,
-  Welcome = 2,
-  Surface = 3,
-  FrameReady = 4,
-  EncodedFrame = 5,
-  KeyframeRequest = 6,
-  Goodbye = 7,
-  cloudphone_input_Touch = 8,
-  cloudphone_input_Key = 9,
-  cloudphone_input_Text = 10,
-  cloudphone_input_Scroll = 11
-}
+export const Body = {
+  NONE: 0,
+  Hello: 1,
+  Welcome: 2,
+  Surface: 3,
+  FrameReady: 4,
+  EncodedFrame: 5,
+  KeyframeRequest: 6,
+  Goodbye: 7,
+  cloudphone_input_Touch: 8,
+  cloudphone_input_Key: 9,
+  cloudphone_input_Text: 10,
+  cloudphone_input_Scroll: 11,
+  0: 'NONE',
+  1: 'Hello',
+  2: 'Welcome',
+  3: 'Surface',
+  4: 'FrameReady',
+  5: 'EncodedFrame',
+  6: 'KeyframeRequest',
+  7: 'Goodbye',
+  8: 'cloudphone_input_Touch',
+  9: 'cloudphone_input_Key',
+  10: 'cloudphone_input_Text',
+  11: 'cloudphone_input_Scroll',
+} as const;
+export type Body = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11;
 
 export function unionToBody(
   type: Body,
@@ -258,7 +281,7 @@ generation():number {
 
 memory():MemoryKind {
   const offset = this.bb!.__offset(this.bb_pos, 6);
-  return offset ? this.bb!.readUint8(this.bb_pos + offset) : MemoryKind.SharedFile;
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) as MemoryKind : MemoryKind.SharedFile;
 }
 
 /**
@@ -283,7 +306,7 @@ height():number {
 
 format():PixelFormat {
   const offset = this.bb!.__offset(this.bb_pos, 14);
-  return offset ? this.bb!.readUint8(this.bb_pos + offset) : PixelFormat.Unknown;
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) as PixelFormat : PixelFormat.Unknown;
 }
 
 /**
@@ -724,7 +747,7 @@ static bufferHasIdentifier(bb:flatbuffers.ByteBuffer):boolean {
 
 bodyType():Body {
   const offset = this.bb!.__offset(this.bb_pos, 4);
-  return offset ? this.bb!.readUint8(this.bb_pos + offset) : Body.NONE;
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) as Body : Body.NONE;
 }
 
 body<T extends flatbuffers.Table>(obj:any):any|null {

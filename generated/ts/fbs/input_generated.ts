@@ -7,20 +7,28 @@ import * as flatbuffers from 'flatbuffers';
 /**
  * Same numbers as Android's MotionEvent.ACTION_*.
  */
-export enum TouchAction {
-  Down = 0,
-  Up = 1,
-  Move = 2,
-  Cancel = 3
-}
+export const TouchAction = {
+  Down: 0,
+  Up: 1,
+  Move: 2,
+  Cancel: 3,
+  0: 'Down',
+  1: 'Up',
+  2: 'Move',
+  3: 'Cancel',
+} as const;
+export type TouchAction = 0 | 1 | 2 | 3;
 
 /**
  * Same numbers as Android's KeyEvent.ACTION_*.
  */
-export enum KeyAction {
-  Down = 0,
-  Up = 1
-}
+export const KeyAction = {
+  Down: 0,
+  Up: 1,
+  0: 'Down',
+  1: 'Up',
+} as const;
+export type KeyAction = 0 | 1;
 
 export class Touch {
   bb: flatbuffers.ByteBuffer|null = null;
@@ -42,7 +50,7 @@ static getSizePrefixedRootAsTouch(bb:flatbuffers.ByteBuffer, obj?:Touch):Touch {
 
 action():TouchAction {
   const offset = this.bb!.__offset(this.bb_pos, 4);
-  return offset ? this.bb!.readUint8(this.bb_pos + offset) : TouchAction.Down;
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) as TouchAction : TouchAction.Down;
 }
 
 /**
@@ -55,12 +63,12 @@ pointerId():number {
 
 x():number {
   const offset = this.bb!.__offset(this.bb_pos, 8);
-  return offset ? this.bb!.readFloat32(this.bb_pos + offset) : 0.0;
+  return offset ? this.bb!.readFloat32(this.bb_pos + offset) as 0 : 0.0;
 }
 
 y():number {
   const offset = this.bb!.__offset(this.bb_pos, 10);
-  return offset ? this.bb!.readFloat32(this.bb_pos + offset) : 0.0;
+  return offset ? this.bb!.readFloat32(this.bb_pos + offset) as 0 : 0.0;
 }
 
 /**
@@ -68,7 +76,7 @@ y():number {
  */
 pressure():number {
   const offset = this.bb!.__offset(this.bb_pos, 12);
-  return offset ? this.bb!.readFloat32(this.bb_pos + offset) : 1.0;
+  return offset ? this.bb!.readFloat32(this.bb_pos + offset) as 1 : 1.0;
 }
 
 static startTouch(builder:flatbuffers.Builder) {
@@ -131,7 +139,7 @@ static getSizePrefixedRootAsKey(bb:flatbuffers.ByteBuffer, obj?:Key):Key {
 
 action():KeyAction {
   const offset = this.bb!.__offset(this.bb_pos, 4);
-  return offset ? this.bb!.readUint8(this.bb_pos + offset) : KeyAction.Down;
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) as KeyAction : KeyAction.Down;
 }
 
 /**
@@ -262,12 +270,12 @@ static getSizePrefixedRootAsScroll(bb:flatbuffers.ByteBuffer, obj?:Scroll):Scrol
 
 x():number {
   const offset = this.bb!.__offset(this.bb_pos, 4);
-  return offset ? this.bb!.readFloat32(this.bb_pos + offset) : 0.0;
+  return offset ? this.bb!.readFloat32(this.bb_pos + offset) as 0 : 0.0;
 }
 
 y():number {
   const offset = this.bb!.__offset(this.bb_pos, 6);
-  return offset ? this.bb!.readFloat32(this.bb_pos + offset) : 0.0;
+  return offset ? this.bb!.readFloat32(this.bb_pos + offset) as 0 : 0.0;
 }
 
 /**
@@ -275,12 +283,12 @@ y():number {
  */
 horizontal():number {
   const offset = this.bb!.__offset(this.bb_pos, 8);
-  return offset ? this.bb!.readFloat32(this.bb_pos + offset) : 0.0;
+  return offset ? this.bb!.readFloat32(this.bb_pos + offset) as 0 : 0.0;
 }
 
 vertical():number {
   const offset = this.bb!.__offset(this.bb_pos, 10);
-  return offset ? this.bb!.readFloat32(this.bb_pos + offset) : 0.0;
+  return offset ? this.bb!.readFloat32(this.bb_pos + offset) as 0 : 0.0;
 }
 
 static startScroll(builder:flatbuffers.Builder) {

@@ -5,25 +5,41 @@ import * as flatbuffers from 'flatbuffers';
 
 import {Key as Key, Scroll as Scroll, Text as Text, Touch as Touch} from './input_generated.ts';
 
-export enum Role {
-  View = 0,
-  Control = 1
-}
+export const Role = {
+  View: 0,
+  Control: 1,
+  0: 'View',
+  1: 'Control',
+} as const;
+export type Role = 0 | 1;
 
-export enum Body {
-  NONE = 0,
-  Session = 1,
-  KeyframeRequest = 2,
-  Ping = 3,
-  Pong = 4,
-  FrameTiming = 5,
-  RenderReport = 6,
-  Stats = 7,
-  cloudphone_input_Touch = 8,
-  cloudphone_input_Key = 9,
-  cloudphone_input_Text = 10,
-  cloudphone_input_Scroll = 11
-}
+export const Body = {
+  NONE: 0,
+  Session: 1,
+  KeyframeRequest: 2,
+  Ping: 3,
+  Pong: 4,
+  FrameTiming: 5,
+  RenderReport: 6,
+  Stats: 7,
+  cloudphone_input_Touch: 8,
+  cloudphone_input_Key: 9,
+  cloudphone_input_Text: 10,
+  cloudphone_input_Scroll: 11,
+  0: 'NONE',
+  1: 'Session',
+  2: 'KeyframeRequest',
+  3: 'Ping',
+  4: 'Pong',
+  5: 'FrameTiming',
+  6: 'RenderReport',
+  7: 'Stats',
+  8: 'cloudphone_input_Touch',
+  9: 'cloudphone_input_Key',
+  10: 'cloudphone_input_Text',
+  11: 'cloudphone_input_Scroll',
+} as const;
+export type Body = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11;
 
 export function unionToBody(
   type: Body,
@@ -91,7 +107,7 @@ static getSizePrefixedRootAsSession(bb:flatbuffers.ByteBuffer, obj?:Session):Ses
 
 role():Role {
   const offset = this.bb!.__offset(this.bb_pos, 4);
-  return offset ? this.bb!.readUint8(this.bb_pos + offset) : Role.View;
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) as Role : Role.View;
 }
 
 width():number {
@@ -265,7 +281,7 @@ sentUs():bigint {
  */
 viewerTimeUs():number {
   const offset = this.bb!.__offset(this.bb_pos, 8);
-  return offset ? this.bb!.readFloat64(this.bb_pos + offset) : 0.0;
+  return offset ? this.bb!.readFloat64(this.bb_pos + offset) as 0 : 0.0;
 }
 
 static startPong(builder:flatbuffers.Builder) {
@@ -388,7 +404,7 @@ rtpTimestamp():number {
  */
 renderedAtUs():number {
   const offset = this.bb!.__offset(this.bb_pos, 6);
-  return offset ? this.bb!.readFloat64(this.bb_pos + offset) : 0.0;
+  return offset ? this.bb!.readFloat64(this.bb_pos + offset) as 0 : 0.0;
 }
 
 static startRenderReport(builder:flatbuffers.Builder) {
@@ -449,12 +465,12 @@ framesDropped():number {
 
 fps():number {
   const offset = this.bb!.__offset(this.bb_pos, 8);
-  return offset ? this.bb!.readFloat32(this.bb_pos + offset) : 0.0;
+  return offset ? this.bb!.readFloat32(this.bb_pos + offset) as 0 : 0.0;
 }
 
 jitterMs():number {
   const offset = this.bb!.__offset(this.bb_pos, 10);
-  return offset ? this.bb!.readFloat32(this.bb_pos + offset) : 0.0;
+  return offset ? this.bb!.readFloat32(this.bb_pos + offset) as 0 : 0.0;
 }
 
 packetsLost():number {
@@ -464,12 +480,12 @@ packetsLost():number {
 
 rttMs():number {
   const offset = this.bb!.__offset(this.bb_pos, 14);
-  return offset ? this.bb!.readFloat32(this.bb_pos + offset) : 0.0;
+  return offset ? this.bb!.readFloat32(this.bb_pos + offset) as 0 : 0.0;
 }
 
 bitrateKbps():number {
   const offset = this.bb!.__offset(this.bb_pos, 16);
-  return offset ? this.bb!.readFloat32(this.bb_pos + offset) : 0.0;
+  return offset ? this.bb!.readFloat32(this.bb_pos + offset) as 0 : 0.0;
 }
 
 static startStats(builder:flatbuffers.Builder) {
@@ -546,7 +562,7 @@ static bufferHasIdentifier(bb:flatbuffers.ByteBuffer):boolean {
 
 bodyType():Body {
   const offset = this.bb!.__offset(this.bb_pos, 4);
-  return offset ? this.bb!.readUint8(this.bb_pos + offset) : Body.NONE;
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) as Body : Body.NONE;
 }
 
 body<T extends flatbuffers.Table>(obj:any):any|null {
