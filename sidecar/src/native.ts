@@ -76,6 +76,25 @@ export interface AccessUnit {
   keyframe: boolean;
 }
 
+/** One data-channel message from a WebRTC viewer, after the native Verifier and bounds checks. */
+export type ViewerMessage =
+  | { kind: 'invalid'; reason: string }
+  | { kind: 'keyframe-request' }
+  | { kind: 'pong'; id: number; sentUs: number; viewerTimeUs: number }
+  | { kind: 'render-report'; rtpTimestamp: number; renderedAtUs: number }
+  | {
+      kind: 'stats';
+      framesDecoded: number;
+      framesDropped: number;
+      packetsLost: number;
+      fps: number;
+      jitterMs: number;
+      rttMs: number;
+      bitrateKbps: number;
+    }
+  /** control: the event re-encoded as the cloudphone.control Message the phone reads (for sendInput). */
+  | { kind: 'input'; control: Buffer };
+
 export interface PipelineStats {
   framesPublished: number;
   framesEncoded: number;
@@ -125,6 +144,7 @@ interface AddonPipeline {
 
 interface Addon {
   Pipeline: new (options: PipelineOptions, onEvent: (event: Record<string, unknown>) => void) => AddonPipeline;
+  readViewerMessage(bytes: Uint8Array): ViewerMessage;
   protocolVersion: number;
 }
 
@@ -178,6 +198,14 @@ function toEvent(raw: Record<string, unknown>): PipelineEvent | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * Reads one untrusted message a viewer sent: verified by the FlatBuffers Verifier in C++ (the JavaScript
+ * runtime has none) and bounds-checked field by field; never throws for bad bytes, it says why instead.
+ */
+export function readViewerMessage(bytes: Uint8Array): ViewerMessage {
+  return loadAddon().readViewerMessage(bytes);
 }
 
 /** The native media pipeline: control socket, framebuffer, conversion, encoder and SRT, on native threads. */

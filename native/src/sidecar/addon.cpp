@@ -7,6 +7,7 @@
 
 #include "js_access_units.h"
 #include "pipeline.h"
+#include "viewer_message.h"
 
 namespace cloudphone {
 namespace {
@@ -236,11 +237,60 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
   bool started_ = false;
 };
 
+// readViewerMessage(bytes): one data-channel message from a WebRTC viewer, verified and bounds-checked.
+// Returns { kind, ... } with kind 'invalid' (and a reason), 'keyframe-request', 'pong', 'render-report',
+// 'stats' or 'input' (with control: the message to pass to Pipeline.sendInput).
+Napi::Value read_viewer_message_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray())
+    return throw_named(env, error("InputError", "readViewerMessage(bytes) needs a Uint8Array"));
+  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+  ViewerMessage m = read_viewer_message(bytes.Data(), bytes.ByteLength());
+  Napi::Object o = Napi::Object::New(env);
+  auto number = [&](const char* key, double value) { o.Set(key, Napi::Number::New(env, value)); };
+  switch (m.kind) {
+    case ViewerKind::Invalid:
+      o.Set("kind", "invalid");
+      o.Set("reason", m.reason);
+      break;
+    case ViewerKind::KeyframeRequest:
+      o.Set("kind", "keyframe-request");
+      break;
+    case ViewerKind::Pong:
+      o.Set("kind", "pong");
+      number("id", m.id);
+      number("sentUs", static_cast<double>(m.sent_us));
+      number("viewerTimeUs", m.viewer_time_us);
+      break;
+    case ViewerKind::RenderReport:
+      o.Set("kind", "render-report");
+      number("rtpTimestamp", m.rtp_timestamp);
+      number("renderedAtUs", m.rendered_at_us);
+      break;
+    case ViewerKind::Stats:
+      o.Set("kind", "stats");
+      number("framesDecoded", m.stats.frames_decoded);
+      number("framesDropped", m.stats.frames_dropped);
+      number("packetsLost", m.stats.packets_lost);
+      number("fps", m.stats.fps);
+      number("jitterMs", m.stats.jitter_ms);
+      number("rttMs", m.stats.rtt_ms);
+      number("bitrateKbps", m.stats.bitrate_kbps);
+      break;
+    case ViewerKind::Input:
+      o.Set("kind", "input");
+      o.Set("control", Napi::Buffer<uint8_t>::Copy(env, m.control.data(), m.control.size()));
+      break;
+  }
+  return o;
+}
+
 }  // namespace
 }  // namespace cloudphone
 
 static Napi::Object InitCloudphone(Napi::Env env, Napi::Object exports) {
   exports.Set("Pipeline", cloudphone::PipelineWrap::define(env));
+  exports.Set("readViewerMessage", Napi::Function::New(env, cloudphone::read_viewer_message_js));
   exports.Set("protocolVersion", Napi::Number::New(env, 1));
   return exports;
 }

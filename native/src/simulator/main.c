@@ -8,7 +8,8 @@
  *   cloudphone-simulator --h264 --dir /run/cloudphone --width W --height H < stream.h264
  *
  * Publishing mode reads commands on stdin, one per line: "resize W H [format]", "restart" (a new producer,
- * as when the phone's compositor restarts) and "quit". It prints JSON lines on stdout: what it did, and
+ * as when the phone's compositor restarts), "pause" and "resume" (a still screen: no frames, input still read)
+ * and "quit". It prints JSON lines on stdout: what it did, and
  * every input event it received, so tests can check a click arrived at the right place.
  *
  * --raw writes the same frames to stdout as raw video instead, paced in real time, so that other encoders
@@ -220,6 +221,7 @@ typedef struct session {
   cp_producer *producer;
   painter painter;
   int connected;
+  int paused; /* "pause": the screen goes still (no frames), input is still read */
 } session;
 
 static int session_open(session *s, const options *o, uint32_t width, uint32_t height, enum cp_pixel_format format) {
@@ -269,6 +271,12 @@ static int command(session *s, const options *o, char *line) {
     enum cp_pixel_format f = s->painter.format;
     session_close(s);
     if (session_open(s, o, w, h, f) != 0) return 1;
+  } else if (!strncmp(line, "pause", 5)) {
+    s->paused = 1;
+    printf("{\"event\":\"paused\"}\n");
+  } else if (!strncmp(line, "resume", 6)) {
+    s->paused = 0;
+    printf("{\"event\":\"resumed\"}\n");
   } else if (!strncmp(line, "quit", 4)) {
     return 1;
   } else if (line[0] != '\n' && line[0] != 0) {
@@ -279,7 +287,7 @@ static int command(session *s, const options *o, char *line) {
 }
 
 static int run_producer(const options *o) {
-  session s;
+  session s = {0};
   if (session_open(&s, o, o->width, o->height, o->format) != 0) return 1;
   fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
   char line[256];
@@ -288,7 +296,7 @@ static int run_producer(const options *o) {
   int quit = 0;
   for (uint64_t n = 0; !stopping && !quit && (!o->frames || n < o->frames); n++) {
     cp_frame frame;
-    if (cp_producer_begin_frame(s.producer, &frame) == 0) {
+    if (!s.paused && cp_producer_begin_frame(s.producer, &frame) == 0) {
       int64_t capture = now_ns();
       painter_paint(&s.painter, frame.pixels, frame.stride, frame.frame_number, capture);
       cp_producer_end_frame(s.producer, capture, NULL);

@@ -1,0 +1,166 @@
+#include "viewer_message.h"
+
+#include <cmath>
+
+#include "cloudphone/control_generated.h"
+#include "cloudphone/viewer_generated.h"
+
+namespace cloudphone {
+namespace {
+
+// Android's META_* bits (shift, alt, sym, function, ctrl, meta, and the lock states).
+constexpr uint32_t kKnownMetaBits = 0x7770FF;
+
+bool unit_interval(float value) { return std::isfinite(value) && value >= 0.0f && value <= 1.0f; }
+bool within(float value, float limit) { return std::isfinite(value) && std::fabs(value) <= limit; }
+
+ViewerMessage invalid(const char* reason) {
+  ViewerMessage out;
+  out.reason = reason;
+  return out;
+}
+
+// Well-formed UTF-8 without control characters other than tab and newline; no overlong forms or surrogates.
+bool clean_utf8(const flatbuffers::String* text) {
+  const auto* s = reinterpret_cast<const uint8_t*>(text->data());
+  std::size_t n = text->size();
+  for (std::size_t i = 0; i < n;) {
+    uint8_t c = s[i];
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7F) return false;
+      i++;
+      continue;
+    }
+    std::size_t extra = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 0;
+    if (extra == 0 || c > 0xF4 || i + extra >= n) return false;
+    uint32_t cp = c & (0x3F >> extra);
+    for (std::size_t k = 1; k <= extra; k++) {
+      if ((s[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+template <typename Build>
+std::vector<uint8_t> control_message(Build build) {
+  flatbuffers::FlatBufferBuilder builder(128);
+  builder.Finish(build(builder), control::MessageIdentifier());
+  return {builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize()};
+}
+
+ViewerMessage touch(const input::Touch* t) {
+  if (t->action() > input::TouchAction::MAX) return invalid("touch action is unknown");
+  if (t->pointer_id() > 9) return invalid("touch pointer id must be 0 to 9");
+  if (!unit_interval(t->x()) || !unit_interval(t->y())) return invalid("touch coordinates must be 0 to 1");
+  if (!unit_interval(t->pressure())) return invalid("touch pressure must be 0 to 1");
+  ViewerMessage out;
+  out.kind = ViewerKind::Input;
+  out.control = control_message([&](flatbuffers::FlatBufferBuilder& b) {
+    auto event = input::CreateTouch(b, t->action(), t->pointer_id(), t->x(), t->y(), t->pressure());
+    return control::CreateMessage(b, control::Body::cloudphone_input_Touch, event.Union());
+  });
+  return out;
+}
+
+ViewerMessage key(const input::Key* k) {
+  if (k->action() > input::KeyAction::MAX) return invalid("key action is unknown");
+  if (k->keycode() == 0 || k->keycode() > kLastAndroidKeycode) return invalid("key code is not an Android key code");
+  if (k->repeat() > 10000) return invalid("key repeat count is too large");
+  if (k->meta_state() & ~kKnownMetaBits) return invalid("key meta state has unknown bits");
+  ViewerMessage out;
+  out.kind = ViewerKind::Input;
+  out.control = control_message([&](flatbuffers::FlatBufferBuilder& b) {
+    auto event = input::CreateKey(b, k->action(), k->keycode(), k->repeat(), k->meta_state());
+    return control::CreateMessage(b, control::Body::cloudphone_input_Key, event.Union());
+  });
+  return out;
+}
+
+ViewerMessage text(const input::Text* t) {
+  const flatbuffers::String* s = t->text();
+  if (!s || s->size() == 0) return invalid("text is empty");
+  if (s->size() > kViewerTextMax) return invalid("text is longer than 256 bytes");
+  if (!clean_utf8(s)) return invalid("text is not clean UTF-8");
+  ViewerMessage out;
+  out.kind = ViewerKind::Input;
+  out.control = control_message([&](flatbuffers::FlatBufferBuilder& b) {
+    auto event = input::CreateText(b, b.CreateString(s->data(), s->size()));
+    return control::CreateMessage(b, control::Body::cloudphone_input_Text, event.Union());
+  });
+  return out;
+}
+
+ViewerMessage scroll(const input::Scroll* s) {
+  if (!unit_interval(s->x()) || !unit_interval(s->y())) return invalid("scroll position must be 0 to 1");
+  if (!within(s->horizontal(), 16) || !within(s->vertical(), 16)) return invalid("scroll amount must be -16 to 16");
+  ViewerMessage out;
+  out.kind = ViewerKind::Input;
+  out.control = control_message([&](flatbuffers::FlatBufferBuilder& b) {
+    auto event = input::CreateScroll(b, s->x(), s->y(), s->horizontal(), s->vertical());
+    return control::CreateMessage(b, control::Body::cloudphone_input_Scroll, event.Union());
+  });
+  return out;
+}
+
+}  // namespace
+
+ViewerMessage read_viewer_message(const uint8_t* data, std::size_t length) {
+  if (length > kViewerMessageMax) return invalid("message is larger than 1024 bytes");
+  flatbuffers::Verifier::Options options;
+  options.max_depth = 8;
+  options.max_tables = 16;
+  flatbuffers::Verifier verifier(data, length, options);
+  if (!viewer::VerifyMessageBuffer(verifier)) return invalid("message is not a valid cloudphone.viewer Message");
+  const viewer::Message* message = viewer::GetMessage(data);
+  if (message->body_type() == viewer::Body::NONE || !message->body()) return invalid("message has no body");
+  ViewerMessage out;
+  switch (message->body_type()) {
+    case viewer::Body::KeyframeRequest:
+      out.kind = ViewerKind::KeyframeRequest;
+      return out;
+    case viewer::Body::Pong: {
+      const viewer::Pong* pong = message->body_as_Pong();
+      if (!std::isfinite(pong->viewer_time_us())) return invalid("pong time is not finite");
+      out.kind = ViewerKind::Pong;
+      out.id = pong->id();
+      out.sent_us = pong->sent_us();
+      out.viewer_time_us = pong->viewer_time_us();
+      return out;
+    }
+    case viewer::Body::RenderReport: {
+      const viewer::RenderReport* report = message->body_as_RenderReport();
+      if (!std::isfinite(report->rendered_at_us())) return invalid("render time is not finite");
+      out.kind = ViewerKind::RenderReport;
+      out.rtp_timestamp = report->rtp_timestamp();
+      out.rendered_at_us = report->rendered_at_us();
+      return out;
+    }
+    case viewer::Body::Stats: {
+      const viewer::Stats* s = message->body_as_Stats();
+      if (!within(s->fps(), 1000) || !within(s->jitter_ms(), 1e6) || !within(s->rtt_ms(), 1e6) ||
+          !within(s->bitrate_kbps(), 1e7))
+        return invalid("stats are out of range");
+      out.kind = ViewerKind::Stats;
+      out.stats = {s->frames_decoded(), s->frames_dropped(), s->packets_lost(),
+                   std::fabs(s->fps()), std::fabs(s->jitter_ms()), std::fabs(s->rtt_ms()), std::fabs(s->bitrate_kbps())};
+      return out;
+    }
+    case viewer::Body::cloudphone_input_Touch:
+      return touch(message->body_as_cloudphone_input_Touch());
+    case viewer::Body::cloudphone_input_Key:
+      return key(message->body_as_cloudphone_input_Key());
+    case viewer::Body::cloudphone_input_Text:
+      return text(message->body_as_cloudphone_input_Text());
+    case viewer::Body::cloudphone_input_Scroll:
+      return scroll(message->body_as_cloudphone_input_Scroll());
+    default:
+      return invalid("viewers do not send this message");
+  }
+}
+
+}  // namespace cloudphone
