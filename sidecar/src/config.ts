@@ -8,6 +8,8 @@ import type { SidecarConfig } from '../../generated/ts/api-types.ts';
 import { SchemaValidator } from '../../schemas/runtime/validator.ts';
 import type { PipelineOptions, SrtOptions } from './native.ts';
 import { parseSrtUrl } from './pipeline/srt-url.ts';
+import type { IceSettings } from './webrtc/ice-config.ts';
+import type { ViewerRole } from './webrtc/viewer-tokens.ts';
 
 export class SidecarConfigError extends Error {
   override name = 'SidecarConfigError';
@@ -18,11 +20,25 @@ export interface PodIdentity {
   pod: string;
 }
 
+export interface WhepSettings {
+  port: number;
+  tokenFiles: Record<ViewerRole, string>;
+  maxViewers: number;
+}
+
+export interface WebRtcSettings {
+  whep?: WhepSettings;
+  ice: IceSettings;
+  /** Asked for, but this build's libdatachannel (libjuice) has no ICE-TCP: the sidecar says so at start. */
+  iceTcpRequested: boolean;
+}
+
 export interface SidecarSettings {
   config: SidecarConfig;
   pipeline: PipelineOptions;
   bitrate: { minKbps: number; targetKbps: number; maxKbps: number };
   metricsPort: number;
+  webrtc?: WebRtcSettings;
 }
 
 let validator: SchemaValidator | undefined;
@@ -71,6 +87,26 @@ function srtOptions(config: SidecarConfig, identity: PodIdentity): SrtOptions | 
   };
 }
 
+function webrtcSettings(config: SidecarConfig): WebRtcSettings | undefined {
+  const webrtc = config.webrtc;
+  if (!webrtc) return undefined;
+  const servers = (webrtc.iceServers ?? []).map((server) => ({
+    urls: server.urls,
+    username: server.username,
+    credential: server.credentialFile ? readSecretFile(server.credentialFile, 'TURN credential') : undefined,
+  }));
+  const whep = webrtc.whep;
+  return {
+    whep: whep && {
+      port: whep.port ?? 8443,
+      tokenFiles: { view: whep.viewTokenFile, control: whep.controlTokenFile },
+      maxViewers: whep.maxViewers ?? 8,
+    },
+    ice: { servers, udpPort: webrtc.udpPort },
+    iceTcpRequested: webrtc.iceTcp ?? false,
+  };
+}
+
 export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarSettings {
   let document: unknown;
   try {
@@ -98,5 +134,5 @@ export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarS
     maxSize: video.maxSize ?? 0,
     srt: srtOptions(config, identity),
   };
-  return { config, pipeline, bitrate, metricsPort: config.metrics?.port ?? 9090 };
+  return { config, pipeline, bitrate, metricsPort: config.metrics?.port ?? 9090, webrtc: webrtcSettings(config) };
 }

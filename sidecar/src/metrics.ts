@@ -1,13 +1,20 @@
 // The sidecar's Prometheus metrics, read from the native pipeline's counters at scrape time, so the media
 // threads never call into JavaScript to count.
 
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PipelineStats } from './native.ts';
+import type { RefusedReason } from './webrtc/viewer-session.ts';
+import type { ViewerRole } from './webrtc/viewer-tokens.ts';
+import type { ViewerMetrics } from './webrtc/webrtc-viewers.ts';
 
-export class SidecarMetrics {
+export class SidecarMetrics implements ViewerMetrics {
   readonly registry = new Registry();
   readonly #srtReconnects: Counter;
   #srtConnectedOnce = false;
+  readonly #viewers: Gauge<'role'>;
+  readonly #refused: Counter<'reason'>;
+  readonly #keyframesWanted: Counter<'cause'>;
+  readonly #glassToGlass: Histogram<'viewer'>;
 
   constructor(stats: () => PipelineStats) {
     collectDefaultMetrics({ register: this.registry });
@@ -99,6 +106,52 @@ export class SidecarMetrics {
       help: 'SRT connections after the first',
       registers: [registry],
     });
+    this.#viewers = new Gauge({
+      name: 'cloudphone_webrtc_viewers',
+      help: 'WebRTC viewers connected, by role',
+      labelNames: ['role'],
+      registers: [registry],
+    });
+    this.#refused = new Counter({
+      name: 'cloudphone_webrtc_viewer_messages_refused_total',
+      help: 'Data-channel messages from viewers not acted on: invalid, wrong role, over the rate, text, phone not taking input',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    this.#keyframesWanted = new Counter({
+      name: 'cloudphone_webrtc_keyframes_wanted_total',
+      help: 'Keyframe wishes from viewers (joins, PLI, FIR), before rate limiting',
+      labelNames: ['cause'],
+      registers: [registry],
+    });
+    // Per viewer: a label set per connected session (at most webrtc.whep.maxViewers), removed when it leaves.
+    this.#glassToGlass = new Histogram({
+      name: 'cloudphone_webrtc_glass_to_glass_seconds',
+      help: "Capture on the phone to display in the viewer's browser, per viewer session",
+      labelNames: ['viewer'],
+      buckets: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1],
+      registers: [registry],
+    });
+  }
+
+  viewers(role: ViewerRole, count: number): void {
+    this.#viewers.set({ role }, count);
+  }
+
+  refused(reason: RefusedReason): void {
+    this.#refused.inc({ reason });
+  }
+
+  keyframeWanted(cause: 'join' | 'picture-loss'): void {
+    this.#keyframesWanted.inc({ cause });
+  }
+
+  latency(viewer: string, milliseconds: number): void {
+    this.#glassToGlass.observe({ viewer }, milliseconds / 1000);
+  }
+
+  viewerLeft(viewer: string): void {
+    this.#glassToGlass.remove({ viewer });
   }
 
   /** Counts reconnects; fps in and out are rate() of the frame totals, computed by Prometheus. */

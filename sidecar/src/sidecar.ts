@@ -1,5 +1,6 @@
-// The streaming sidecar: one native pipeline (phone -> NV12 -> H.264 -> SRT), bitrate adaptation from SRT
-// statistics, and the health and metrics endpoints the kubelet and Prometheus read.
+// The streaming sidecar: one native pipeline (phone -> H.264 -> SRT), its encoded pictures fanned out to
+// WebRTC viewers (WHEP, with the player page), bitrate adaptation from SRT statistics and the viewers' RTCP,
+// and the health and metrics endpoints the kubelet and Prometheus read.
 
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
@@ -8,6 +9,10 @@ import type { SidecarSettings } from './config.ts';
 import { SidecarMetrics } from './metrics.ts';
 import { NativePipeline, type PipelineEvent, type PipelineStats } from './native.ts';
 import { BitrateController } from './pipeline/bitrate-controller.ts';
+import { PlayerAssets } from './webrtc/player-assets.ts';
+import { ViewerServer } from './webrtc/viewer-server.ts';
+import { ViewerTokens } from './webrtc/viewer-tokens.ts';
+import { WebRtcViewers } from './webrtc/webrtc-viewers.ts';
 
 const ADAPT_INTERVAL_MS = 1000;
 
@@ -15,6 +20,9 @@ export interface SidecarOptions {
   /** Address for /healthz, /readyz and /metrics; 0 picks a free port (tests). */
   metricsHost?: string;
   metricsPort?: number;
+  /** Address of the WHEP endpoint and the player page; 0 picks a free port (tests). */
+  viewerHost?: string;
+  viewerPort?: number;
   /** Every pipeline event, after the sidecar has handled it (tests and the local demo watch these). */
   onEvent?: (event: PipelineEvent) => void;
 }
@@ -26,6 +34,9 @@ export class Sidecar {
   readonly #pipeline: NativePipeline;
   readonly #metrics: SidecarMetrics;
   readonly #bitrate: BitrateController | undefined;
+  readonly #viewers: WebRtcViewers | undefined;
+  readonly #viewerServer: ViewerServer | undefined;
+  #appliedKbps: number;
   #server: Server | undefined;
   #adaptTimer: NodeJS.Timeout | undefined;
   #metricsPort = 0;
@@ -40,6 +51,53 @@ export class Sidecar {
     this.#metrics = new SidecarMetrics(() => this.#pipeline.stats());
     const srt = settings.pipeline.srt;
     if (srt) this.#bitrate = new BitrateController({ ...settings.bitrate, latencyMs: srt.latencyMs });
+    this.#appliedKbps = settings.bitrate.targetKbps;
+    const whep = settings.webrtc?.whep;
+    if (settings.webrtc && whep) {
+      const pipeline = this.#pipeline;
+      this.#viewers = new WebRtcViewers({
+        maxViewers: whep.maxViewers,
+        ice: settings.webrtc.ice,
+        bitrate: settings.bitrate,
+        metrics: this.#metrics,
+        log,
+        pipeline: {
+          requestKeyframe: () => {
+            pipeline.requestKeyframe();
+          },
+          sendInput: (control) => {
+            pipeline.sendInput(control);
+          },
+          parameterSets: () => pipeline.parameterSets(),
+          screen: () => {
+            const { width, height } = pipeline.stats();
+            return { width, height };
+          },
+        },
+      });
+      const viewers = this.#viewers;
+      pipeline.onAccessUnit((unit) => {
+        viewers.accessUnit(unit);
+      });
+      this.#viewerServer = new ViewerServer({
+        host: options.viewerHost ?? '0.0.0.0',
+        port: options.viewerPort ?? whep.port,
+        tokens: new ViewerTokens(whep.tokenFiles),
+        viewers,
+        iceServers: settings.webrtc.ice.servers,
+        player: new PlayerAssets(),
+        log,
+      });
+    }
+  }
+
+  /** Port of the WHEP endpoint and the player page, once started; 0 without WHEP. */
+  get viewerPort(): number {
+    return this.#viewerServer?.port ?? 0;
+  }
+
+  get viewers(): WebRtcViewers | undefined {
+    return this.#viewers;
   }
 
   get metricsPort(): number {
@@ -57,11 +115,14 @@ export class Sidecar {
       );
       this.#server = server;
       this.#metricsPort = port;
+      await this.#viewerServer?.listen();
     } catch (error) {
       this.#pipeline.stop();
+      this.#server?.close();
+      this.#server = undefined;
       throw error;
     }
-    if (this.#bitrate)
+    if (this.#bitrate || this.#viewers)
       this.#adaptTimer = setInterval(() => {
         this.#adaptBitrate();
       }, ADAPT_INTERVAL_MS);
@@ -70,11 +131,16 @@ export class Sidecar {
         sharedDir: this.#settings.pipeline.sharedDir,
         srt: this.#settings.pipeline.srt?.listener ? 'listener' : this.#settings.pipeline.srt ? 'caller' : 'off',
         metricsPort: this.#metricsPort,
+        whepPort: this.#viewerServer?.port,
         encoder: this.#pipeline.stats().encoder,
         encoderReason: this.#pipeline.stats().encoderReason,
       },
       'sidecar started',
     );
+    if (this.#settings.webrtc?.iceTcpRequested)
+      this.#log.warn(
+        'webrtc.iceTcp is set, but this build has no ICE-TCP (libjuice): offer TURN over TCP or TLS instead',
+      );
   }
 
   /** Ready once a phone is connected and has announced a surface: there is something to stream. */
@@ -93,6 +159,8 @@ export class Sidecar {
 
   async stop(): Promise<void> {
     clearInterval(this.#adaptTimer);
+    this.#viewers?.close();
+    await this.#viewerServer?.close();
     this.#pipeline.stop();
     const server = this.#server;
     this.#server = undefined;
@@ -107,11 +175,16 @@ export class Sidecar {
     this.#log.info('sidecar stopped');
   }
 
+  /** The lower of what SRT and the viewers allow (each within the stream's min..max), once a second. */
   #adaptBitrate(): void {
-    const next = this.#bitrate?.update(this.#pipeline.stats().srt);
-    if (next === undefined) return;
+    this.#bitrate?.update(this.#pipeline.stats().srt);
+    const srtKbps = this.#bitrate?.currentKbps ?? Infinity;
+    const viewerKbps = this.#viewers?.allowedKbps() ?? Infinity;
+    const next = Math.min(srtKbps, viewerKbps);
+    if (!Number.isFinite(next) || next === this.#appliedKbps) return;
+    this.#appliedKbps = next;
     this.#pipeline.setBitrate(next);
-    this.#log.info({ kbps: next }, 'bitrate adapted');
+    this.#log.info({ kbps: next, srtKbps, viewerKbps }, 'bitrate adapted');
   }
 
   #onEvent(event: PipelineEvent): void {
@@ -123,6 +196,7 @@ export class Sidecar {
         this.#log.info({ producer: event.producer, reason: event.reason }, 'phone disconnected');
         break;
       case 'surface':
+        this.#viewers?.screenChanged(event.width, event.height);
         this.#log.info(
           { generation: event.generation, width: event.width, height: event.height, format: event.format },
           'surface mapped',

@@ -61,9 +61,11 @@ export function cpuSeconds(pid: number): number {
  */
 export function sidecarConfig(options: {
   sharedDir: string;
-  srtUrl: string;
+  /** SRT caller to this URL; absent: no SRT. */
+  srtUrl?: string;
   video: Record<string, unknown>;
   srt?: Record<string, unknown>;
+  webrtc?: Record<string, unknown>;
 }): Record<string, unknown> {
   return {
     apiVersion: 'cloudphone.io/v1alpha1',
@@ -72,7 +74,8 @@ export function sidecarConfig(options: {
     stream: { namespace: 'test', name: 'phone', generation: 1 },
     shared: { dir: options.sharedDir },
     video: options.video,
-    srt: { mode: 'caller', url: options.srtUrl, latencyMs: 20, ...options.srt },
+    ...(options.srtUrl ? { srt: { mode: 'caller', url: options.srtUrl, latencyMs: 20, ...options.srt } } : {}),
+    ...(options.webrtc ? { webrtc: options.webrtc } : {}),
   };
 }
 

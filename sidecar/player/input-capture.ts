@@ -1,0 +1,127 @@
+// Turns the page's pointer, keyboard, wheel and paste events into the phone's input events. Coordinates are
+// normalized to the picture itself, not the element: the video is letterboxed (object-fit: contain), and a
+// touch on the black bars is not on the phone. Each browser pointer gets a finger index 0..9 for the whole
+// gesture (multi-touch where the browser has it).
+
+import { TouchAction } from '../../generated/ts/fbs/input_generated.ts';
+import { androidKeycode, androidMetaState } from './android-keys.ts';
+import type { PlayerMessages } from './channel-messages.ts';
+
+const MAX_FINGERS = 10;
+const TEXT_CHUNK = 64;
+
+export class InputCapture {
+  readonly #video: HTMLVideoElement;
+  readonly #messages: PlayerMessages;
+  readonly #send: (bytes: Uint8Array) => void;
+  readonly #fingers = new Map<number, number>();
+
+  constructor(video: HTMLVideoElement, messages: PlayerMessages, send: (bytes: Uint8Array) => void) {
+    this.#video = video;
+    this.#messages = messages;
+    this.#send = send;
+    video.addEventListener('pointerdown', (e) => {
+      this.#pointer(e, TouchAction.Down);
+    });
+    video.addEventListener('pointermove', (e) => {
+      this.#pointer(e, TouchAction.Move);
+    });
+    video.addEventListener('pointerup', (e) => {
+      this.#pointer(e, TouchAction.Up);
+    });
+    video.addEventListener('pointercancel', (e) => {
+      this.#pointer(e, TouchAction.Cancel);
+    });
+    video.addEventListener('contextmenu', (e) => {
+      e.preventDefault();
+    });
+    video.addEventListener(
+      'wheel',
+      (e) => {
+        this.#wheel(e);
+      },
+      { passive: false },
+    );
+    window.addEventListener('keydown', (e) => {
+      this.#key(e, true);
+    });
+    window.addEventListener('keyup', (e) => {
+      this.#key(e, false);
+    });
+    window.addEventListener('paste', (e) => {
+      const text = e.clipboardData?.getData('text/plain') ?? '';
+      for (let i = 0; i < text.length; i += TEXT_CHUNK) this.#send(this.#messages.text(text.slice(i, i + TEXT_CHUNK)));
+      e.preventDefault();
+    });
+  }
+
+  /** Where on the phone (0..1) a point in the page is, or undefined outside the picture. */
+  phonePoint(clientX: number, clientY: number): { x: number; y: number } | undefined {
+    const rect = this.#video.getBoundingClientRect();
+    const { videoWidth, videoHeight } = this.#video;
+    if (videoWidth === 0 || videoHeight === 0) return undefined;
+    const scale = Math.min(rect.width / videoWidth, rect.height / videoHeight);
+    const left = rect.left + (rect.width - videoWidth * scale) / 2;
+    const top = rect.top + (rect.height - videoHeight * scale) / 2;
+    const x = (clientX - left) / (videoWidth * scale);
+    const y = (clientY - top) / (videoHeight * scale);
+    if (x < 0 || x > 1 || y < 0 || y > 1) return undefined;
+    return { x, y };
+  }
+
+  #pointer(e: PointerEvent, action: TouchAction): void {
+    e.preventDefault();
+    let finger = this.#fingers.get(e.pointerId);
+    if (action === TouchAction.Down) {
+      if (finger !== undefined || this.#fingers.size >= MAX_FINGERS) return;
+      const used = new Set(this.#fingers.values());
+      finger = [...Array(MAX_FINGERS).keys()].find((i) => !used.has(i)) ?? 0;
+      const point = this.phonePoint(e.clientX, e.clientY);
+      if (!point) return;
+      this.#fingers.set(e.pointerId, finger);
+      this.#video.setPointerCapture(e.pointerId);
+      this.#video.focus();
+      this.#send(this.#messages.touch(action, finger, point.x, point.y, this.#pressure(e)));
+      return;
+    }
+    if (finger === undefined) return;
+    const rect = this.#video.getBoundingClientRect();
+    // A finger that slides off the picture stays on its edge, as on a real screen.
+    const point = this.phonePoint(
+      Math.min(Math.max(e.clientX, rect.left), rect.right),
+      Math.min(Math.max(e.clientY, rect.top), rect.bottom),
+    ) ?? { x: 0, y: 0 };
+    const clamped = { x: Math.min(1, Math.max(0, point.x)), y: Math.min(1, Math.max(0, point.y)) };
+    if (action !== TouchAction.Move) this.#fingers.delete(e.pointerId);
+    this.#send(
+      this.#messages.touch(action, finger, clamped.x, clamped.y, action === TouchAction.Move ? this.#pressure(e) : 0),
+    );
+  }
+
+  #pressure(e: PointerEvent): number {
+    // A mouse reports 0.5 while a button is held; the phone expects 1 for a plain press.
+    return e.pointerType === 'mouse' ? 1 : Math.min(1, Math.max(0, e.pressure || 1));
+  }
+
+  #wheel(e: WheelEvent): void {
+    const point = this.phonePoint(e.clientX, e.clientY);
+    if (!point) return;
+    e.preventDefault();
+    // One notch is about 100 pixels in most browsers; lines and pages count as one notch each.
+    const notches = (delta: number): number =>
+      Math.max(-16, Math.min(16, e.deltaMode === WheelEvent.DOM_DELTA_PIXEL ? delta / 100 : Math.sign(delta)));
+    this.#send(this.#messages.scroll(point.x, point.y, notches(e.deltaX), notches(e.deltaY)));
+  }
+
+  #key(e: KeyboardEvent, down: boolean): void {
+    if (e.isComposing) return;
+    const keycode = androidKeycode(e.code);
+    if (keycode !== undefined) {
+      e.preventDefault();
+      this.#send(this.#messages.key(down, keycode, e.repeat ? 1 : 0, androidMetaState(e)));
+    } else if (down && e.key.length === 1 && !e.ctrlKey && !e.metaKey) {
+      e.preventDefault();
+      this.#send(this.#messages.text(e.key));
+    }
+  }
+}

@@ -1,0 +1,223 @@
+// The player page: a WHEP client for this sidecar. It plays the phone's screen at the phone's aspect ratio,
+// sends touches, keys and text when its token has the control role, reports when each frame was shown (the
+// sidecar turns that into glass-to-glass latency), shows fps, bitrate, RTT and latency in an overlay, and
+// reconnects on its own. The token comes from the URL fragment (#token=...), which never reaches a server log.
+
+import { InputCapture } from './input-capture.ts';
+import { PlayerMessages, readSidecarMessage, type PlayerStats } from './channel-messages.ts';
+
+const video = document.getElementById('screen') as HTMLVideoElement;
+const overlay = document.getElementById('overlay') as HTMLDivElement;
+const status = document.getElementById('status') as HTMLDivElement;
+const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? '';
+const messages = new PlayerMessages();
+
+interface Connection {
+  pc: RTCPeerConnection;
+  channel: RTCDataChannel;
+  session: string | undefined;
+  control: boolean;
+  // Sidecar clock -> this page's clock (microseconds), from pings: offset = ours - theirs - one way.
+  offsetUs: number | undefined;
+  captures: Map<number, number>;
+  lastRenderAt: number;
+  lastBytes: number;
+  lastStatsAt: number;
+}
+
+let current: Connection | undefined;
+let retryMs = 500;
+const shown = { fps: 0, kbps: 0, rttMs: 0, g2gMs: NaN };
+
+function nowUs(): number {
+  return (performance.timeOrigin + performance.now()) * 1000;
+}
+
+function send(bytes: Uint8Array): void {
+  const channel = current?.channel;
+  if (channel?.readyState === 'open') channel.send(bytes as Uint8Array<ArrayBuffer>);
+}
+
+/** ICE servers from the WHEP endpoint's Link headers (RFC 9725 section 4.6). */
+function iceServers(links: string | null): RTCIceServer[] {
+  const servers: RTCIceServer[] = [];
+  for (const link of (links ?? '').split(/,(?=\s*<)/)) {
+    const url = /<([^>]+)>/.exec(link)?.[1];
+    if (!url || !link.includes('rel="ice-server"')) continue;
+    const username = /username="([^"]*)"/.exec(link)?.[1];
+    const credential = /credential="([^"]*)"/.exec(link)?.[1];
+    servers.push({ urls: url, ...(username !== undefined ? { username, credential } : {}) });
+  }
+  return servers;
+}
+
+async function whep(method: string, path: string, body?: string, type?: string): Promise<Response> {
+  const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
+  if (type) headers['Content-Type'] = type;
+  return fetch(path, { method, headers, body });
+}
+
+async function connect(): Promise<void> {
+  status.textContent = 'connecting';
+  const options = await whep('OPTIONS', '/whep');
+  const pc = new RTCPeerConnection({ iceServers: iceServers(options.headers.get('Link')) });
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  const channel = pc.createDataChannel('cloudphone');
+  channel.binaryType = 'arraybuffer';
+  const connection: Connection = {
+    pc,
+    channel,
+    session: undefined,
+    control: false,
+    offsetUs: undefined,
+    captures: new Map(),
+    lastRenderAt: performance.now(),
+    lastBytes: 0,
+    lastStatsAt: performance.now(),
+  };
+  current = connection;
+  pc.ontrack = (event) => {
+    video.srcObject = event.streams[0] ?? new MediaStream([event.track]);
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === 'connected') {
+      status.textContent = '';
+      retryMs = 500;
+    }
+    if (pc.connectionState === 'failed' || pc.connectionState === 'closed') reconnect('connection lost');
+  };
+  channel.onmessage = (event: MessageEvent<ArrayBuffer>) => {
+    onSidecarMessage(connection, new Uint8Array(event.data));
+  };
+  channel.onclose = () => {
+    if (current === connection) reconnect('data channel closed');
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc);
+  const response = await whep('POST', '/whep', pc.localDescription?.sdp, 'application/sdp');
+  if (response.status !== 201) throw new Error(`${String(response.status)} ${(await response.text()).trim()}`);
+  connection.session = response.headers.get('Location') ?? undefined;
+  await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+}
+
+/** Host candidates gather in milliseconds; a relay may take longer, but never hold the offer past a second. */
+async function gathered(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    pc.addEventListener('icegatheringstatechange', () => {
+      if (pc.iceGatheringState === 'complete') {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+function reconnect(reason: string): void {
+  const old = current;
+  current = undefined;
+  if (old) {
+    old.pc.close();
+    if (old.session) void whep('DELETE', old.session).catch(() => undefined);
+  }
+  status.textContent = `${reason}; reconnecting in ${String(Math.round(retryMs / 100) / 10)} s`;
+  setTimeout(() => {
+    connect().catch((error: unknown) => {
+      reconnect(error instanceof Error ? error.message : String(error));
+    });
+  }, retryMs);
+  retryMs = Math.min(retryMs * 2, 10_000);
+}
+
+function onSidecarMessage(connection: Connection, bytes: Uint8Array): void {
+  const message = readSidecarMessage(bytes);
+  if (!message) return;
+  switch (message.kind) {
+    case 'session':
+      connection.control = message.control;
+      document.title = `cloudphone ${String(message.width)}x${String(message.height)}${message.control ? '' : ' (view only)'}`;
+      break;
+    case 'ping': {
+      const at = nowUs();
+      send(messages.pong(message.id, message.sentUs, at));
+      // One way is about half the RTT the browser measures; good to a millisecond on a short path.
+      connection.offsetUs = at - Number(message.sentUs) - (shown.rttMs * 1000) / 2;
+      break;
+    }
+    case 'frame-timing':
+      connection.captures.set(message.rtpTimestamp, message.captureUs);
+      if (connection.captures.size > 256) {
+        const oldest = connection.captures.keys().next().value;
+        if (oldest !== undefined) connection.captures.delete(oldest);
+      }
+      break;
+  }
+}
+
+function onFrame(_now: number, metadata: VideoFrameCallbackMetadata): void {
+  const connection = current;
+  if (connection) {
+    connection.lastRenderAt = performance.now();
+    const rtpTimestamp = metadata.rtpTimestamp;
+    if (rtpTimestamp !== undefined) {
+      const shownAtUs = (performance.timeOrigin + metadata.expectedDisplayTime) * 1000;
+      send(messages.renderReport(rtpTimestamp, shownAtUs));
+      const captureUs = connection.captures.get(rtpTimestamp);
+      if (captureUs !== undefined && connection.offsetUs !== undefined)
+        shown.g2gMs = (shownAtUs - connection.offsetUs - captureUs) / 1000;
+    }
+  }
+  video.requestVideoFrameCallback(onFrame);
+}
+
+async function report(): Promise<void> {
+  const connection = current;
+  if (connection?.pc.connectionState !== 'connected') return;
+  const stats: PlayerStats = {
+    framesDecoded: 0,
+    framesDropped: 0,
+    fps: 0,
+    jitterMs: 0,
+    packetsLost: 0,
+    rttMs: 0,
+    bitrateKbps: 0,
+  };
+  const report = await connection.pc.getStats();
+  report.forEach((entry: Record<string, unknown>) => {
+    const number = (key: string): number => (typeof entry[key] === 'number' ? entry[key] : 0);
+    if (entry.type === 'inbound-rtp' && entry.kind === 'video') {
+      stats.framesDecoded = number('framesDecoded');
+      stats.framesDropped = number('framesDropped');
+      stats.fps = number('framesPerSecond');
+      stats.jitterMs = number('jitter') * 1000;
+      stats.packetsLost = Math.max(0, number('packetsLost'));
+      const bytes = number('bytesReceived');
+      const seconds = (performance.now() - connection.lastStatsAt) / 1000;
+      stats.bitrateKbps = ((bytes - connection.lastBytes) * 8) / 1000 / Math.max(seconds, 0.001);
+      connection.lastBytes = bytes;
+      connection.lastStatsAt = performance.now();
+    }
+    if (entry.type === 'candidate-pair' && entry.nominated === true && entry.state === 'succeeded')
+      stats.rttMs = number('currentRoundTripTime') * 1000;
+  });
+  send(messages.stats(stats));
+  shown.fps = stats.fps;
+  shown.kbps = stats.bitrateKbps;
+  shown.rttMs = stats.rttMs;
+  overlay.textContent =
+    `${String(video.videoWidth)}x${String(video.videoHeight)}  ${stats.fps.toFixed(0)} fps  ${(stats.bitrateKbps / 1000).toFixed(2)} Mbit/s\n` +
+    `rtt ${stats.rttMs.toFixed(1)} ms  glass-to-glass ${Number.isNaN(shown.g2gMs) ? '-' : shown.g2gMs.toFixed(1)} ms` +
+    (connection.control ? '' : '\nview only');
+  // Frozen for a second while connected: the decoder lost the picture and the browser did not say so.
+  if (performance.now() - connection.lastRenderAt > 1000) send(messages.keyframeRequest());
+}
+
+new InputCapture(video, messages, (bytes) => {
+  if (current?.control) send(bytes);
+});
+video.requestVideoFrameCallback(onFrame);
+setInterval(() => void report(), 1000);
+connect().catch((error: unknown) => {
+  reconnect(error instanceof Error ? error.message : String(error));
+});

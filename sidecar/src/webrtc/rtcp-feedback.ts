@@ -1,0 +1,52 @@
+// Reads what a WebRTC viewer's RTCP says about the picture and the path: picture loss (PLI, FIR), the
+// receiver's bandwidth estimate (REMB) and loss (receiver report blocks). A pure function of the bytes:
+// anything malformed ends the walk, never throws (viewers are untrusted). NACKs never reach here:
+// libdatachannel's NACK responder answers and consumes them natively.
+
+export interface RtcpFeedback {
+  /** A PLI or FIR: the viewer lost the picture and needs a keyframe. */
+  pictureLost: boolean;
+  /** The latest REMB estimate in bits per second, if any. */
+  rembBps?: number;
+  /** The latest receiver report's fraction of packets lost since the previous one, 0 to 1. */
+  fractionLost?: number;
+  /** Interarrival jitter from the latest report block, in RTP timestamp units (90 kHz). */
+  jitter?: number;
+}
+
+const SR = 200;
+const RR = 201;
+const PSFB = 206;
+const PLI = 1;
+const FIR = 4;
+const AFB = 15;
+const REMB = 0x52454d42; // "REMB"
+
+export function readRtcpFeedback(packet: Uint8Array): RtcpFeedback {
+  const feedback: RtcpFeedback = { pictureLost: false };
+  const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
+  let offset = 0;
+  while (offset + 4 <= packet.byteLength) {
+    const first = view.getUint8(offset);
+    if (first >> 6 !== 2) break;
+    const count = first & 0x1f;
+    const type = view.getUint8(offset + 1);
+    const end = offset + (view.getUint16(offset + 2) + 1) * 4;
+    if (end > packet.byteLength) break;
+    if (type === PSFB && (count === PLI || count === FIR)) feedback.pictureLost = true;
+    if (type === PSFB && count === AFB && end - offset >= 24 && view.getUint32(offset + 12) === REMB) {
+      const exponent = view.getUint8(offset + 17) >> 2;
+      const mantissa = ((view.getUint8(offset + 17) & 0x03) << 16) | view.getUint16(offset + 18);
+      feedback.rembBps = mantissa * 2 ** exponent;
+    }
+    if (type === RR || type === SR) {
+      const blocks = offset + (type === SR ? 28 : 8);
+      if (count > 0 && blocks + 24 <= end) {
+        feedback.fractionLost = view.getUint8(blocks + 4) / 256;
+        feedback.jitter = view.getUint32(blocks + 12);
+      }
+    }
+    offset = end;
+  }
+  return feedback;
+}

@@ -1,0 +1,282 @@
+// One WHEP viewer: its PeerConnection (node-datachannel, so ICE, DTLS, SRTP, the H.264 packetizer, NACK
+// answers and sender reports all run on libdatachannel's native threads), the video track the shared
+// encode is sent on, and the data channel the viewer opened for input and latency reports.
+//
+// Lifecycle: created from the offer -> answer (after local ICE gathering, so the answer carries every
+// candidate) -> track open (wants a keyframe; nothing is sent to it before one) -> streaming -> closed by
+// DELETE, by the peer (failed, closed, or disconnected for longer than DISCONNECT_GRACE_MS), by a
+// connect timeout, or by the sidecar stopping. close() is the one teardown path and is idempotent.
+
+import { randomInt } from 'node:crypto';
+import ndc from 'node-datachannel';
+import type { Logger } from 'pino';
+import { readViewerMessage, type AccessUnit, type ViewerMessage } from '../native.ts';
+import { GlassToGlassClock } from './glass-to-glass-clock.ts';
+import { InputRateLimit } from './input-rate-limit.ts';
+import { readRtcpFeedback, type RtcpFeedback } from './rtcp-feedback.ts';
+import type { OfferSummary } from './sdp-offer.ts';
+import { ViewerMessageWriter } from './viewer-messages.ts';
+import type { ViewerRole } from './viewer-tokens.ts';
+
+const GATHER_TIMEOUT_MS = 2000;
+const CONNECT_TIMEOUT_MS = 20_000;
+const DISCONNECT_GRACE_MS = 5000;
+const PING_INTERVAL_MS = 1000;
+// Packets kept for retransmission: a 1080p IDR at 8 Mbit/s is a few hundred packets, with room to spare.
+const NACK_HISTORY_PACKETS = 2048;
+const DATA_CHANNEL_LABEL = 'cloudphone';
+
+/** Why a viewer's message was not acted on (a metric label). */
+export type RefusedReason = 'invalid' | 'role' | 'rate' | 'text' | 'phone';
+
+export interface ViewerSessionEvents {
+  /** The viewer can take video: it needs a keyframe. */
+  onWantsKeyframe(session: ViewerSession, cause: 'join' | 'picture-loss'): void;
+  onInput(session: ViewerSession, control: Buffer): void;
+  onRefused(session: ViewerSession, reason: RefusedReason, detail: string): void;
+  onRtcp(session: ViewerSession, feedback: RtcpFeedback): void;
+  onLatency(session: ViewerSession, milliseconds: number): void;
+  onClosed(session: ViewerSession, reason: string): void;
+}
+
+export interface ViewerSessionOptions {
+  id: string;
+  role: ViewerRole;
+  offer: string;
+  summary: OfferSummary;
+  rtcConfig: ndc.RtcConfig;
+  screen: { width: number; height: number };
+  log: Logger;
+  events: ViewerSessionEvents;
+}
+
+function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+export class ViewerSession {
+  readonly id: string;
+  readonly role: ViewerRole;
+  readonly #log: Logger;
+  readonly #events: ViewerSessionEvents;
+  readonly #pc: ndc.PeerConnection;
+  readonly #track: ndc.Track;
+  readonly #rtpConfig: ndc.RtpPacketizationConfig;
+  readonly #writer = new ViewerMessageWriter();
+  readonly #clock = new GlassToGlassClock();
+  readonly #inputLimit = new InputRateLimit();
+  #channel: ndc.DataChannel | undefined;
+  #screen: { width: number; height: number };
+  #trackOpen = false;
+  #waitingForKeyframe = true;
+  #closed = false;
+  #pingId = 0;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #connectTimer: NodeJS.Timeout | undefined;
+  #disconnectTimer: NodeJS.Timeout | undefined;
+  framesSent = 0;
+  #lastStats: Extract<ViewerMessage, { kind: 'stats' }> | undefined;
+
+  private constructor(options: ViewerSessionOptions) {
+    this.id = options.id;
+    this.role = options.role;
+    this.#log = options.log.child({ viewer: options.id, role: options.role });
+    this.#events = options.events;
+    this.#screen = options.screen;
+    this.#pc = new ndc.PeerConnection(`viewer-${options.id}`, options.rtcConfig);
+    const { summary } = options;
+    const ssrc = randomInt(1, 2 ** 31);
+    const video = new ndc.Video(summary.videoMid, 'SendOnly');
+    video.addH264Codec(summary.h264PayloadType, summary.h264Fmtp);
+    video.addSSRC(ssrc, 'cloudphone', 'cloudphone', 'screen');
+    this.#track = this.#pc.addTrack(video);
+    this.#rtpConfig = new ndc.RtpPacketizationConfig(ssrc, 'cloudphone', summary.h264PayloadType, 90000);
+    const packetizer = new ndc.H264RtpPacketizer('StartSequence', this.#rtpConfig);
+    packetizer.addToChain(new ndc.RtcpSrReporter(this.#rtpConfig));
+    packetizer.addToChain(new ndc.RtcpNackResponder(NACK_HISTORY_PACKETS));
+    this.#track.setMediaHandler(packetizer);
+    this.#wire();
+  }
+
+  /** Sets up the connection from the viewer's offer; resolves with the SDP answer. */
+  static async answer(options: ViewerSessionOptions): Promise<{ session: ViewerSession; answer: string }> {
+    const session = new ViewerSession(options);
+    try {
+      const answer = await session.#answer(options.offer);
+      return { session, answer };
+    } catch (error) {
+      session.close('negotiation failed');
+      throw error;
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** What the viewer's player last reported about itself (about once a second), if it reports. */
+  get playerStats(): Extract<ViewerMessage, { kind: 'stats' }> | undefined {
+    return this.#lastStats;
+  }
+
+  get rttMs(): number {
+    return this.#closed ? 0 : Math.max(0, this.#pc.rtt());
+  }
+
+  /** Sends one encoded picture; before the first keyframe since the track opened, nothing is sent. */
+  send(unit: AccessUnit, rtpTimestamp: number): void {
+    if (!this.#trackOpen || this.#closed) return;
+    if (this.#waitingForKeyframe) {
+      if (!unit.keyframe) return;
+      this.#waitingForKeyframe = false;
+    }
+    this.#rtpConfig.timestamp = rtpTimestamp;
+    if (!this.#track.sendMessageBinary(unit.data)) return;
+    this.framesSent++;
+    if (unit.captureNs > 0) {
+      const captureUs = unit.captureNs / 1000;
+      this.#clock.frameSent(rtpTimestamp, captureUs);
+      this.#sendOnChannel(this.#writer.frameTiming(rtpTimestamp, captureUs));
+    }
+  }
+
+  /** The phone's screen changed size: tell the player, so its touch mapping follows. */
+  screenChanged(width: number, height: number): void {
+    this.#screen = { width, height };
+    this.#sendOnChannel(this.#writer.session(this.role, width, height));
+  }
+
+  addRemoteCandidate(candidate: string, mid: string): void {
+    if (!this.#closed) this.#pc.addRemoteCandidate(candidate, mid);
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#pingTimer);
+    clearTimeout(this.#connectTimer);
+    clearTimeout(this.#disconnectTimer);
+    try {
+      this.#channel?.close();
+      this.#track.close();
+      this.#pc.close();
+    } catch {
+      // Already closed by the peer: nothing left to release.
+    }
+    this.#log.info({ reason, framesSent: this.framesSent }, 'viewer left');
+    this.#events.onClosed(this, reason);
+  }
+
+  async #answer(offer: string): Promise<string> {
+    const gathered = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, GATHER_TIMEOUT_MS);
+      this.#pc.onGatheringStateChange((state) => {
+        if (state === 'complete') {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    this.#pc.setRemoteDescription(offer, 'offer');
+    await gathered;
+    const answer = this.#pc.localDescription();
+    if (answer?.type !== 'answer') throw new Error('libdatachannel made no answer');
+    this.#connectTimer = setTimeout(() => {
+      this.close('no connection within 20 s');
+    }, CONNECT_TIMEOUT_MS);
+    return answer.sdp;
+  }
+
+  #wire(): void {
+    this.#pc.onStateChange((state) => {
+      if (state === 'connected') {
+        clearTimeout(this.#connectTimer);
+        clearTimeout(this.#disconnectTimer);
+        this.#disconnectTimer = undefined;
+      } else if (state === 'failed' || state === 'closed') {
+        this.close(`connection ${state}`);
+      } else if (state === 'disconnected') {
+        this.#disconnectTimer ??= setTimeout(() => {
+          this.close('disconnected for 5 s');
+        }, DISCONNECT_GRACE_MS);
+      }
+    });
+    this.#track.onOpen(() => {
+      this.#trackOpen = true;
+      this.#waitingForKeyframe = true;
+      this.#log.info('viewer connected');
+      this.#events.onWantsKeyframe(this, 'join');
+    });
+    // RTCP the media handlers did not consume: PLI, FIR, REMB, receiver reports.
+    this.#track.onMessage((packet) => {
+      const feedback = readRtcpFeedback(packet);
+      if (feedback.pictureLost) this.#events.onWantsKeyframe(this, 'picture-loss');
+      this.#events.onRtcp(this, feedback);
+    });
+    this.#pc.onDataChannel((channel) => {
+      if (channel.getLabel() !== DATA_CHANNEL_LABEL || this.#channel) {
+        channel.close();
+        return;
+      }
+      this.#channel = channel;
+      const opened = (): void => {
+        this.#sendOnChannel(this.#writer.session(this.role, this.#screen.width, this.#screen.height));
+        this.#ping();
+        this.#pingTimer = setInterval(() => {
+          this.#ping();
+        }, PING_INTERVAL_MS);
+      };
+      if (channel.isOpen()) opened();
+      else channel.onOpen(opened);
+      channel.onMessage((message) => {
+        this.#onChannelMessage(message);
+      });
+    });
+  }
+
+  #ping(): void {
+    this.#sendOnChannel(this.#writer.ping(++this.#pingId, monotonicUs()));
+  }
+
+  #sendOnChannel(bytes: Uint8Array): void {
+    const channel = this.#channel;
+    if (!channel || this.#closed) return;
+    try {
+      if (channel.isOpen()) channel.sendMessageBinary(bytes);
+    } catch {
+      // The channel closed between the check and the send: the viewer is leaving.
+    }
+  }
+
+  #onChannelMessage(raw: string | Buffer | ArrayBuffer): void {
+    if (typeof raw === 'string') {
+      this.#events.onRefused(this, 'text', 'text messages are not part of the protocol');
+      return;
+    }
+    const message = readViewerMessage(raw instanceof ArrayBuffer ? new Uint8Array(raw) : raw);
+    switch (message.kind) {
+      case 'invalid':
+        this.#events.onRefused(this, 'invalid', message.reason);
+        return;
+      case 'keyframe-request':
+        this.#events.onWantsKeyframe(this, 'picture-loss');
+        return;
+      case 'pong':
+        this.#clock.pong(message.sentUs, message.viewerTimeUs, monotonicUs());
+        return;
+      case 'render-report': {
+        const latency = this.#clock.latencyMs(message.rtpTimestamp, message.renderedAtUs);
+        if (latency !== undefined) this.#events.onLatency(this, latency);
+        return;
+      }
+      case 'stats':
+        this.#lastStats = message;
+        return;
+      case 'input':
+        if (this.role !== 'control') this.#events.onRefused(this, 'role', 'view-only viewers cannot send input');
+        else if (!this.#inputLimit.take()) this.#events.onRefused(this, 'rate', 'more than 1500 input events a second');
+        else this.#events.onInput(this, message.control);
+        return;
+    }
+  }
+}

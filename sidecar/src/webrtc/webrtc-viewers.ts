@@ -1,0 +1,182 @@
+// Every WHEP viewer of this phone: one encode, sent to all of them (each viewer's packetizer, NACK history
+// and SRTP run natively in libdatachannel). Admits viewers up to the cap, asks the encoder for keyframes
+// (rate-limited) when a viewer joins or loses the picture, forwards control viewers' input to the phone,
+// and says which bitrate the viewers allow (the weakest control viewer's; see viewer-bitrate.ts).
+
+import { randomUUID } from 'node:crypto';
+import ndc from 'node-datachannel';
+import type { Logger } from 'pino';
+import type { AccessUnit } from '../native.ts';
+import { hasSps } from './h264-parameter-sets.ts';
+import { rtcConfig, type IceSettings } from './ice-config.ts';
+import { KeyframeLimiter } from './keyframe-limiter.ts';
+import { readOffer } from './sdp-offer.ts';
+import { ViewerBitrate, viewersAllowKbps, type BitrateRange } from './viewer-bitrate.ts';
+import { ViewerSession, type RefusedReason, type ViewerSessionEvents } from './viewer-session.ts';
+import type { ViewerRole } from './viewer-tokens.ts';
+import { WhepError } from './whep-error.ts';
+
+/** What the viewers need from the media pipeline. */
+export interface ViewerPipeline {
+  requestKeyframe(): void;
+  sendInput(control: Uint8Array): void;
+  parameterSets(): Buffer;
+  screen(): { width: number; height: number };
+}
+
+export interface ViewerMetrics {
+  viewers(role: ViewerRole, count: number): void;
+  refused(reason: RefusedReason): void;
+  keyframeWanted(cause: 'join' | 'picture-loss'): void;
+  latency(viewer: string, milliseconds: number): void;
+  viewerLeft(viewer: string): void;
+}
+
+export interface WebRtcViewersOptions {
+  maxViewers: number;
+  ice: IceSettings;
+  bitrate: BitrateRange;
+  pipeline: ViewerPipeline;
+  metrics: ViewerMetrics;
+  log: Logger;
+}
+
+interface Entry {
+  session: ViewerSession;
+  bitrate: ViewerBitrate;
+}
+
+const RTP_TIMESTAMP_RANGE = 2 ** 32;
+
+export class WebRtcViewers {
+  readonly #options: WebRtcViewersOptions;
+  readonly #entries = new Map<string, Entry>();
+  readonly #keyframes: KeyframeLimiter;
+  #pending = 0;
+  #closed = false;
+
+  constructor(options: WebRtcViewersOptions) {
+    this.#options = options;
+    this.#keyframes = new KeyframeLimiter(() => {
+      options.pipeline.requestKeyframe();
+    });
+  }
+
+  get count(): number {
+    return this.#entries.size + this.#pending;
+  }
+
+  sessions(): ViewerSession[] {
+    return [...this.#entries.values()].map((entry) => entry.session);
+  }
+
+  /** Admits a viewer from its SDP offer: its session id and the SDP answer. */
+  async open(offer: string, role: ViewerRole): Promise<{ id: string; answer: string }> {
+    if (this.#closed) throw new WhepError(503, 'the sidecar is stopping');
+    if (this.count >= this.#options.maxViewers)
+      throw new WhepError(503, `this phone already has ${String(this.#options.maxViewers)} viewers`, {
+        'Retry-After': '5',
+      });
+    const summary = readOffer(offer);
+    if (!summary.hasDataChannel && role === 'control')
+      throw new WhepError(400, 'a control viewer must offer a data channel (labelled cloudphone) for its input');
+    const id = randomUUID();
+    this.#pending++;
+    try {
+      const { session, answer } = await ViewerSession.answer({
+        id,
+        role,
+        offer,
+        summary,
+        rtcConfig: rtcConfig(this.#options.ice),
+        screen: this.#options.pipeline.screen(),
+        log: this.#options.log,
+        events: this.#events,
+      });
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the await
+      if (this.#closed) {
+        session.close('the sidecar is stopping');
+        throw new WhepError(503, 'the sidecar is stopping');
+      }
+      this.#entries.set(id, { session, bitrate: new ViewerBitrate(this.#options.bitrate) });
+      this.#countRoles();
+      return { id, answer };
+    } finally {
+      this.#pending--;
+    }
+  }
+
+  get(id: string): ViewerSession | undefined {
+    return this.#entries.get(id)?.session;
+  }
+
+  /** Sends one encoded picture to every viewer; on the JavaScript thread, from the pipeline's queue. */
+  accessUnit(unit: AccessUnit): void {
+    if (this.#entries.size === 0) return;
+    let sent = unit;
+    if (unit.keyframe && !hasSps(unit.data)) {
+      const sets = this.#options.pipeline.parameterSets();
+      if (sets.length > 0) sent = { ...unit, data: Buffer.concat([sets, unit.data]) };
+    }
+    const rtpTimestamp = unit.pts90k % RTP_TIMESTAMP_RANGE;
+    for (const { session } of this.#entries.values()) session.send(sent, rtpTimestamp);
+  }
+
+  screenChanged(width: number, height: number): void {
+    for (const { session } of this.#entries.values()) session.screenChanged(width, height);
+  }
+
+  /** Once a second: each viewer's estimate moves, and the policy picks what the viewers allow. */
+  allowedKbps(): number | undefined {
+    const estimates = [...this.#entries.values()].map(({ session, bitrate }) => ({
+      role: session.role,
+      estimateKbps: bitrate.tick(),
+    }));
+    return viewersAllowKbps(estimates);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#keyframes.close();
+    for (const { session } of [...this.#entries.values()]) session.close('the sidecar is stopping');
+    // libdatachannel's threads (ICE, DTLS, SCTP) would otherwise outlive the last connection and hold the
+    // process (or a test worker) open; a later PeerConnection starts them again.
+    ndc.cleanup();
+  }
+
+  #countRoles(): void {
+    let control = 0;
+    for (const { session } of this.#entries.values()) if (session.role === 'control') control++;
+    this.#options.metrics.viewers('control', control);
+    this.#options.metrics.viewers('view', this.#entries.size - control);
+  }
+
+  readonly #events: ViewerSessionEvents = {
+    onWantsKeyframe: (_session, cause) => {
+      this.#options.metrics.keyframeWanted(cause);
+      this.#keyframes.want();
+    },
+    onInput: (session, control) => {
+      try {
+        this.#options.pipeline.sendInput(control);
+      } catch (error) {
+        this.#events.onRefused(session, 'phone', error instanceof Error ? error.message : String(error));
+      }
+    },
+    onRefused: (session, reason, detail) => {
+      this.#options.metrics.refused(reason);
+      this.#options.log.debug({ viewer: session.id, reason, detail }, 'viewer message refused');
+    },
+    onRtcp: (session, feedback) => {
+      this.#entries.get(session.id)?.bitrate.feed(feedback);
+    },
+    onLatency: (session, milliseconds) => {
+      this.#options.metrics.latency(session.id, milliseconds);
+    },
+    onClosed: (session) => {
+      this.#entries.delete(session.id);
+      this.#options.metrics.viewerLeft(session.id);
+      this.#countRoles();
+    },
+  };
+}

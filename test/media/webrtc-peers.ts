@@ -1,0 +1,249 @@
+// Real WebRTC peers for the media tests: werift (an independent TypeScript WebRTC stack) as a WHEP viewer,
+// its H.264 reassembled from RTP and decoded by the ffmpeg CLI, stamps read back by cloudphone-stamp-reader.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { Builder } from 'flatbuffers';
+import { H264RtpPayload, RTCPeerConnection, RTCRtpCodecParameters, type RTCDataChannel, type RtpPacket } from 'werift';
+import { Body, Message } from '../../generated/ts/fbs/viewer_generated.ts';
+import { Touch, TouchAction } from '../../generated/ts/fbs/input_generated.ts';
+import { NATIVE_BUILD, stopChild, type Stamp } from './media-peers.ts';
+
+export const VIEWER_TOKEN = 'view-token-0123456789abcdef';
+export const CONTROL_TOKEN = 'control-token-0123456789abcdef';
+
+/** A sidecar config with WHEP on, tokens in files under dir (as Kubernetes would mount them). */
+export function whepConfig(tokenDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    whep: { viewTokenFile: join(tokenDir, 'view'), controlTokenFile: join(tokenDir, 'control'), ...extra },
+  };
+}
+
+export async function whepRequest(
+  base: string,
+  method: string,
+  path: string,
+  options: { token?: string; type?: string; body?: string } = {},
+): Promise<Response> {
+  const headers: Record<string, string> = {};
+  if (options.token) headers.Authorization = `Bearer ${options.token}`;
+  if (options.type) headers['Content-Type'] = options.type;
+  return fetch(`${base}${path}`, { method, headers, body: options.body });
+}
+
+/** The H.264 the viewer received, decoded by ffmpeg to grey frames, stamps read back. */
+class StampDecoder {
+  readonly stamps: Stamp[] = [];
+  readonly #ffmpeg: ChildProcess;
+  readonly #reader: ChildProcess;
+
+  constructor(width: number, height: number) {
+    this.#ffmpeg = spawn(
+      'ffmpeg',
+      ['-hide_banner', '-loglevel', 'error', '-flags', 'low_delay', '-probesize', '32768']
+        .concat(['-analyzeduration', '0', '-f', 'h264', '-i', '-'])
+        .concat(['-fps_mode', 'passthrough', '-vf', `scale=${String(width)}:${String(height)}`])
+        .concat(['-f', 'rawvideo', '-pix_fmt', 'gray', '-']),
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    this.#reader = spawn(
+      join(NATIVE_BUILD, 'cloudphone-stamp-reader'),
+      ['--width', String(width), '--height', String(height)],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    this.#ffmpeg.stdin?.on('error', () => undefined);
+    this.#reader.stdin?.on('error', () => undefined);
+    if (this.#ffmpeg.stdout && this.#reader.stdin) this.#ffmpeg.stdout.pipe(this.#reader.stdin);
+    if (this.#reader.stdout)
+      createInterface({ input: this.#reader.stdout }).on('line', (line) => this.stamps.push(JSON.parse(line) as Stamp));
+  }
+
+  write(annexB: Buffer): void {
+    this.#ffmpeg.stdin?.write(annexB);
+  }
+
+  /** Ends the input, so ffmpeg decodes what it still holds (its parser keeps the last picture until then). */
+  async finish(): Promise<void> {
+    const exited = (child: ChildProcess): Promise<unknown> =>
+      child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : once(child, 'exit');
+    this.#ffmpeg.stdin?.end();
+    await Promise.race([
+      Promise.all([exited(this.#ffmpeg), exited(this.#reader)]),
+      new Promise((r) => setTimeout(r, 5000)),
+    ]);
+    await this.stop();
+  }
+
+  async stop(): Promise<void> {
+    this.#ffmpeg.stdin?.end();
+    await stopChild(this.#ffmpeg);
+    await stopChild(this.#reader);
+  }
+}
+
+/** Annex-B of one access unit's packets, in sequence order. */
+function annexB(packets: RtpPacket[]): Buffer {
+  const parts: Buffer[] = [];
+  let fragment: Buffer | undefined;
+  for (const packet of packets) {
+    const payload = H264RtpPayload.deSerialize(packet.payload, fragment);
+    fragment = payload.fragment;
+    // werift types payload as always set, but leaves it unset until a fragmented NAL unit is whole.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
+    if (payload.payload && payload.payload.length > 0) parts.push(payload.payload);
+  }
+  return Buffer.concat(parts);
+}
+
+const SPS = 7;
+// Packets held while waiting for a missing one (a NACK answer); past this the gap is given up on.
+const REORDER_LIMIT = 600;
+
+/**
+ * A receiver's jitter buffer, reduced to what a test needs: packets by sequence number, an access unit handed
+ * on once every packet up to its marker is here (so a retransmitted packet still counts), and after a gap that
+ * never fills, a fresh start at the next access unit that carries an SPS (a keyframe).
+ */
+class AccessUnitBuffer {
+  readonly #packets = new Map<number, RtpPacket>();
+  #next: number | undefined;
+  gapsGivenUp = 0;
+
+  readonly #emit: (unit: Buffer, rtpTimestamp: number) => void;
+
+  constructor(emit: (unit: Buffer, rtpTimestamp: number) => void) {
+    this.#emit = emit;
+  }
+
+  push(packet: RtpPacket): void {
+    this.#packets.set(packet.header.sequenceNumber, packet);
+    this.#drain();
+  }
+
+  #drain(): void {
+    for (;;) {
+      this.#next ??= this.#keyframeStart();
+      if (this.#next === undefined) return;
+      const unit: RtpPacket[] = [];
+      let seq = this.#next;
+      let packet = this.#packets.get(seq);
+      while (packet) {
+        unit.push(packet);
+        if (packet.header.marker) break;
+        seq = (seq + 1) & 0xffff;
+        packet = this.#packets.get(seq);
+      }
+      if (!packet?.header.marker) {
+        if (this.#packets.size > REORDER_LIMIT) {
+          this.gapsGivenUp++;
+          this.#packets.clear();
+          this.#next = undefined;
+        }
+        return;
+      }
+      for (const p of unit) this.#packets.delete(p.header.sequenceNumber);
+      this.#next = (seq + 1) & 0xffff;
+      this.#emit(annexB(unit), packet.header.timestamp);
+    }
+  }
+
+  /** The first packet of the earliest buffered access unit that carries an SPS. */
+  #keyframeStart(): number | undefined {
+    let best: RtpPacket | undefined;
+    for (const packet of this.#packets.values())
+      if (((packet.payload[0] ?? 0) & 0x1f) === SPS && (!best || packet.header.timestamp < best.header.timestamp))
+        best = packet;
+    if (!best) return undefined;
+    let start = best.header.sequenceNumber;
+    for (;;) {
+      const previous = this.#packets.get((start - 1) & 0xffff);
+      if (previous?.header.timestamp !== best.header.timestamp) return start;
+      start = (start - 1) & 0xffff;
+    }
+  }
+}
+
+export interface WeriftViewerOptions {
+  base: string;
+  token: string;
+  /** Decode to this size and read stamps (the simulator's picture size). */
+  width: number;
+  height: number;
+  dataChannel?: boolean;
+}
+
+/** werift as a WHEP viewer: receives the stream, decodes it, and can send input on the data channel. */
+export class WeriftViewer {
+  readonly pc: RTCPeerConnection;
+  readonly channel: RTCDataChannel | undefined;
+  readonly decoder: StampDecoder;
+  /** The RTP timestamps of the access units received whole, in order. */
+  readonly rtpTimestamps: number[] = [];
+  sessionUrl = '';
+  readonly units: AccessUnitBuffer;
+
+  private constructor(options: WeriftViewerOptions) {
+    this.pc = new RTCPeerConnection({
+      codecs: {
+        video: [
+          new RTCRtpCodecParameters({
+            mimeType: 'video/H264',
+            clockRate: 90000,
+            rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+            parameters: 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1',
+          }),
+        ],
+      },
+    });
+    this.pc.addTransceiver('video', { direction: 'recvonly' });
+    this.channel = options.dataChannel === false ? undefined : this.pc.createDataChannel('cloudphone');
+    this.decoder = new StampDecoder(options.width, options.height);
+    this.units = new AccessUnitBuffer((unit, rtpTimestamp) => {
+      this.rtpTimestamps.push(rtpTimestamp);
+      this.decoder.write(unit);
+    });
+    this.pc.onTrack.subscribe((track) => {
+      track.onReceiveRtp.subscribe((packet) => {
+        this.units.push(packet);
+      });
+    });
+  }
+
+  static async connect(options: WeriftViewerOptions): Promise<WeriftViewer> {
+    const viewer = new WeriftViewer(options);
+    await viewer.pc.setLocalDescription(await viewer.pc.createOffer());
+    if (viewer.pc.iceGatheringState !== 'complete')
+      await viewer.pc.iceGatheringStateChange.watch((state) => state === 'complete');
+    const response = await whepRequest(options.base, 'POST', '/whep', {
+      token: options.token,
+      type: 'application/sdp',
+      body: viewer.pc.localDescription?.sdp,
+    });
+    if (response.status !== 201) throw new Error(`WHEP POST: ${String(response.status)} ${await response.text()}`);
+    viewer.sessionUrl = response.headers.get('Location') ?? '';
+    await viewer.pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+    return viewer;
+  }
+
+  /** Sends a touch as the player would (a FlatBuffers cloudphone.viewer Message). */
+  sendTouch(action: TouchAction, x: number, y: number): void {
+    const b = new Builder(64);
+    const body = Touch.createTouch(b, action, 0, x, y, 1);
+    b.finish(Message.createMessage(b, Body.cloudphone_input_Touch, body), 'CPVW');
+    this.send(Buffer.from(b.asUint8Array()));
+  }
+
+  send(bytes: Buffer): void {
+    if (!this.channel) throw new Error('this viewer has no data channel');
+    this.channel.send(bytes);
+  }
+
+  async close(): Promise<void> {
+    await this.pc.close();
+    await this.decoder.stop();
+  }
+}
+
+export { TouchAction };

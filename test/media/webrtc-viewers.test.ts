@@ -1,0 +1,249 @@
+// WHEP viewers end to end with an independent WebRTC stack: the reference producer publishes stamped frames,
+// the sidecar encodes once and serves werift viewers over WHEP; the stamps read back from what each viewer
+// decoded say which frames arrived, and the simulator says which input reached the phone.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../cluster/wait-for.ts';
+import { loadSidecarConfig } from '../../sidecar/src/config.ts';
+import { Sidecar } from '../../sidecar/src/sidecar.ts';
+import { sidecarConfig, Simulator, tempDir, type SimulatorEvent } from './media-peers.ts';
+import { CONTROL_TOKEN, TouchAction, VIEWER_TOKEN, WeriftViewer, whepConfig, whepRequest } from './webrtc-peers.ts';
+
+const silent = pino({ level: 'silent' });
+const WIDTH = 480;
+const HEIGHT = 864;
+
+let cleanups: (() => Promise<void> | void)[] = [];
+
+async function until(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  await waitFor(what, () => Promise.resolve(condition() ? true : undefined), timeoutMs);
+}
+
+beforeEach(() => {
+  cleanups = [];
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+interface Phone {
+  base: string;
+  sidecar: Sidecar;
+  simulator: Simulator;
+}
+
+async function startPhone(
+  options: { whep?: Record<string, unknown>; webrtc?: Record<string, unknown> } = {},
+): Promise<Phone> {
+  const shared = tempDir('cloudphone-shared-');
+  cleanups.push(shared.remove);
+  const tokens = join(shared.path, 'tokens');
+  mkdirSync(tokens);
+  writeFileSync(join(tokens, 'view'), `${VIEWER_TOKEN}\n`);
+  writeFileSync(join(tokens, 'control'), CONTROL_TOKEN);
+  writeFileSync(join(tokens, 'turn'), 'turn-secret');
+  const config = sidecarConfig({
+    sharedDir: shared.path,
+    video: { fps: 30, bitrate: { targetKbps: 1500, minKbps: 300, maxKbps: 3000 } },
+    // {tokens}: the folder the token and credential files are in (as a Secret volume would be).
+    webrtc: {
+      ...whepConfig(tokens, options.whep),
+      ...(JSON.parse(JSON.stringify(options.webrtc ?? {}).replaceAll('{tokens}', tokens)) as Record<string, unknown>),
+    },
+  });
+  const settings = loadSidecarConfig(JSON.stringify(config), { namespace: 'test', pod: 'phone-0' });
+  const sidecar = new Sidecar(settings, silent, {
+    metricsHost: '127.0.0.1',
+    metricsPort: 0,
+    viewerHost: '127.0.0.1',
+    viewerPort: 0,
+  });
+  await sidecar.start();
+  cleanups.push(() => sidecar.stop());
+  const simulator = new Simulator({ dir: shared.path, width: WIDTH, height: HEIGHT, fps: 30 });
+  cleanups.push(() => simulator.stop());
+  await until('the phone to connect', () => sidecar.ready());
+  return { base: `http://127.0.0.1:${String(sidecar.viewerPort)}`, sidecar, simulator };
+}
+
+async function viewer(phone: Phone, token: string, dataChannel = true): Promise<WeriftViewer> {
+  const v = await WeriftViewer.connect({ base: phone.base, token, width: WIDTH, height: HEIGHT, dataChannel });
+  cleanups.push(() => v.close());
+  return v;
+}
+
+function frames(v: WeriftViewer): number[] {
+  return v.decoder.stamps.flatMap((s) => (s.frame === null ? [] : [s.frame]));
+}
+
+async function metric(phone: Phone, name: string): Promise<number> {
+  const response = await fetch(`http://127.0.0.1:${String(phone.sidecar.metricsPort)}/metrics`);
+  const line = (await response.text()).split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.slice(name.length + 1)) : 0;
+}
+
+function touches(phone: Phone): SimulatorEvent[] {
+  return phone.simulator.events.filter((e) => e.event === 'input');
+}
+
+const OFFER_WITHOUT_H264 = [
+  'v=0',
+  'o=- 1 1 IN IP4 127.0.0.1',
+  's=-',
+  't=0 0',
+  'm=video 9 UDP/TLS/RTP/SAVPF 96',
+  'c=IN IP4 0.0.0.0',
+  'a=mid:0',
+  'a=recvonly',
+  'a=rtpmap:96 VP8/90000',
+  '',
+].join('\r\n');
+
+describe('WHEP viewers', () => {
+  it('a viewer receives the phone screen: stamps read back in order from its first frame on', async () => {
+    const phone = await startPhone();
+    const v = await viewer(phone, CONTROL_TOKEN);
+    await until('30 decoded frames', () => frames(v).length >= 30);
+    const seen = frames(v);
+    expect(v.decoder.stamps.filter((s) => s.frame === null)).toEqual([]);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]).toBeGreaterThan(seen[i - 1] ?? Infinity);
+  });
+
+  it('two viewers at once get the same pictures from one encode', async () => {
+    const phone = await startPhone();
+    const first = await viewer(phone, CONTROL_TOKEN);
+    const second = await viewer(phone, VIEWER_TOKEN);
+    await until('both viewers decoding', () => frames(first).length >= 20 && frames(second).length >= 20);
+    const encodedBefore = phone.sidecar.stats().framesEncoded;
+    const receivedBefore = first.rtpTimestamps.length;
+    await until('30 more pictures', () => first.rtpTimestamps.length >= receivedBefore + 30);
+    const both = frames(second).filter((frame) => frames(first).includes(frame));
+    expect(both.length).toBeGreaterThanOrEqual(15);
+    // One encode: the same RTP timestamps (the capture clock) reach both, and the encoder makes one picture per
+    // picture a viewer gets, not one per viewer.
+    const shared = second.rtpTimestamps.filter((t) => first.rtpTimestamps.includes(t));
+    expect(shared.length).toBeGreaterThanOrEqual(15);
+    const encoded = phone.sidecar.stats().framesEncoded - encodedBefore;
+    expect(encoded).toBeLessThan((first.rtpTimestamps.length - receivedBefore) * 1.5);
+  });
+
+  it('a viewer that joins a still screen gets the last picture at once, as a keyframe', async () => {
+    const phone = await startPhone();
+    phone.simulator.command('pause');
+    await until('the screen to go still', () => phone.simulator.events.some((e) => e.event === 'paused'));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const encodedBefore = phone.sidecar.stats().framesEncoded;
+    const publishedBefore = phone.sidecar.stats().framesPublished;
+    const v = await viewer(phone, VIEWER_TOKEN);
+    // The viewer takes pictures from a keyframe on only (AccessUnitBuffer starts at an SPS).
+    await until('the still picture to arrive', () => v.rtpTimestamps.length >= 1);
+    await v.decoder.finish();
+    expect(frames(v).length).toBeGreaterThanOrEqual(1);
+    expect(phone.sidecar.stats().framesEncoded).toBeGreaterThan(encodedBefore);
+    expect(phone.sidecar.stats().framesPublished).toBe(publishedBefore);
+  });
+
+  it("a control viewer's touch reaches the phone at the same normalized place", async () => {
+    const phone = await startPhone();
+    const v = await viewer(phone, CONTROL_TOKEN);
+    await until('the data channel', () => v.channel?.readyState === 'open');
+    v.sendTouch(TouchAction.Down, 0.25, 0.75);
+    v.sendTouch(TouchAction.Up, 0.25, 0.75);
+    await until('two touches at the phone', () => touches(phone).length >= 2);
+    expect(touches(phone)[0]).toMatchObject({ kind: 'touch', action: 0, pointerId: 0 });
+    expect(touches(phone)[0]?.x).toBeCloseTo(0.25, 5);
+    expect(touches(phone)[0]?.y).toBeCloseTo(0.75, 5);
+    expect(touches(phone)[1]).toMatchObject({ kind: 'touch', action: 1 });
+  });
+
+  it('a view-only viewer cannot send input: refused and counted, nothing reaches the phone', async () => {
+    const phone = await startPhone();
+    const v = await viewer(phone, VIEWER_TOKEN);
+    await until('the data channel', () => v.channel?.readyState === 'open');
+    for (let i = 0; i < 5; i++) v.sendTouch(TouchAction.Down, 0.5, 0.5);
+    const refused = 'cloudphone_webrtc_viewer_messages_refused_total{reason="role"}';
+    await waitFor('5 refusals', async () => ((await metric(phone, refused)) >= 5 ? true : undefined), 10_000);
+    expect(touches(phone)).toEqual([]);
+  });
+
+  it('hostile data-channel messages are refused one by one, and the stream goes on', async () => {
+    const phone = await startPhone();
+    const v = await viewer(phone, CONTROL_TOKEN);
+    await until('the data channel and 10 frames', () => v.channel?.readyState === 'open' && frames(v).length >= 10);
+    v.send(Buffer.from('not a flatbuffer at all'));
+    v.send(Buffer.alloc(2000, 7));
+    v.sendTouch(TouchAction.Down, 1.5, 0.5);
+    v.sendTouch(TouchAction.Down, Number.NaN, 0.5);
+    v.channel?.send('a text message');
+    const invalid = 'cloudphone_webrtc_viewer_messages_refused_total{reason="invalid"}';
+    await waitFor('4 invalid messages', async () => ((await metric(phone, invalid)) >= 4 ? true : undefined), 10_000);
+    expect(await metric(phone, 'cloudphone_webrtc_viewer_messages_refused_total{reason="text"}')).toBe(1);
+    const before = frames(v).length;
+    await until('the stream to go on', () => frames(v).length >= before + 10);
+    expect(touches(phone)).toEqual([]);
+  });
+
+  it('refuses bad WHEP requests with a status and a reason', async () => {
+    const phone = await startPhone({ whep: { maxViewers: 1 } });
+    const base = phone.base;
+    const post = (token: string | undefined, type: string, body: string): Promise<Response> =>
+      whepRequest(base, 'POST', '/whep', { token, type, body });
+    const noToken = await post(undefined, 'application/sdp', 'v=0');
+    expect(noToken.status).toBe(401);
+    expect(noToken.headers.get('www-authenticate')).toContain('Bearer');
+    expect((await post('wrong-token-0123456789', 'application/sdp', 'v=0')).status).toBe(401);
+    expect((await post(VIEWER_TOKEN, 'text/plain', 'v=0')).status).toBe(415);
+    const notSdp = await post(VIEWER_TOKEN, 'application/sdp', 'hello');
+    expect(notSdp.status).toBe(400);
+    expect(await notSdp.text()).toContain('not an SDP offer');
+    const vp8 = await post(VIEWER_TOKEN, 'application/sdp', OFFER_WITHOUT_H264);
+    expect(vp8.status).toBe(406);
+    expect(await vp8.text()).toContain('H.264');
+    expect((await post(VIEWER_TOKEN, 'application/sdp', `v=0\r\n${'a=x\r\n'.repeat(20_000)}`)).status).toBe(413);
+    const unknown = '/whep/sessions/00000000-0000-4000-8000-000000000000';
+    expect((await whepRequest(base, 'DELETE', unknown, { token: VIEWER_TOKEN })).status).toBe(404);
+    expect((await whepRequest(base, 'GET', '/whep', { token: VIEWER_TOKEN })).status).toBe(405);
+
+    const v = await viewer(phone, CONTROL_TOKEN);
+    const full = await WeriftViewer.connect({ base, token: VIEWER_TOKEN, width: WIDTH, height: HEIGHT }).catch(
+      (error: unknown) => String(error),
+    );
+    expect(full).toContain('503');
+    // Only the role that made a session may change or end it.
+    expect((await whepRequest(base, 'DELETE', v.sessionUrl, { token: VIEWER_TOKEN })).status).toBe(403);
+    const trickle = await whepRequest(base, 'PATCH', v.sessionUrl, {
+      token: CONTROL_TOKEN,
+      type: 'application/trickle-ice-sdpfrag',
+      body: 'a=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n',
+    });
+    expect(trickle.status).toBe(204);
+    expect((await whepRequest(base, 'DELETE', v.sessionUrl, { token: CONTROL_TOKEN })).status).toBe(200);
+    await until('the viewer to be gone', () => phone.sidecar.viewers?.count === 0);
+    expect(await metric(phone, 'cloudphone_webrtc_viewers{role="control"}')).toBe(0);
+  });
+
+  it('announces STUN and TURN servers to authenticated clients only', async () => {
+    const phone = await startPhone({
+      webrtc: {
+        iceServers: [
+          { urls: ['stun:stun.example.net:3478'] },
+          { urls: ['turn:turn.example.net:3478?transport=udp'], username: 'phone', credentialFile: '{tokens}/turn' },
+        ],
+      },
+    });
+    const options = await whepRequest(phone.base, 'OPTIONS', '/whep', { token: VIEWER_TOKEN });
+    expect(options.status).toBe(204);
+    expect(options.headers.get('accept-post')).toBe('application/sdp');
+    const links = options.headers.get('link') ?? '';
+    expect(links).toContain('<stun:stun.example.net:3478>; rel="ice-server"');
+    expect(links).toContain(
+      '<turn:turn.example.net:3478?transport=udp>; rel="ice-server"; username="phone"; credential="turn-secret"; credential-type="password"',
+    );
+    const anonymous = await whepRequest(phone.base, 'OPTIONS', '/whep');
+    expect(anonymous.headers.get('link')).toBeNull();
+  });
+});
