@@ -22,7 +22,19 @@ export default defineConfig({
           // Real encoders, decoders and SRT peers: one file at a time keeps the 2 cores for the media.
           fileParallelism: false,
           include: ['test/media/**/*.test.ts'],
+          exclude: ['test/media/player-browser.test.ts'],
           testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'browser',
+          // Forks: playwright-core's Chromium beside node-datachannel crashes a worker thread (a segfault seen
+          // here), and a forked process is what a person's browser talking to a sidecar looks like anyway.
+          pool: 'forks',
+          include: ['test/media/player-browser.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
       {

@@ -9,16 +9,86 @@ import { Builder } from 'flatbuffers';
 import { H264RtpPayload, RTCPeerConnection, RTCRtpCodecParameters, type RTCDataChannel, type RtpPacket } from 'werift';
 import { Body, Message } from '../../generated/ts/fbs/viewer_generated.ts';
 import { Touch, TouchAction } from '../../generated/ts/fbs/input_generated.ts';
-import { NATIVE_BUILD, stopChild, type Stamp } from './media-peers.ts';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { pino } from 'pino';
+import { waitFor } from '../cluster/wait-for.ts';
+import { loadSidecarConfig } from '../../sidecar/src/config.ts';
+import { Sidecar } from '../../sidecar/src/sidecar.ts';
+import { NATIVE_BUILD, sidecarConfig, Simulator, stopChild, tempDir, type Stamp } from './media-peers.ts';
 
 export const VIEWER_TOKEN = 'view-token-0123456789abcdef';
 export const CONTROL_TOKEN = 'control-token-0123456789abcdef';
 
-/** A sidecar config with WHEP on, tokens in files under dir (as Kubernetes would mount them). */
-export function whepConfig(tokenDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    whep: { viewTokenFile: join(tokenDir, 'view'), controlTokenFile: join(tokenDir, 'control'), ...extra },
+export interface WhepPhone {
+  /** http://127.0.0.1:port of the WHEP endpoint and the player page. */
+  base: string;
+  sidecar: Sidecar;
+  simulator: Simulator;
+  metric(name: string): Promise<number>;
+  /** Stops what was started, in reverse order. */
+  stop(): Promise<void>;
+}
+
+export interface WhepPhoneOptions {
+  width: number;
+  height: number;
+  fps?: number;
+  whep?: Record<string, unknown>;
+  /** More webrtc settings; {tokens} stands for the folder the token and credential files are in. */
+  webrtc?: Record<string, unknown>;
+  bitrate?: { targetKbps: number; minKbps: number; maxKbps: number };
+}
+
+/**
+ * The simulator and an in-process sidecar serving WHEP on a free loopback port, with the view and control
+ * tokens (and a TURN credential) in files, as a Secret volume would hold them.
+ */
+export async function startWhepPhone(options: WhepPhoneOptions): Promise<WhepPhone> {
+  const shared = tempDir('cloudphone-shared-');
+  const tokens = join(shared.path, 'tokens');
+  mkdirSync(tokens);
+  writeFileSync(join(tokens, 'view'), `${VIEWER_TOKEN}\n`);
+  writeFileSync(join(tokens, 'control'), CONTROL_TOKEN);
+  writeFileSync(join(tokens, 'turn'), 'turn-secret');
+  const config = sidecarConfig({
+    sharedDir: shared.path,
+    video: { fps: options.fps ?? 30, bitrate: options.bitrate ?? { targetKbps: 1500, minKbps: 300, maxKbps: 3000 } },
+    webrtc: {
+      whep: { viewTokenFile: join(tokens, 'view'), controlTokenFile: join(tokens, 'control'), ...options.whep },
+      ...(JSON.parse(JSON.stringify(options.webrtc ?? {}).replaceAll('{tokens}', tokens)) as Record<string, unknown>),
+    },
+  });
+  const settings = loadSidecarConfig(JSON.stringify(config), { namespace: 'test', pod: 'phone-0' });
+  const sidecar = new Sidecar(settings, pino({ level: 'silent' }), {
+    metricsHost: '127.0.0.1',
+    metricsPort: 0,
+    viewerHost: '127.0.0.1',
+    viewerPort: 0,
+  });
+  await sidecar.start();
+  const simulator = new Simulator({
+    dir: shared.path,
+    width: options.width,
+    height: options.height,
+    fps: options.fps ?? 30,
+  });
+  const stop = async (): Promise<void> => {
+    await simulator.stop();
+    await sidecar.stop();
+    shared.remove();
   };
+  try {
+    await waitFor('the phone to connect', () => Promise.resolve(sidecar.ready() ? true : undefined), 15_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const metric = async (name: string): Promise<number> => {
+    const response = await fetch(`http://127.0.0.1:${String(sidecar.metricsPort)}/metrics`);
+    const line = (await response.text()).split('\n').find((l) => l.startsWith(`${name} `));
+    return line ? Number(line.slice(name.length + 1)) : 0;
+  };
+  return { base: `http://127.0.0.1:${String(sidecar.viewerPort)}`, sidecar, simulator, metric, stop };
 }
 
 export async function whepRequest(

@@ -2,17 +2,20 @@
 // the sidecar encodes once and serves werift viewers over WHEP; the stamps read back from what each viewer
 // decoded say which frames arrived, and the simulator says which input reached the phone.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../cluster/wait-for.ts';
-import { loadSidecarConfig } from '../../sidecar/src/config.ts';
-import { Sidecar } from '../../sidecar/src/sidecar.ts';
-import { sidecarConfig, Simulator, tempDir, type SimulatorEvent } from './media-peers.ts';
-import { CONTROL_TOKEN, TouchAction, VIEWER_TOKEN, WeriftViewer, whepConfig, whepRequest } from './webrtc-peers.ts';
+import type { SimulatorEvent } from './media-peers.ts';
+import {
+  CONTROL_TOKEN,
+  startWhepPhone,
+  TouchAction,
+  VIEWER_TOKEN,
+  WeriftViewer,
+  whepRequest,
+  type WhepPhone,
+  type WhepPhoneOptions,
+} from './webrtc-peers.ts';
 
-const silent = pino({ level: 'silent' });
 const WIDTH = 480;
 const HEIGHT = 864;
 
@@ -30,44 +33,12 @@ afterEach(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-interface Phone {
-  base: string;
-  sidecar: Sidecar;
-  simulator: Simulator;
-}
+type Phone = WhepPhone;
 
-async function startPhone(
-  options: { whep?: Record<string, unknown>; webrtc?: Record<string, unknown> } = {},
-): Promise<Phone> {
-  const shared = tempDir('cloudphone-shared-');
-  cleanups.push(shared.remove);
-  const tokens = join(shared.path, 'tokens');
-  mkdirSync(tokens);
-  writeFileSync(join(tokens, 'view'), `${VIEWER_TOKEN}\n`);
-  writeFileSync(join(tokens, 'control'), CONTROL_TOKEN);
-  writeFileSync(join(tokens, 'turn'), 'turn-secret');
-  const config = sidecarConfig({
-    sharedDir: shared.path,
-    video: { fps: 30, bitrate: { targetKbps: 1500, minKbps: 300, maxKbps: 3000 } },
-    // {tokens}: the folder the token and credential files are in (as a Secret volume would be).
-    webrtc: {
-      ...whepConfig(tokens, options.whep),
-      ...(JSON.parse(JSON.stringify(options.webrtc ?? {}).replaceAll('{tokens}', tokens)) as Record<string, unknown>),
-    },
-  });
-  const settings = loadSidecarConfig(JSON.stringify(config), { namespace: 'test', pod: 'phone-0' });
-  const sidecar = new Sidecar(settings, silent, {
-    metricsHost: '127.0.0.1',
-    metricsPort: 0,
-    viewerHost: '127.0.0.1',
-    viewerPort: 0,
-  });
-  await sidecar.start();
-  cleanups.push(() => sidecar.stop());
-  const simulator = new Simulator({ dir: shared.path, width: WIDTH, height: HEIGHT, fps: 30 });
-  cleanups.push(() => simulator.stop());
-  await until('the phone to connect', () => sidecar.ready());
-  return { base: `http://127.0.0.1:${String(sidecar.viewerPort)}`, sidecar, simulator };
+async function startPhone(options: Omit<WhepPhoneOptions, 'width' | 'height'> = {}): Promise<Phone> {
+  const phone = await startWhepPhone({ width: WIDTH, height: HEIGHT, ...options });
+  cleanups.push(() => phone.stop());
+  return phone;
 }
 
 async function viewer(phone: Phone, token: string, dataChannel = true): Promise<WeriftViewer> {
@@ -81,9 +52,7 @@ function frames(v: WeriftViewer): number[] {
 }
 
 async function metric(phone: Phone, name: string): Promise<number> {
-  const response = await fetch(`http://127.0.0.1:${String(phone.sidecar.metricsPort)}/metrics`);
-  const line = (await response.text()).split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.slice(name.length + 1)) : 0;
+  return phone.metric(name);
 }
 
 function touches(phone: Phone): SimulatorEvent[] {
