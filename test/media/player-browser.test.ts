@@ -61,7 +61,7 @@ describe('the player page in Chromium', () => {
         },
         10_000,
       );
-      await page.waitForFunction(() => document.getElementById('overlay')?.textContent?.includes('glass-to-glass'));
+      await page.locator('#overlay', { hasText: 'glass-to-glass' }).waitFor();
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: new URL('player.png', ARTIFACTS).pathname });
     } finally {
@@ -98,7 +98,7 @@ describe('the player page in Chromium', () => {
         () => Promise.resolve(phone.simulator.events.some((e) => e.kind === 'key') ? true : undefined),
         10_000,
       );
-      expect(phone.simulator.events.filter((e) => e.kind === 'key')[0]).toMatchObject({ keycode: 29, action: 0 });
+      expect(phone.simulator.events.find((e) => e.kind === 'key')).toMatchObject({ keycode: 29, action: 0 });
       expect(touches().length).toBe(before + 2);
     } finally {
       await page.close();
@@ -114,7 +114,7 @@ describe('the player page in Chromium', () => {
       await page.mouse.click(point.x, point.y);
       // The page does not send; and when a page is made to send anyway, the sidecar refuses (see
       // webrtc-viewers.test.ts). Give a touch the time it would need to arrive, then check none did.
-      await page.waitForFunction(() => document.getElementById('overlay')?.textContent?.includes('view only'));
+      await page.locator('#overlay', { hasText: 'view only' }).waitFor();
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect(touches().length).toBe(before);
     } finally {

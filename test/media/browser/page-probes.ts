@@ -1,0 +1,77 @@
+// A script for inside the player page, checked against the DOM's types (tsconfig.json here) and kept out of the
+// Node.js program: chromium-player.ts strips its types and adds it to the page before the page's own scripts.
+// A classic script, not a module: it defines what tests call through page.evaluate on globalThis.
+
+interface ShownFrame {
+  frame: number;
+  captureNs: number;
+  /** When the browser expected it on screen, Unix epoch milliseconds (performance.timeOrigin based). */
+  shownAtMs: number;
+}
+
+/**
+ * Reads the stamp (native/src/stamp/stamp.h: 4 rows of 32 blocks, marker 0xC1D0, frame number, capture time,
+ * CRC-16/CCITT) from every frame the page's video presents, into window.shownFrames.
+ */
+function installStampProbe(): void {
+  const crc16 = (bytes: Uint8Array): number => {
+    let crc = 0xffff;
+    for (const byte of bytes) {
+      crc ^= byte << 8;
+      for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+    return crc;
+  };
+  const shown: ShownFrame[] = [];
+  (window as unknown as { shownFrames: ShownFrame[] }).shownFrames = shown;
+  const canvas = document.createElement('canvas');
+  const context = canvas.getContext('2d', { willReadFrequently: true });
+  const video = document.querySelector('video');
+  if (!context || !video) throw new Error('the player page has no video');
+  const onFrame = (_now: number, metadata: VideoFrameCallbackMetadata): void => {
+    const width = metadata.width;
+    const block = Math.max(4, Math.floor(width / 32));
+    canvas.width = width;
+    canvas.height = block * 4;
+    context.drawImage(video, 0, 0, width, metadata.height, 0, 0, width, metadata.height);
+    const pixels = context.getImageData(0, 0, width, block * 4).data;
+    const bytes = new Uint8Array(16);
+    for (let i = 0; i < 128; i++) {
+      const bx = (i % 32) * block;
+      const by = Math.floor(i / 32) * block;
+      let sum = 0;
+      let count = 0;
+      for (let y = by + block / 4; y < by + block - block / 4; y++)
+        for (let x = bx + block / 4; x < bx + block - block / 4; x++) {
+          const p = (Math.floor(y) * width + Math.floor(x)) * 4;
+          sum += 0.299 * (pixels[p] ?? 0) + 0.587 * (pixels[p + 1] ?? 0) + 0.114 * (pixels[p + 2] ?? 0);
+          count++;
+        }
+      if (sum / count >= 128) bytes[i >> 3] = (bytes[i >> 3] ?? 0) | (1 << (7 - (i % 8)));
+    }
+    const view = new DataView(bytes.buffer);
+    if (view.getUint16(0) === 0xc1d0 && crc16(bytes.subarray(2, 14)) === view.getUint16(14)) {
+      shown.push({
+        frame: view.getUint32(2),
+        captureNs: Number(view.getBigUint64(6)),
+        shownAtMs: performance.timeOrigin + metadata.expectedDisplayTime,
+      });
+    }
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+}
+
+/** Where a normalized point of the phone's screen is in the page, given the letterboxed video. */
+function phonePointInPage([px, py]: readonly [number, number]): { x: number; y: number } {
+  const video = document.querySelector('video');
+  if (!video) throw new Error('no video');
+  const rect = video.getBoundingClientRect();
+  const scale = Math.min(rect.width / video.videoWidth, rect.height / video.videoHeight);
+  const left = rect.left + (rect.width - video.videoWidth * scale) / 2;
+  const top = rect.top + (rect.height - video.videoHeight * scale) / 2;
+  return { x: left + px * video.videoWidth * scale, y: top + py * video.videoHeight * scale };
+}
+
+Object.assign(globalThis, { phonePointInPage });
+window.addEventListener('DOMContentLoaded', installStampProbe);
