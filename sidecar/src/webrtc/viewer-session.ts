@@ -188,50 +188,75 @@ export class ViewerSession {
   }
 
   #wire(): void {
-    this.#pc.onStateChange((state) => {
-      if (state === 'connected') {
-        clearTimeout(this.#connectTimer);
-        clearTimeout(this.#disconnectTimer);
-        this.#disconnectTimer = undefined;
-      } else if (state === 'failed' || state === 'closed') {
-        this.close(`connection ${state}`);
-      } else if (state === 'disconnected') {
-        this.#disconnectTimer ??= setTimeout(() => {
-          this.close('disconnected for 5 s');
-        }, DISCONNECT_GRACE_MS);
-      }
-    });
-    this.#track.onOpen(() => {
-      this.#trackOpen = true;
-      this.#waitingForKeyframe = true;
-      this.#log.info('viewer connected');
-      this.#events.onWantsKeyframe(this, 'join');
-    });
+    this.#pc.onStateChange(
+      this.#guard((state: string) => {
+        if (state === 'connected') {
+          clearTimeout(this.#connectTimer);
+          clearTimeout(this.#disconnectTimer);
+          this.#disconnectTimer = undefined;
+        } else if (state === 'failed' || state === 'closed') {
+          this.close(`connection ${state}`);
+        } else if (state === 'disconnected') {
+          this.#disconnectTimer ??= setTimeout(() => {
+            this.close('disconnected for 5 s');
+          }, DISCONNECT_GRACE_MS);
+        }
+      }),
+    );
+    this.#track.onOpen(
+      this.#guard(() => {
+        this.#trackOpen = true;
+        this.#waitingForKeyframe = true;
+        this.#log.info('viewer connected');
+        this.#events.onWantsKeyframe(this, 'join');
+      }),
+    );
     // RTCP the media handlers did not consume: PLI, FIR, REMB, receiver reports.
-    this.#track.onMessage((packet) => {
-      const feedback = readRtcpFeedback(packet);
-      if (feedback.pictureLost) this.#events.onWantsKeyframe(this, 'picture-loss');
-      this.#events.onRtcp(this, feedback);
-    });
-    this.#pc.onDataChannel((channel) => {
-      if (channel.getLabel() !== DATA_CHANNEL_LABEL || this.#channel) {
-        channel.close();
-        return;
-      }
-      this.#channel = channel;
-      const opened = (): void => {
-        this.#sendOnChannel(this.#writer.session(this.role, this.#screen.width, this.#screen.height));
-        this.#ping();
-        this.#pingTimer = setInterval(() => {
+    this.#track.onMessage(
+      this.#guard((packet: Buffer) => {
+        const feedback = readRtcpFeedback(packet);
+        if (feedback.pictureLost) this.#events.onWantsKeyframe(this, 'picture-loss');
+        this.#events.onRtcp(this, feedback);
+      }),
+    );
+    this.#pc.onDataChannel(
+      this.#guard((channel: ndc.DataChannel) => {
+        if (channel.getLabel() !== DATA_CHANNEL_LABEL || this.#channel) {
+          channel.close();
+          return;
+        }
+        this.#channel = channel;
+        const opened = (): void => {
+          this.#sendOnChannel(this.#writer.session(this.role, this.#screen.width, this.#screen.height));
           this.#ping();
-        }, PING_INTERVAL_MS);
-      };
-      if (channel.isOpen()) opened();
-      else channel.onOpen(opened);
-      channel.onMessage((message) => {
-        this.#onChannelMessage(message);
-      });
-    });
+          this.#pingTimer = setInterval(() => {
+            this.#ping();
+          }, PING_INTERVAL_MS);
+        };
+        if (channel.isOpen()) opened();
+        else channel.onOpen(this.#guard(opened));
+        channel.onMessage(
+          this.#guard((message: string | Buffer | ArrayBuffer) => {
+            this.#onChannelMessage(message);
+          }),
+        );
+      }),
+    );
+  }
+
+  /**
+   * Runs a libdatachannel callback so that an exception in it is logged and the session closed, never left
+   * to the native layer (where Node-API would treat it as uncaught).
+   */
+  #guard<A extends unknown[]>(callback: (...args: A) => void): (...args: A) => void {
+    return (...args: A) => {
+      try {
+        callback(...args);
+      } catch (error) {
+        this.#log.warn({ error: error instanceof Error ? error.message : String(error) }, 'viewer callback failed');
+        this.close('internal error');
+      }
+    };
   }
 
   #ping(): void {
