@@ -137,6 +137,8 @@ export class Sidecar {
       },
       'sidecar started',
     );
+    if (this.#settings.config.webrtc?.whip)
+      this.#log.warn('webrtc.whip is set, but WHIP push is not in this sidecar yet: nothing is pushed');
     if (this.#settings.webrtc?.iceTcpRequested)
       this.#log.warn(
         'webrtc.iceTcp is set, but this build has no ICE-TCP (libjuice): offer TURN over TCP or TLS instead',
