@@ -4,7 +4,6 @@
 // and says which bitrate the viewers allow (the weakest control viewer's; see viewer-bitrate.ts).
 
 import { randomUUID } from 'node:crypto';
-import ndc from 'node-datachannel';
 import type { Logger } from 'pino';
 import type { AccessUnit } from '../native.ts';
 import { hasSps } from './h264-parameter-sets.ts';
@@ -139,9 +138,8 @@ export class WebRtcViewers {
     this.#closed = true;
     this.#keyframes.close();
     for (const { session } of [...this.#entries.values()]) session.close('the sidecar is stopping');
-    // libdatachannel's threads (ICE, DTLS, SCTP) would otherwise outlive the last connection and hold the
-    // process (or a test worker) open; a later PeerConnection starts them again.
-    ndc.cleanup();
+    // No ndc.cleanup() here: after it, a later PeerConnection in the same process (tests start many sidecars)
+    // left libdatachannel to crash at process exit (seen here). Its threads end with the process.
   }
 
   #countRoles(): void {
