@@ -138,21 +138,31 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     return info.Env().Undefined();
   }
 
+  // The one number argument of a setter, within [min, max]; false (with a ConfigError thrown) otherwise.
+  static bool number_argument(const Napi::CallbackInfo& info, const char* what, uint32_t min, uint32_t max,
+                              uint32_t* value) {
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      throw_named(info.Env(), error("ConfigError", std::string(what) + " needs a number"));
+      return false;
+    }
+    *value = info[0].As<Napi::Number>().Uint32Value();
+    if (*value < min || *value > max) {
+      throw_named(info.Env(), error("ConfigError", std::string(what) + " must be " + std::to_string(min) + " to " +
+                                                       std::to_string(max)));
+      return false;
+    }
+    return true;
+  }
+
   Napi::Value set_bitrate(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1 || !info[0].IsNumber())
-      return throw_named(info.Env(), error("ConfigError", "setBitrate(kbps) needs a number"));
-    uint32_t kbps = info[0].As<Napi::Number>().Uint32Value();
-    if (kbps < 50 || kbps > 100000) return throw_named(info.Env(), error("ConfigError", "bitrate must be 50 to 100000 kbps"));
-    pipeline_.set_bitrate(kbps);
+    uint32_t kbps = 0;
+    if (number_argument(info, "setBitrate(kbps)", 50, 100000, &kbps)) pipeline_.set_bitrate(kbps);
     return info.Env().Undefined();
   }
 
   Napi::Value set_max_fps(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1 || !info[0].IsNumber())
-      return throw_named(info.Env(), error("ConfigError", "setMaxFps(fps) needs a number"));
-    uint32_t fps = info[0].As<Napi::Number>().Uint32Value();
-    if (fps < 1 || fps > 240) return throw_named(info.Env(), error("ConfigError", "fps must be 1 to 240"));
-    pipeline_.set_max_fps(fps);
+    uint32_t fps = 0;
+    if (number_argument(info, "setMaxFps(fps)", 1, 240, &fps)) pipeline_.set_max_fps(fps);
     return info.Env().Undefined();
   }
 

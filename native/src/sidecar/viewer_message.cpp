@@ -46,11 +46,15 @@ bool clean_utf8(const flatbuffers::String* text) {
   return true;
 }
 
+// An input event for the phone: build(builder) makes the cloudphone.control Message body from checked values.
 template <typename Build>
-std::vector<uint8_t> control_message(Build build) {
+ViewerMessage input_message(Build build) {
   flatbuffers::FlatBufferBuilder builder(128);
   builder.Finish(build(builder), control::MessageIdentifier());
-  return {builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize()};
+  ViewerMessage out;
+  out.kind = ViewerKind::Input;
+  out.control.assign(builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize());
+  return out;
 }
 
 ViewerMessage touch(const input::Touch* t) {
@@ -58,13 +62,10 @@ ViewerMessage touch(const input::Touch* t) {
   if (t->pointer_id() > 9) return invalid("touch pointer id must be 0 to 9");
   if (!unit_interval(t->x()) || !unit_interval(t->y())) return invalid("touch coordinates must be 0 to 1");
   if (!unit_interval(t->pressure())) return invalid("touch pressure must be 0 to 1");
-  ViewerMessage out;
-  out.kind = ViewerKind::Input;
-  out.control = control_message([&](flatbuffers::FlatBufferBuilder& b) {
+  return input_message([&](flatbuffers::FlatBufferBuilder& b) {
     auto event = input::CreateTouch(b, t->action(), t->pointer_id(), t->x(), t->y(), t->pressure());
     return control::CreateMessage(b, control::Body::cloudphone_input_Touch, event.Union());
   });
-  return out;
 }
 
 ViewerMessage key(const input::Key* k) {
@@ -72,13 +73,10 @@ ViewerMessage key(const input::Key* k) {
   if (k->keycode() == 0 || k->keycode() > kLastAndroidKeycode) return invalid("key code is not an Android key code");
   if (k->repeat() > 10000) return invalid("key repeat count is too large");
   if (k->meta_state() & ~kKnownMetaBits) return invalid("key meta state has unknown bits");
-  ViewerMessage out;
-  out.kind = ViewerKind::Input;
-  out.control = control_message([&](flatbuffers::FlatBufferBuilder& b) {
+  return input_message([&](flatbuffers::FlatBufferBuilder& b) {
     auto event = input::CreateKey(b, k->action(), k->keycode(), k->repeat(), k->meta_state());
     return control::CreateMessage(b, control::Body::cloudphone_input_Key, event.Union());
   });
-  return out;
 }
 
 ViewerMessage text(const input::Text* t) {
@@ -86,25 +84,19 @@ ViewerMessage text(const input::Text* t) {
   if (!s || s->size() == 0) return invalid("text is empty");
   if (s->size() > kViewerTextMax) return invalid("text is longer than 256 bytes");
   if (!clean_utf8(s)) return invalid("text is not clean UTF-8");
-  ViewerMessage out;
-  out.kind = ViewerKind::Input;
-  out.control = control_message([&](flatbuffers::FlatBufferBuilder& b) {
+  return input_message([&](flatbuffers::FlatBufferBuilder& b) {
     auto event = input::CreateText(b, b.CreateString(s->data(), s->size()));
     return control::CreateMessage(b, control::Body::cloudphone_input_Text, event.Union());
   });
-  return out;
 }
 
 ViewerMessage scroll(const input::Scroll* s) {
   if (!unit_interval(s->x()) || !unit_interval(s->y())) return invalid("scroll position must be 0 to 1");
   if (!within(s->horizontal(), 16) || !within(s->vertical(), 16)) return invalid("scroll amount must be -16 to 16");
-  ViewerMessage out;
-  out.kind = ViewerKind::Input;
-  out.control = control_message([&](flatbuffers::FlatBufferBuilder& b) {
+  return input_message([&](flatbuffers::FlatBufferBuilder& b) {
     auto event = input::CreateScroll(b, s->x(), s->y(), s->horizontal(), s->vertical());
     return control::CreateMessage(b, control::Body::cloudphone_input_Scroll, event.Union());
   });
-  return out;
 }
 
 }  // namespace
