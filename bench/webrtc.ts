@@ -13,6 +13,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { launchChromium, openPlayer, shownFrames } from '../test/media/chromium-player.ts';
+import { metricSamples } from '../test/media/media-peers.ts';
 import { CONTROL_TOKEN, startWhepPhone } from '../test/media/webrtc-peers.ts';
 import { percentile, round } from './figures.ts';
 
@@ -67,10 +68,11 @@ async function main(): Promise<void> {
     const latencies = frames.map((f) => f.shownAtMs - (f.captureNs / 1e6 + offsetMs));
     const numbers = frames.map((f) => f.frame);
     const missed = numbers.length > 1 ? (numbers.at(-1) ?? 0) - (numbers[0] ?? 0) + 1 - numbers.length : 0;
-    const text = await (await fetch(`http://127.0.0.1:${String(phone.sidecar.metricsPort)}/metrics`)).text();
-    const reported = [...text.matchAll(/cloudphone_webrtc_glass_to_glass_seconds_(sum|count)\{[^}]*\} ([\d.e+-]+)/g)];
-    const reportedSum = reported.filter((m) => m[1] === 'sum').reduce((a, m) => a + Number(m[2]), 0);
-    const reportedCount = reported.filter((m) => m[1] === 'count').reduce((a, m) => a + Number(m[2]), 0);
+    // Over every viewer that joined: the histogram has a label set per viewer session.
+    const total = async (name: string): Promise<number> =>
+      (await metricSamples(phone.sidecar.metricsPort, name)).reduce((sum, sample) => sum + sample.value, 0);
+    const reportedSum = await total('cloudphone_webrtc_glass_to_glass_seconds_sum');
+    const reportedCount = await total('cloudphone_webrtc_glass_to_glass_seconds_count');
     await page.close();
 
     const result = {

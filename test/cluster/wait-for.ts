@@ -17,3 +17,8 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+/** Polls a synchronous condition until it holds; fails with what it was waiting for. */
+export async function waitUntil(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  await waitFor(what, () => Promise.resolve(condition() ? true : undefined), timeoutMs);
+}

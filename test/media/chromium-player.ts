@@ -3,8 +3,8 @@
 // so tests and the benchmark know which frame the browser showed and when.
 
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { stripTypes } from '../../sidecar/src/webrtc/player-assets.ts';
 import { readFileSync } from 'node:fs';
-import { stripTypeScriptTypes } from 'node:module';
 
 export interface ShownFrame {
   frame: number;
@@ -21,13 +21,7 @@ interface PageProbes {
 let probes: string | undefined;
 
 function pageProbes(): string {
-  const warn = process.emitWarning.bind(process);
-  process.emitWarning = () => undefined; // stripTypeScriptTypes is marked experimental; the warning is noise
-  try {
-    probes ??= stripTypeScriptTypes(readFileSync(new URL('browser/page-probes.ts', import.meta.url), 'utf8'));
-  } finally {
-    process.emitWarning = warn;
-  }
+  probes ??= stripTypes(readFileSync(new URL('browser/page-probes.ts', import.meta.url), 'utf8'));
   return probes;
 }
 

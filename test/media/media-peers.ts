@@ -79,6 +79,48 @@ export function sidecarConfig(options: {
   };
 }
 
+/** Every sample of a metric on a sidecar's /metrics (name, then labels or nothing); empty while it is not serving. */
+export async function metricSamples(port: number, name: string): Promise<{ labels: string; value: number }[]> {
+  let text: string;
+  try {
+    text = await (await fetch(`http://127.0.0.1:${String(port)}/metrics`)).text();
+  } catch {
+    return [];
+  }
+  const samples: { labels: string; value: number }[] = [];
+  for (const line of text.split('\n')) {
+    const sample = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (sample?.[1] === name && sample[3] !== undefined)
+      samples.push({ labels: sample[2] ?? '', value: Number(sample[3]) });
+  }
+  return samples;
+}
+
+/** One sample, named with its labels as /metrics writes them (`name{reason="role"}`); undefined if absent. */
+export async function readMetric(port: number, nameWithLabels: string): Promise<number | undefined> {
+  const name = /^\w+/.exec(nameWithLabels)?.[0] ?? '';
+  const labels = nameWithLabels.slice(name.length);
+  return (await metricSamples(port, name)).find((sample) => sample.labels === labels)?.value;
+}
+
+/**
+ * cloudphone-stamp-reader on a decoder's output (width x height grey frames on its stdout), pushing each
+ * frame's stamp to stamps as it is read.
+ */
+export function readStamps(decoder: ChildProcess, width: number, height: number, stamps: Stamp[]): ChildProcess {
+  const reader = spawn(
+    join(NATIVE_BUILD, 'cloudphone-stamp-reader'),
+    ['--width', String(width), '--height', String(height)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  reader.stdin.on('error', () => undefined);
+  decoder.stdout?.pipe(reader.stdin);
+  lines(reader, (line) => stamps.push(JSON.parse(line) as Stamp));
+  return reader;
+}
+
 /** The sidecar's own entry point (sidecar/src/main.ts) in a child process, with its config in a file. */
 export class SidecarProcess {
   readonly #child: ChildProcess;
@@ -105,14 +147,7 @@ export class SidecarProcess {
 
   /** One sample from /metrics, or undefined while the sidecar is not serving yet. */
   async metric(name: string): Promise<number | undefined> {
-    try {
-      const response = await fetch(`http://127.0.0.1:${String(this.#metricsPort)}/metrics`);
-      const text = await response.text();
-      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-      return line ? Number(line.slice(name.length + 1)) : undefined;
-    } catch {
-      return undefined;
-    }
+    return readMetric(this.#metricsPort, name);
   }
 
   async stop(): Promise<void> {
@@ -290,16 +325,7 @@ export class SrtReceiver {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    this.#reader = spawn(
-      join(NATIVE_BUILD, 'cloudphone-stamp-reader'),
-      ['--width', String(options.width), '--height', String(options.height)],
-      {
-        stdio: ['pipe', 'pipe', 'inherit'],
-      },
-    );
-    if (this.#ffmpeg.stdout && this.#reader.stdin) this.#ffmpeg.stdout.pipe(this.#reader.stdin);
-    this.#reader.stdin?.on('error', () => undefined);
-    lines(this.#reader, (line) => this.stamps.push(JSON.parse(line) as Stamp));
+    this.#reader = readStamps(this.#ffmpeg, options.width, options.height, this.stamps);
     if (this.#ffmpeg.stderr) {
       createInterface({ input: this.#ffmpeg.stderr }).on('line', (line) => {
         const size = /\bs:(\d+x\d+)\b/.exec(line);

@@ -3,10 +3,11 @@
 // werift watches at the same time, as a second, independent viewer.
 
 import { mkdirSync } from 'node:fs';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../cluster/wait-for.ts';
+import { waitFor, waitUntil } from '../cluster/wait-for.ts';
 import { launchChromium, openPlayer, pagePoint, shownFrames } from './chromium-player.ts';
+import { metricSamples } from './media-peers.ts';
 import { CONTROL_TOKEN, startWhepPhone, VIEWER_TOKEN, WeriftViewer, type WhepPhone } from './webrtc-peers.ts';
 
 const WIDTH = 480;
@@ -30,24 +31,34 @@ function touches(): Record<string, unknown>[] {
   return phone.simulator.events.filter((e) => e.event === 'input' && e.kind === 'touch');
 }
 
+async function framesShown(page: Page, count: number): Promise<void> {
+  await waitFor(
+    `${String(count)} frames in the browser`,
+    async () => ((await shownFrames(page)).length >= count ? true : undefined),
+    20_000,
+  );
+}
+
+/** Opens the player with a token, waits for its first frames, runs body, closes the page. */
+async function withPlayer(token: string, body: (page: Page) => Promise<void>): Promise<void> {
+  const page = await openPlayer(browser, phone.base, token);
+  try {
+    await framesShown(page, 5);
+    await body(page);
+  } finally {
+    await page.close();
+  }
+}
+
 describe('the player page in Chromium', () => {
   it('plays the phone: stamps advance, and a second (werift) viewer gets the same frames', async () => {
-    const page = await openPlayer(browser, phone.base, CONTROL_TOKEN);
     const werift = await WeriftViewer.connect({ base: phone.base, token: VIEWER_TOKEN, width: WIDTH, height: HEIGHT });
-    try {
-      await waitFor(
-        '60 frames in the browser',
-        async () => ((await shownFrames(page)).length >= 60 ? true : undefined),
-        20_000,
-      );
+    await withPlayer(CONTROL_TOKEN, async (page) => {
+      await framesShown(page, 60);
       const browserFrames = (await shownFrames(page)).map((f) => f.frame);
       for (let i = 1; i < browserFrames.length; i++)
         expect(browserFrames[i]).toBeGreaterThan(browserFrames[i - 1] ?? Infinity);
-      await waitFor(
-        'werift decoding',
-        () => Promise.resolve(werift.decoder.stamps.length >= 30 ? true : undefined),
-        20_000,
-      );
+      await waitUntil('werift decoding', () => werift.decoder.stamps.length >= 30, 20_000);
       const weriftFrames = new Set(werift.decoder.stamps.map((s) => s.frame));
       const common = browserFrames.filter((frame) => weriftFrames.has(frame));
       expect(common.length).toBeGreaterThanOrEqual(20);
@@ -55,33 +66,26 @@ describe('the player page in Chromium', () => {
       await waitFor(
         'latency samples',
         async () => {
-          const text = await (await fetch(`http://127.0.0.1:${String(phone.sidecar.metricsPort)}/metrics`)).text();
-          const count = /cloudphone_webrtc_glass_to_glass_seconds_count\{viewer="[^"]+"\} (\d+)/.exec(text)?.[1];
-          return Number(count ?? 0) >= 30 ? true : undefined;
+          const counts = await metricSamples(
+            phone.sidecar.metricsPort,
+            'cloudphone_webrtc_glass_to_glass_seconds_count',
+          );
+          return counts.some((sample) => sample.labels.startsWith('{viewer=') && sample.value >= 30) ? true : undefined;
         },
         10_000,
       );
       await page.locator('#overlay', { hasText: 'glass-to-glass' }).waitFor();
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: new URL('player.png', ARTIFACTS).pathname });
-    } finally {
-      await werift.close();
-      await page.close();
-    }
+    }).finally(() => werift.close());
   });
 
   it('a click in the page reaches the phone as a touch at the same place on its screen', async () => {
-    const page = await openPlayer(browser, phone.base, CONTROL_TOKEN);
-    try {
-      await waitFor('the picture', async () => ((await shownFrames(page)).length >= 5 ? true : undefined), 20_000);
+    await withPlayer(CONTROL_TOKEN, async (page) => {
       const before = touches().length;
       const point = await pagePoint(page, 0.3, 0.6);
       await page.mouse.click(point.x, point.y);
-      await waitFor(
-        'down and up at the phone',
-        () => Promise.resolve(touches().length >= before + 2 ? true : undefined),
-        10_000,
-      );
+      await waitUntil('down and up at the phone', () => touches().length >= before + 2);
       const [down, up] = touches().slice(before);
       expect(down).toMatchObject({ action: 0, pointerId: 0 });
       expect(up).toMatchObject({ action: 1, pointerId: 0 });
@@ -93,22 +97,14 @@ describe('the player page in Chromium', () => {
       expect(bar.x).toBeGreaterThan(0);
       await page.mouse.click(bar.x, bar.y);
       await page.keyboard.press('KeyA');
-      await waitFor(
-        'the key at the phone',
-        () => Promise.resolve(phone.simulator.events.some((e) => e.kind === 'key') ? true : undefined),
-        10_000,
-      );
+      await waitUntil('the key at the phone', () => phone.simulator.events.some((e) => e.kind === 'key'));
       expect(phone.simulator.events.find((e) => e.kind === 'key')).toMatchObject({ keycode: 29, action: 0 });
       expect(touches().length).toBe(before + 2);
-    } finally {
-      await page.close();
-    }
+    });
   });
 
   it('a view-only token plays but cannot touch the phone', async () => {
-    const page = await openPlayer(browser, phone.base, VIEWER_TOKEN);
-    try {
-      await waitFor('the picture', async () => ((await shownFrames(page)).length >= 5 ? true : undefined), 20_000);
+    await withPlayer(VIEWER_TOKEN, async (page) => {
       const before = touches().length;
       const point = await pagePoint(page, 0.5, 0.5);
       await page.mouse.click(point.x, point.y);
@@ -117,8 +113,6 @@ describe('the player page in Chromium', () => {
       await page.locator('#overlay', { hasText: 'view only' }).waitFor();
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect(touches().length).toBe(before);
-    } finally {
-      await page.close();
-    }
+    });
   });
 });

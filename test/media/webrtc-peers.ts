@@ -3,7 +3,6 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { Builder } from 'flatbuffers';
 import { H264RtpPayload, RTCPeerConnection, RTCRtpCodecParameters, type RTCDataChannel, type RtpPacket } from 'werift';
@@ -14,7 +13,7 @@ import { pino } from 'pino';
 import { waitFor } from '../cluster/wait-for.ts';
 import { loadSidecarConfig } from '../../sidecar/src/config.ts';
 import { Sidecar } from '../../sidecar/src/sidecar.ts';
-import { NATIVE_BUILD, sidecarConfig, Simulator, stopChild, tempDir, type Stamp } from './media-peers.ts';
+import { readMetric, readStamps, sidecarConfig, Simulator, stopChild, tempDir, type Stamp } from './media-peers.ts';
 
 export const VIEWER_TOKEN = 'view-token-0123456789abcdef';
 export const CONTROL_TOKEN = 'control-token-0123456789abcdef';
@@ -24,6 +23,7 @@ export interface WhepPhone {
   base: string;
   sidecar: Sidecar;
   simulator: Simulator;
+  /** A sample of its /metrics, named with its labels (`name{reason="role"}`); 0 when absent. */
   metric(name: string): Promise<number>;
   /** Stops what was started, in reverse order. */
   stop(): Promise<void>;
@@ -83,11 +83,7 @@ export async function startWhepPhone(options: WhepPhoneOptions): Promise<WhepPho
     await stop();
     throw error;
   }
-  const metric = async (name: string): Promise<number> => {
-    const response = await fetch(`http://127.0.0.1:${String(sidecar.metricsPort)}/metrics`);
-    const line = (await response.text()).split('\n').find((l) => l.startsWith(`${name} `));
-    return line ? Number(line.slice(name.length + 1)) : 0;
-  };
+  const metric = async (name: string): Promise<number> => (await readMetric(sidecar.metricsPort, name)) ?? 0;
   return { base: `http://127.0.0.1:${String(sidecar.viewerPort)}`, sidecar, simulator, metric, stop };
 }
 
@@ -118,16 +114,8 @@ class StampDecoder {
         .concat(['-f', 'rawvideo', '-pix_fmt', 'gray', '-']),
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
-    this.#reader = spawn(
-      join(NATIVE_BUILD, 'cloudphone-stamp-reader'),
-      ['--width', String(width), '--height', String(height)],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    );
     this.#ffmpeg.stdin?.on('error', () => undefined);
-    this.#reader.stdin?.on('error', () => undefined);
-    if (this.#ffmpeg.stdout && this.#reader.stdin) this.#ffmpeg.stdout.pipe(this.#reader.stdin);
-    if (this.#reader.stdout)
-      createInterface({ input: this.#reader.stdout }).on('line', (line) => this.stamps.push(JSON.parse(line) as Stamp));
+    this.#reader = readStamps(this.#ffmpeg, width, height, this.stamps);
   }
 
   write(annexB: Buffer): void {

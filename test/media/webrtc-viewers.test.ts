@@ -3,7 +3,7 @@
 // decoded say which frames arrived, and the simulator says which input reached the phone.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { waitFor } from '../cluster/wait-for.ts';
+import { waitFor, waitUntil } from '../cluster/wait-for.ts';
 import type { SimulatorEvent } from './media-peers.ts';
 import {
   CONTROL_TOKEN,
@@ -20,10 +20,6 @@ const WIDTH = 480;
 const HEIGHT = 864;
 
 let cleanups: (() => Promise<void> | void)[] = [];
-
-async function until(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  await waitFor(what, () => Promise.resolve(condition() ? true : undefined), timeoutMs);
-}
 
 beforeEach(() => {
   cleanups = [];
@@ -51,10 +47,6 @@ function frames(v: WeriftViewer): number[] {
   return v.decoder.stamps.flatMap((s) => (s.frame === null ? [] : [s.frame]));
 }
 
-async function metric(phone: Phone, name: string): Promise<number> {
-  return phone.metric(name);
-}
-
 function touches(phone: Phone): SimulatorEvent[] {
   return phone.simulator.events.filter((e) => e.event === 'input');
 }
@@ -76,7 +68,7 @@ describe('WHEP viewers', () => {
   it('a viewer receives the phone screen: stamps read back in order from its first frame on', async () => {
     const phone = await startPhone();
     const v = await viewer(phone, CONTROL_TOKEN);
-    await until('30 decoded frames', () => frames(v).length >= 30);
+    await waitUntil('30 decoded frames', () => frames(v).length >= 30);
     const seen = frames(v);
     expect(v.decoder.stamps.filter((s) => s.frame === null)).toEqual([]);
     for (let i = 1; i < seen.length; i++) expect(seen[i]).toBeGreaterThan(seen[i - 1] ?? Infinity);
@@ -86,10 +78,10 @@ describe('WHEP viewers', () => {
     const phone = await startPhone();
     const first = await viewer(phone, CONTROL_TOKEN);
     const second = await viewer(phone, VIEWER_TOKEN);
-    await until('both viewers decoding', () => frames(first).length >= 20 && frames(second).length >= 20);
+    await waitUntil('both viewers decoding', () => frames(first).length >= 20 && frames(second).length >= 20);
     const encodedBefore = phone.sidecar.stats().framesEncoded;
     const receivedBefore = first.rtpTimestamps.length;
-    await until('30 more pictures', () => first.rtpTimestamps.length >= receivedBefore + 30);
+    await waitUntil('30 more pictures', () => first.rtpTimestamps.length >= receivedBefore + 30);
     const both = frames(second).filter((frame) => frames(first).includes(frame));
     expect(both.length).toBeGreaterThanOrEqual(15);
     // One encode: the same RTP timestamps (the capture clock) reach both, and the encoder makes one picture per
@@ -103,13 +95,13 @@ describe('WHEP viewers', () => {
   it('a viewer that joins a still screen gets the last picture at once, as a keyframe', async () => {
     const phone = await startPhone();
     phone.simulator.command('pause');
-    await until('the screen to go still', () => phone.simulator.events.some((e) => e.event === 'paused'));
+    await waitUntil('the screen to go still', () => phone.simulator.events.some((e) => e.event === 'paused'));
     await new Promise((resolve) => setTimeout(resolve, 500));
     const encodedBefore = phone.sidecar.stats().framesEncoded;
     const publishedBefore = phone.sidecar.stats().framesPublished;
     const v = await viewer(phone, VIEWER_TOKEN);
     // The viewer takes pictures from a keyframe on only (AccessUnitBuffer starts at an SPS).
-    await until('the still picture to arrive', () => v.rtpTimestamps.length >= 1);
+    await waitUntil('the still picture to arrive', () => v.rtpTimestamps.length >= 1);
     await v.decoder.finish();
     expect(frames(v).length).toBeGreaterThanOrEqual(1);
     expect(phone.sidecar.stats().framesEncoded).toBeGreaterThan(encodedBefore);
@@ -119,10 +111,10 @@ describe('WHEP viewers', () => {
   it("a control viewer's touch reaches the phone at the same normalized place", async () => {
     const phone = await startPhone();
     const v = await viewer(phone, CONTROL_TOKEN);
-    await until('the data channel', () => v.channel?.readyState === 'open');
+    await waitUntil('the data channel', () => v.channel?.readyState === 'open');
     v.sendTouch(TouchAction.Down, 0.25, 0.75);
     v.sendTouch(TouchAction.Up, 0.25, 0.75);
-    await until('two touches at the phone', () => touches(phone).length >= 2);
+    await waitUntil('two touches at the phone', () => touches(phone).length >= 2);
     expect(touches(phone)[0]).toMatchObject({ kind: 'touch', action: 0, pointerId: 0 });
     expect(touches(phone)[0]?.x).toBeCloseTo(0.25, 5);
     expect(touches(phone)[0]?.y).toBeCloseTo(0.75, 5);
@@ -132,27 +124,27 @@ describe('WHEP viewers', () => {
   it('a view-only viewer cannot send input: refused and counted, nothing reaches the phone', async () => {
     const phone = await startPhone();
     const v = await viewer(phone, VIEWER_TOKEN);
-    await until('the data channel', () => v.channel?.readyState === 'open');
+    await waitUntil('the data channel', () => v.channel?.readyState === 'open');
     for (let i = 0; i < 5; i++) v.sendTouch(TouchAction.Down, 0.5, 0.5);
     const refused = 'cloudphone_webrtc_viewer_messages_refused_total{reason="role"}';
-    await waitFor('5 refusals', async () => ((await metric(phone, refused)) >= 5 ? true : undefined), 10_000);
+    await waitFor('5 refusals', async () => ((await phone.metric(refused)) >= 5 ? true : undefined), 10_000);
     expect(touches(phone)).toEqual([]);
   });
 
   it('hostile data-channel messages are refused one by one, and the stream goes on', async () => {
     const phone = await startPhone();
     const v = await viewer(phone, CONTROL_TOKEN);
-    await until('the data channel and 10 frames', () => v.channel?.readyState === 'open' && frames(v).length >= 10);
+    await waitUntil('the data channel and 10 frames', () => v.channel?.readyState === 'open' && frames(v).length >= 10);
     v.send(Buffer.from('not a flatbuffer at all'));
     v.send(Buffer.alloc(2000, 7));
     v.sendTouch(TouchAction.Down, 1.5, 0.5);
     v.sendTouch(TouchAction.Down, Number.NaN, 0.5);
     v.channel?.send('a text message');
     const invalid = 'cloudphone_webrtc_viewer_messages_refused_total{reason="invalid"}';
-    await waitFor('4 invalid messages', async () => ((await metric(phone, invalid)) >= 4 ? true : undefined), 10_000);
-    expect(await metric(phone, 'cloudphone_webrtc_viewer_messages_refused_total{reason="text"}')).toBe(1);
+    await waitFor('4 invalid messages', async () => ((await phone.metric(invalid)) >= 4 ? true : undefined), 10_000);
+    expect(await phone.metric('cloudphone_webrtc_viewer_messages_refused_total{reason="text"}')).toBe(1);
     const before = frames(v).length;
-    await until('the stream to go on', () => frames(v).length >= before + 10);
+    await waitUntil('the stream to go on', () => frames(v).length >= before + 10);
     expect(touches(phone)).toEqual([]);
   });
 
@@ -191,8 +183,8 @@ describe('WHEP viewers', () => {
     });
     expect(trickle.status).toBe(204);
     expect((await whepRequest(base, 'DELETE', v.sessionUrl, { token: CONTROL_TOKEN })).status).toBe(200);
-    await until('the viewer to be gone', () => phone.sidecar.viewers?.count === 0);
-    expect(await metric(phone, 'cloudphone_webrtc_viewers{role="control"}')).toBe(0);
+    await waitUntil('the viewer to be gone', () => phone.sidecar.viewers?.count === 0);
+    expect(await phone.metric('cloudphone_webrtc_viewers{role="control"}')).toBe(0);
   });
 
   it('announces STUN and TURN servers to authenticated clients only', async () => {

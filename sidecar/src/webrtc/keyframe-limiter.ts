@@ -8,21 +8,10 @@ export class KeyframeLimiter {
   readonly #intervalMs: number;
   #lastAt = -Infinity;
   #deferred: NodeJS.Timeout | undefined;
-  #requests = 0;
-  #coalesced = 0;
 
   constructor(request: () => void, intervalMs = 250) {
     this.#request = request;
     this.#intervalMs = intervalMs;
-  }
-
-  get requests(): number {
-    return this.#requests;
-  }
-
-  /** Wishes folded into a request already sent or pending. */
-  get coalesced(): number {
-    return this.#coalesced;
   }
 
   want(): void {
@@ -31,7 +20,6 @@ export class KeyframeLimiter {
       this.#send();
       return;
     }
-    this.#coalesced++;
     this.#deferred ??= setTimeout(() => {
       this.#deferred = undefined;
       this.#send();
@@ -45,7 +33,6 @@ export class KeyframeLimiter {
 
   #send(): void {
     this.#lastAt = performance.now();
-    this.#requests++;
     this.#request();
   }
 }

@@ -16,7 +16,7 @@ const ROOT = new URL('../../../', import.meta.url);
 const JAVASCRIPT = 'text/javascript; charset=utf-8';
 
 /** TypeScript to JavaScript by stripping types (the generated FlatBuffers code is erasable too: no enums). */
-function stripTypes(source: string): string {
+export function stripTypes(source: string): string {
   // Node marks stripTypeScriptTypes experimental and warns on every first use; the warning is noise here.
   const warn = process.emitWarning.bind(process);
   process.emitWarning = () => undefined;

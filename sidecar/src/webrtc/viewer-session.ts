@@ -10,7 +10,7 @@
 import { randomInt } from 'node:crypto';
 import ndc from 'node-datachannel';
 import type { Logger } from 'pino';
-import { readViewerMessage, type AccessUnit, type ViewerMessage } from '../native.ts';
+import { readViewerMessage, type AccessUnit } from '../native.ts';
 import { GlassToGlassClock } from './glass-to-glass-clock.ts';
 import { InputRateLimit } from './input-rate-limit.ts';
 import { readRtcpFeedback, type RtcpFeedback } from './rtcp-feedback.ts';
@@ -74,8 +74,7 @@ export class ViewerSession {
   #pingTimer: NodeJS.Timeout | undefined;
   #connectTimer: NodeJS.Timeout | undefined;
   #disconnectTimer: NodeJS.Timeout | undefined;
-  framesSent = 0;
-  #lastStats: Extract<ViewerMessage, { kind: 'stats' }> | undefined;
+  #framesSent = 0;
 
   private constructor(options: ViewerSessionOptions) {
     this.id = options.id;
@@ -114,15 +113,6 @@ export class ViewerSession {
     return this.#closed;
   }
 
-  /** What the viewer's player last reported about itself (about once a second), if it reports. */
-  get playerStats(): Extract<ViewerMessage, { kind: 'stats' }> | undefined {
-    return this.#lastStats;
-  }
-
-  get rttMs(): number {
-    return this.#closed ? 0 : Math.max(0, this.#pc.rtt());
-  }
-
   /** Sends one encoded picture; before the first keyframe since the track opened, nothing is sent. */
   send(unit: AccessUnit, rtpTimestamp: number): void {
     if (!this.#trackOpen || this.#closed) return;
@@ -132,7 +122,7 @@ export class ViewerSession {
     }
     this.#rtpConfig.timestamp = rtpTimestamp;
     if (!this.#track.sendMessageBinary(unit.data)) return;
-    this.framesSent++;
+    this.#framesSent++;
     if (unit.captureNs > 0) {
       const captureUs = unit.captureNs / 1000;
       this.#clock.frameSent(rtpTimestamp, captureUs);
@@ -163,7 +153,7 @@ export class ViewerSession {
     } catch {
       // Already closed by the peer: nothing left to release.
     }
-    this.#log.info({ reason, framesSent: this.framesSent }, 'viewer left');
+    this.#log.info({ reason, framesSent: this.#framesSent }, 'viewer left');
     this.#events.onClosed(this, reason);
   }
 
@@ -295,7 +285,7 @@ export class ViewerSession {
         return;
       }
       case 'stats':
-        this.#lastStats = message;
+        // The player's own view (fps, loss, RTT), for its overlay; RTCP already tells the sidecar what it needs.
         return;
       case 'input':
         if (this.role !== 'control') this.#events.onRefused(this, 'role', 'view-only viewers cannot send input');

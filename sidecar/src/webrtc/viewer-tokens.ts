@@ -21,7 +21,7 @@ function digest(text: string): Buffer {
 
 export class ViewerTokens {
   readonly #files: Record<ViewerRole, string>;
-  #digests: Record<ViewerRole, Buffer> | undefined;
+  #digests: Record<ViewerRole, Buffer>;
   #readAt = 0;
 
   constructor(files: Record<ViewerRole, string>) {
@@ -50,7 +50,7 @@ export class ViewerTokens {
         // Mid-rotation the kubelet swaps a symlink; keep the tokens we had until the files read cleanly.
       }
     }
-    return this.#digests ?? this.#read();
+    return this.#digests;
   }
 
   #read(): Record<ViewerRole, Buffer> {

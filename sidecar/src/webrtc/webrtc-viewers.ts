@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AccessUnit } from '../native.ts';
 import { hasSps } from './h264-parameter-sets.ts';
+import type { RtcConfig } from 'node-datachannel';
 import { rtcConfig, type IceSettings } from './ice-config.ts';
 import { KeyframeLimiter } from './keyframe-limiter.ts';
 import { readOffer } from './sdp-offer.ts';
@@ -51,11 +52,13 @@ export class WebRtcViewers {
   readonly #options: WebRtcViewersOptions;
   readonly #entries = new Map<string, Entry>();
   readonly #keyframes: KeyframeLimiter;
+  readonly #rtcConfig: RtcConfig;
   #pending = 0;
   #closed = false;
 
   constructor(options: WebRtcViewersOptions) {
     this.#options = options;
+    this.#rtcConfig = rtcConfig(options.ice);
     this.#keyframes = new KeyframeLimiter(() => {
       options.pipeline.requestKeyframe();
     });
@@ -87,7 +90,7 @@ export class WebRtcViewers {
         role,
         offer,
         summary,
-        rtcConfig: rtcConfig(this.#options.ice),
+        rtcConfig: this.#rtcConfig,
         screen: this.#options.pipeline.screen(),
         log: this.#options.log,
         events: this.#events,
