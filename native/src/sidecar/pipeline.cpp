@@ -559,10 +559,16 @@ void Pipeline::run() {
     int timeout_ms = 100;
     int64_t interval = 1000000000 / stats_.max_fps.load();
     int64_t due = last_encode_ns_ + interval - interval / 10;  // 10 % slack for clock jitter
+    // The screen counts as still when nothing was encoded for this long: only then is the last frame encoded
+    // again for a joiner. Sooner, a frame that is merely late (jitter at the phone) would be sent twice.
+    int64_t still_after = std::max<int64_t>(2 * interval, 100000000);
     if (mapping_ && frame_pending_) {
       // Over the fps cap: wait until the next frame is due; frames published meanwhile are superseded.
       int64_t wait = due - now_ns();
       timeout_ms = wait > 0 ? static_cast<int>(wait / 1000000) + 1 : 0;
+    } else if (mapping_ && keyframe_requested_ && last_frame_number_) {
+      int64_t wait = last_encode_ns_ + still_after - now_ns();
+      timeout_ms = wait > 0 ? std::min(timeout_ms, static_cast<int>(wait / 1000000) + 1) : 0;
     }
     pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {listener_.fd(), POLLIN, 0}, {producer_fd_, POLLIN, 0}};
     int n = ::poll(fds, producer_fd_ >= 0 ? 3 : 2, timeout_ms);
@@ -578,7 +584,7 @@ void Pipeline::run() {
     if (!mapping_) continue;
     if (frame_pending_) {
       if (now_ns() >= due) encode_newest(false);
-    } else if (keyframe_requested_ && last_frame_number_ && now_ns() - last_encode_ns_ > interval) {
+    } else if (keyframe_requested_ && last_frame_number_ && now_ns() - last_encode_ns_ >= still_after) {
       // A static screen still answers a joiner: the last frame again, as a keyframe.
       encode_newest(true);
     }
