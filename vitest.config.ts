@@ -1,5 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
+// Tests that make node-datachannel PeerConnections (see the webrtc project for why they are kept apart).
+const WEBRTC_TESTS = [
+  'test/media/player-browser.test.ts',
+  'test/media/webrtc-viewers.test.ts',
+  'test/media/whip-push.test.ts',
+];
+
 export default defineConfig({
   test: {
     // The machine has 2 cores; integration tests share one local control plane.
@@ -22,7 +29,7 @@ export default defineConfig({
           // Real encoders, decoders and SRT peers: one file at a time keeps the 2 cores for the media.
           fileParallelism: false,
           include: ['test/media/**/*.test.ts'],
-          exclude: ['test/media/player-browser.test.ts', 'test/media/webrtc-viewers.test.ts'],
+          exclude: WEBRTC_TESTS,
           testTimeout: 60_000,
         },
       },
@@ -33,7 +40,7 @@ export default defineConfig({
           // here, taking the whole test run with it); in a forked process it does not.
           pool: 'forks',
           fileParallelism: false,
-          include: ['test/media/player-browser.test.ts', 'test/media/webrtc-viewers.test.ts'],
+          include: WEBRTC_TESTS,
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

@@ -26,8 +26,16 @@ export interface WhepSettings {
   maxViewers: number;
 }
 
+export interface WhipSettings {
+  /** The endpoint, placeholders expanded. */
+  url: string;
+  /** Read on every attempt, so a rotated Secret is picked up. */
+  tokenFile?: string;
+}
+
 export interface WebRtcSettings {
   whep?: WhepSettings;
+  whip?: WhipSettings;
   ice: IceSettings;
   /** Asked for, but this build's libdatachannel (libjuice) has no ICE-TCP: the sidecar says so at start. */
   iceTcpRequested: boolean;
@@ -87,7 +95,7 @@ function srtOptions(config: SidecarConfig, identity: PodIdentity): SrtOptions | 
   };
 }
 
-function webrtcSettings(config: SidecarConfig): WebRtcSettings | undefined {
+function webrtcSettings(config: SidecarConfig, identity: PodIdentity): WebRtcSettings | undefined {
   const webrtc = config.webrtc;
   if (!webrtc) return undefined;
   const servers = (webrtc.iceServers ?? []).map((server) => ({
@@ -96,7 +104,12 @@ function webrtcSettings(config: SidecarConfig): WebRtcSettings | undefined {
     credential: server.credentialFile ? readSecretFile(server.credentialFile, 'TURN credential') : undefined,
   }));
   const whep = webrtc.whep;
+  const whip = webrtc.whip;
   return {
+    whip: whip && {
+      url: expandPlaceholders(whip.url, identity, config.stream.name),
+      tokenFile: whip.tokenFile,
+    },
     whep: whep && {
       port: whep.port ?? 8443,
       tokenFiles: { view: whep.viewTokenFile, control: whep.controlTokenFile },
@@ -134,5 +147,11 @@ export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarS
     maxSize: video.maxSize ?? 0,
     srt: srtOptions(config, identity),
   };
-  return { config, pipeline, bitrate, metricsPort: config.metrics?.port ?? 9090, webrtc: webrtcSettings(config) };
+  return {
+    config,
+    pipeline,
+    bitrate,
+    metricsPort: config.metrics?.port ?? 9090,
+    webrtc: webrtcSettings(config, identity),
+  };
 }

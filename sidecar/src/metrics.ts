@@ -6,8 +6,9 @@ import type { PipelineStats } from './native.ts';
 import type { RefusedReason } from './webrtc/viewer-session.ts';
 import type { ViewerRole } from './webrtc/viewer-tokens.ts';
 import type { ViewerMetrics } from './webrtc/webrtc-viewers.ts';
+import type { WhipAttemptResult, WhipMetrics } from './webrtc/whip-publisher.ts';
 
-export class SidecarMetrics implements ViewerMetrics {
+export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
   readonly registry = new Registry();
   readonly #srtReconnects: Counter;
   #srtConnectedOnce = false;
@@ -15,6 +16,8 @@ export class SidecarMetrics implements ViewerMetrics {
   readonly #refused: Counter<'reason'>;
   readonly #keyframesWanted: Counter<'cause'>;
   readonly #glassToGlass: Histogram<'viewer'>;
+  readonly #whipAttempts: Counter<'result'>;
+  readonly #whipConnected: Gauge;
 
   constructor(stats: () => PipelineStats) {
     collectDefaultMetrics({ register: this.registry });
@@ -132,6 +135,25 @@ export class SidecarMetrics implements ViewerMetrics {
       buckets: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1],
       registers: [registry],
     });
+    this.#whipAttempts = new Counter({
+      name: 'cloudphone_whip_attempts_total',
+      help: 'WHIP push attempts, by how they ended: connected, refused (401/403), http, network, ice, token',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    this.#whipConnected = new Gauge({
+      name: 'cloudphone_whip_connected',
+      help: '1 while the WHIP push to the media server is connected',
+      registers: [registry],
+    });
+  }
+
+  whipAttempt(result: WhipAttemptResult): void {
+    this.#whipAttempts.inc({ result });
+  }
+
+  whipConnected(connected: boolean): void {
+    this.#whipConnected.set(connected ? 1 : 0);
   }
 
   viewers(role: ViewerRole, count: number): void {

@@ -1,18 +1,23 @@
 // The streaming sidecar: one native pipeline (phone -> H.264 -> SRT), its encoded pictures fanned out to
-// WebRTC viewers (WHEP, with the player page), bitrate adaptation from SRT statistics and the viewers' RTCP,
-// and the health and metrics endpoints the kubelet and Prometheus read.
+// WebRTC viewers (WHEP, with the player page) and a WHIP push to a media server, keyframe wishes from all of
+// them rate-limited into one encoder request stream, bitrate adaptation from SRT statistics and the WebRTC
+// peers' RTCP, and the health and metrics endpoints the kubelet and Prometheus read.
 
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { startHealthServer } from '../../operator/src/health-server.ts';
 import type { SidecarSettings } from './config.ts';
+import type { BackoffSettings } from './webrtc/reconnect-backoff.ts';
 import { SidecarMetrics } from './metrics.ts';
 import { NativePipeline, type PipelineEvent, type PipelineStats } from './native.ts';
 import { BitrateController } from './pipeline/bitrate-controller.ts';
+import { rtcConfig } from './webrtc/ice-config.ts';
+import { KeyframeLimiter } from './webrtc/keyframe-limiter.ts';
 import { PlayerAssets } from './webrtc/player-assets.ts';
 import { ViewerServer } from './webrtc/viewer-server.ts';
 import { ViewerTokens } from './webrtc/viewer-tokens.ts';
 import { WebRtcViewers } from './webrtc/webrtc-viewers.ts';
+import { WhipPublisher } from './webrtc/whip-publisher.ts';
 
 const ADAPT_INTERVAL_MS = 1000;
 
@@ -25,6 +30,8 @@ export interface SidecarOptions {
   viewerPort?: number;
   /** Every pipeline event, after the sidecar has handled it (tests and the local demo watch these). */
   onEvent?: (event: PipelineEvent) => void;
+  /** Delays between WHIP attempts (tests shorten them). */
+  whipBackoff?: BackoffSettings;
 }
 
 export class Sidecar {
@@ -36,6 +43,8 @@ export class Sidecar {
   readonly #bitrate: BitrateController | undefined;
   readonly #viewers: WebRtcViewers | undefined;
   readonly #viewerServer: ViewerServer | undefined;
+  readonly #whip: WhipPublisher | undefined;
+  readonly #keyframes: KeyframeLimiter;
   #appliedKbps: number;
   #server: Server | undefined;
   #adaptTimer: NodeJS.Timeout | undefined;
@@ -52,9 +61,30 @@ export class Sidecar {
     const srt = settings.pipeline.srt;
     if (srt) this.#bitrate = new BitrateController({ ...settings.bitrate, latencyMs: srt.latencyMs });
     this.#appliedKbps = settings.bitrate.targetKbps;
+    const pipeline = this.#pipeline;
+    // Viewers joining, PLIs, FIRs and the WHIP server's wishes: at most one encoder keyframe per 250 ms.
+    const keyframes = new KeyframeLimiter(() => {
+      pipeline.requestKeyframe();
+    });
+    this.#keyframes = keyframes;
+    const whip = settings.webrtc?.whip;
+    if (settings.webrtc && whip) {
+      this.#whip = new WhipPublisher({
+        url: whip.url,
+        tokenFile: whip.tokenFile,
+        rtcConfig: rtcConfig(settings.webrtc.ice),
+        bitrate: settings.bitrate,
+        requestKeyframe: () => {
+          keyframes.want();
+        },
+        parameterSets: () => pipeline.parameterSets(),
+        metrics: this.#metrics,
+        log,
+        backoff: options.whipBackoff,
+      });
+    }
     const whep = settings.webrtc?.whep;
     if (settings.webrtc && whep) {
-      const pipeline = this.#pipeline;
       this.#viewers = new WebRtcViewers({
         maxViewers: whep.maxViewers,
         ice: settings.webrtc.ice,
@@ -63,7 +93,7 @@ export class Sidecar {
         log,
         pipeline: {
           requestKeyframe: () => {
-            pipeline.requestKeyframe();
+            keyframes.want();
           },
           sendInput: (control) => {
             pipeline.sendInput(control);
@@ -75,20 +105,23 @@ export class Sidecar {
           },
         },
       });
-      const viewers = this.#viewers;
-      pipeline.onAccessUnit((unit) => {
-        viewers.accessUnit(unit);
-      });
       this.#viewerServer = new ViewerServer({
         host: options.viewerHost ?? '0.0.0.0',
         port: options.viewerPort ?? whep.port,
         tokens: new ViewerTokens(whep.tokenFiles),
-        viewers,
+        viewers: this.#viewers,
         iceServers: settings.webrtc.ice.servers,
         player: new PlayerAssets(),
         log,
       });
     }
+    const viewers = this.#viewers;
+    const publisher = this.#whip;
+    if (viewers || publisher)
+      pipeline.onAccessUnit((unit) => {
+        viewers?.accessUnit(unit);
+        publisher?.accessUnit(unit);
+      });
   }
 
   /** Port of the WHEP endpoint and the player page, once started; 0 without WHEP. */
@@ -122,7 +155,8 @@ export class Sidecar {
       this.#server = undefined;
       throw error;
     }
-    if (this.#bitrate || this.#viewers)
+    this.#whip?.start();
+    if (this.#bitrate || this.#viewers || this.#whip)
       this.#adaptTimer = setInterval(() => {
         this.#adaptBitrate();
       }, ADAPT_INTERVAL_MS);
@@ -137,8 +171,6 @@ export class Sidecar {
       },
       'sidecar started',
     );
-    if (this.#settings.config.webrtc?.whip)
-      this.#log.warn('webrtc.whip is set, but WHIP push is not in this sidecar yet: nothing is pushed');
     if (this.#settings.webrtc?.iceTcpRequested)
       this.#log.warn(
         'webrtc.iceTcp is set, but this build has no ICE-TCP (libjuice): offer TURN over TCP or TLS instead',
@@ -161,7 +193,9 @@ export class Sidecar {
 
   async stop(): Promise<void> {
     clearInterval(this.#adaptTimer);
+    this.#keyframes.close();
     this.#viewers?.close();
+    await this.#whip?.close();
     await this.#viewerServer?.close();
     this.#pipeline.stop();
     const server = this.#server;
@@ -177,16 +211,21 @@ export class Sidecar {
     this.#log.info('sidecar stopped');
   }
 
-  /** The lower of what SRT and the viewers allow (each within the stream's min..max), once a second. */
+  /**
+   * Once a second, the lowest of what SRT, the viewers and the WHIP server allow (each within the stream's
+   * min..max): one encode feeds them all, so the weakest path sets the rate (a media server that fans out
+   * to many people counts like one viewer).
+   */
   #adaptBitrate(): void {
     this.#bitrate?.update(this.#pipeline.stats().srt);
     const srtKbps = this.#bitrate?.currentKbps ?? Infinity;
     const viewerKbps = this.#viewers?.allowedKbps() ?? Infinity;
-    const next = Math.min(srtKbps, viewerKbps);
+    const whipKbps = this.#whip?.allowedKbps() ?? Infinity;
+    const next = Math.min(srtKbps, viewerKbps, whipKbps);
     if (!Number.isFinite(next) || next === this.#appliedKbps) return;
     this.#appliedKbps = next;
     this.#pipeline.setBitrate(next);
-    this.#log.info({ kbps: next, srtKbps, viewerKbps }, 'bitrate adapted');
+    this.#log.info({ kbps: next, srtKbps, viewerKbps, whipKbps }, 'bitrate adapted');
   }
 
   #onEvent(event: PipelineEvent): void {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the control-plane tools from their Go modules at the versions pinned in versions.env
+# Builds the control-plane tools (and mediamtx, the media server of the WHIP tests) from their Go modules at the versions pinned in versions.env
 # and installs them into .cache/bin/. Reuses what is there when the pins have not changed.
 #
 # k8s.io/kubernetes cannot be `go install`ed: its go.mod redirects the k8s.io/* staging modules
@@ -15,7 +15,7 @@ source "$here/versions.env"
 bin_dir="$root/.cache/bin"
 stamp_file="$bin_dir/.pins"
 pins=$(cat "$here/versions.env" "$here/build-tools.sh" | sha256sum | cut -c1-16)
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm mediamtx)
 
 all_present() {
   local t
@@ -119,6 +119,25 @@ done > "$bin_dir/kwok-stages.yaml"
 step "building helm $HELM_VERSION"
 GOBIN="$bin_dir" quiet go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
   "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+
+# --- mediamtx ------------------------------------------------------------------------------
+# Its module leaves out two files its own `go generate` downloads (the version string, and hls.js for the HLS
+# player page): the build copies the module and writes the version and an empty HLS script in their place (the
+# tests use its WHIP, WHEP and RTSP sides, never the HLS page). On arm64 it also embeds a Raspberry Pi camera
+# helper, which gets an empty placeholder too.
+step "building mediamtx $MEDIAMTX_VERSION"
+mediamtx_dir=$(go mod download -json "github.com/bluenviron/mediamtx@$MEDIAMTX_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+mediamtx_work="$work/mediamtx"
+rm -rf "$mediamtx_work"
+cp -r "$mediamtx_dir" "$mediamtx_work"
+chmod -R u+w "$mediamtx_work"
+echo "$MEDIAMTX_VERSION" > "$mediamtx_work/internal/core/VERSION"
+echo '// not built: the HLS page is not used' > "$mediamtx_work/internal/servers/hls/hls.min.js"
+for camera in mtxrpicam_32 mtxrpicam_64; do
+  mkdir -p "$mediamtx_work/internal/staticsources/rpicamera/$camera"
+  touch "$mediamtx_work/internal/staticsources/rpicamera/$camera/none"
+done
+(cd "$mediamtx_work" && quiet go build -ldflags "-s -w" -o "$bin_dir/mediamtx" .)
 
 all_present || { echo "cluster tools: a binary is missing after the build" >&2; exit 1; }
 echo "$pins" > "$stamp_file"

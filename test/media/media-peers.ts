@@ -159,11 +159,11 @@ function lines(child: ChildProcess, onLine: (line: string) => void): void {
   if (child.stdout) createInterface({ input: child.stdout }).on('line', onLine);
 }
 
-/** SIGTERM, then SIGKILL after 3 s; resolves once the child has exited. */
-export async function stopChild(child: ChildProcess): Promise<void> {
+/** SIGTERM (or the signal given), then SIGKILL after 3 s; resolves once the child has exited. */
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
-  child.kill('SIGTERM');
+  child.kill(signal);
   const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
   await exited;
   clearTimeout(timer);

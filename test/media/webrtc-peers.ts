@@ -23,6 +23,8 @@ export interface WhepPhone {
   base: string;
   sidecar: Sidecar;
   simulator: Simulator;
+  /** The folder of the token files. */
+  tokens: string;
   /** A sample of its /metrics, named with its labels (`name{reason="role"}`); 0 when absent. */
   metric(name: string): Promise<number>;
   /** Stops what was started, in reverse order. */
@@ -36,6 +38,11 @@ export interface WhepPhoneOptions {
   whep?: Record<string, unknown>;
   /** More webrtc settings; {tokens} stands for the folder the token and credential files are in. */
   webrtc?: Record<string, unknown>;
+  /** More files for that folder (name -> content), written before the sidecar starts. */
+  files?: Record<string, string>;
+  /** Serve WHEP (default true). */
+  serveWhep?: boolean;
+  whipBackoff?: { initialMs: number; maxMs: number };
   bitrate?: { targetKbps: number; minKbps: number; maxKbps: number };
 }
 
@@ -50,11 +57,13 @@ export async function startWhepPhone(options: WhepPhoneOptions): Promise<WhepPho
   writeFileSync(join(tokens, 'view'), `${VIEWER_TOKEN}\n`);
   writeFileSync(join(tokens, 'control'), CONTROL_TOKEN);
   writeFileSync(join(tokens, 'turn'), 'turn-secret');
+  for (const [name, content] of Object.entries(options.files ?? {})) writeFileSync(join(tokens, name), content);
+  const whep = { viewTokenFile: join(tokens, 'view'), controlTokenFile: join(tokens, 'control'), ...options.whep };
   const config = sidecarConfig({
     sharedDir: shared.path,
     video: { fps: options.fps ?? 30, bitrate: options.bitrate ?? { targetKbps: 1500, minKbps: 300, maxKbps: 3000 } },
     webrtc: {
-      whep: { viewTokenFile: join(tokens, 'view'), controlTokenFile: join(tokens, 'control'), ...options.whep },
+      ...(options.serveWhep === false ? {} : { whep }),
       ...(JSON.parse(JSON.stringify(options.webrtc ?? {}).replaceAll('{tokens}', tokens)) as Record<string, unknown>),
     },
   });
@@ -64,6 +73,7 @@ export async function startWhepPhone(options: WhepPhoneOptions): Promise<WhepPho
     metricsPort: 0,
     viewerHost: '127.0.0.1',
     viewerPort: 0,
+    whipBackoff: options.whipBackoff,
   });
   await sidecar.start();
   const simulator = new Simulator({
@@ -84,7 +94,7 @@ export async function startWhepPhone(options: WhepPhoneOptions): Promise<WhepPho
     throw error;
   }
   const metric = async (name: string): Promise<number> => (await readMetric(sidecar.metricsPort, name)) ?? 0;
-  return { base: `http://127.0.0.1:${String(sidecar.viewerPort)}`, sidecar, simulator, metric, stop };
+  return { base: `http://127.0.0.1:${String(sidecar.viewerPort)}`, sidecar, simulator, tokens, metric, stop };
 }
 
 export async function whepRequest(

@@ -1,7 +1,11 @@
 // Whether an Annex-B access unit carries an SPS, so a keyframe that lacks one (a phone's MediaCodec sends
-// SPS/PPS only once) can be given the cached parameter sets before it goes to a viewer that just joined.
+// SPS/PPS only once) can be given the cached parameter sets before it goes to a peer that just joined; and
+// the RTP timestamp every WebRTC sink sends a picture with, so they all agree.
+
+import type { AccessUnit } from '../native.ts';
 
 const SPS = 7;
+const RTP_TIMESTAMP_RANGE = 2 ** 32;
 
 export function hasSps(accessUnit: Uint8Array): boolean {
   // SPS, when present, comes before the first slice: looking at the first NAL units is enough.
@@ -15,4 +19,16 @@ export function hasSps(accessUnit: Uint8Array): boolean {
     }
   }
   return false;
+}
+
+/** The unit itself, or for a keyframe without SPS/PPS a copy with the cached sets in front. */
+export function withParameterSets(unit: AccessUnit, parameterSets: () => Buffer): AccessUnit {
+  if (!unit.keyframe || hasSps(unit.data)) return unit;
+  const sets = parameterSets();
+  return sets.length > 0 ? { ...unit, data: Buffer.concat([sets, unit.data]) } : unit;
+}
+
+/** The 90 kHz presentation time, wrapped to RTP's 32 bits. */
+export function rtpTimestampOf(unit: AccessUnit): number {
+  return unit.pts90k % RTP_TIMESTAMP_RANGE;
 }

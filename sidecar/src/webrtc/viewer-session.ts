@@ -7,11 +7,11 @@
 // DELETE, by the peer (failed, closed, or disconnected for longer than DISCONNECT_GRACE_MS), by a
 // connect timeout, or by the sidecar stopping. close() is the one teardown path and is idempotent.
 
-import { randomInt } from 'node:crypto';
 import ndc from 'node-datachannel';
 import type { Logger } from 'pino';
 import { readViewerMessage, type AccessUnit } from '../native.ts';
 import { GlassToGlassClock } from './glass-to-glass-clock.ts';
+import { H264Track } from './h264-track.ts';
 import { InputRateLimit } from './input-rate-limit.ts';
 import { readRtcpFeedback, type RtcpFeedback } from './rtcp-feedback.ts';
 import type { OfferSummary } from './sdp-offer.ts';
@@ -22,8 +22,6 @@ const GATHER_TIMEOUT_MS = 2000;
 const CONNECT_TIMEOUT_MS = 20_000;
 const DISCONNECT_GRACE_MS = 5000;
 const PING_INTERVAL_MS = 1000;
-// Packets kept for retransmission: a 1080p IDR at 8 Mbit/s is a few hundred packets, with room to spare.
-const NACK_HISTORY_PACKETS = 2048;
 const DATA_CHANNEL_LABEL = 'cloudphone';
 
 /** Why a viewer's message was not acted on (a metric label). */
@@ -60,15 +58,12 @@ export class ViewerSession {
   readonly #log: Logger;
   readonly #events: ViewerSessionEvents;
   readonly #pc: ndc.PeerConnection;
-  readonly #track: ndc.Track;
-  readonly #rtpConfig: ndc.RtpPacketizationConfig;
+  readonly #track: H264Track;
   readonly #writer = new ViewerMessageWriter();
   readonly #clock = new GlassToGlassClock();
   readonly #inputLimit = new InputRateLimit();
   #channel: ndc.DataChannel | undefined;
   #screen: { width: number; height: number };
-  #trackOpen = false;
-  #waitingForKeyframe = true;
   #closed = false;
   #pingId = 0;
   #pingTimer: NodeJS.Timeout | undefined;
@@ -84,16 +79,11 @@ export class ViewerSession {
     this.#screen = options.screen;
     this.#pc = new ndc.PeerConnection(`viewer-${options.id}`, options.rtcConfig);
     const { summary } = options;
-    const ssrc = randomInt(1, 2 ** 31);
-    const video = new ndc.Video(summary.videoMid, 'SendOnly');
-    video.addH264Codec(summary.h264PayloadType, summary.h264Fmtp);
-    video.addSSRC(ssrc, 'cloudphone', 'cloudphone', 'screen');
-    this.#track = this.#pc.addTrack(video);
-    this.#rtpConfig = new ndc.RtpPacketizationConfig(ssrc, 'cloudphone', summary.h264PayloadType, 90000);
-    const packetizer = new ndc.H264RtpPacketizer('StartSequence', this.#rtpConfig);
-    packetizer.addToChain(new ndc.RtcpSrReporter(this.#rtpConfig));
-    packetizer.addToChain(new ndc.RtcpNackResponder(NACK_HISTORY_PACKETS));
-    this.#track.setMediaHandler(packetizer);
+    this.#track = new H264Track(this.#pc, {
+      mid: summary.videoMid,
+      payloadType: summary.h264PayloadType,
+      fmtp: summary.h264Fmtp,
+    });
     this.#wire();
   }
 
@@ -115,13 +105,7 @@ export class ViewerSession {
 
   /** Sends one encoded picture; before the first keyframe since the track opened, nothing is sent. */
   send(unit: AccessUnit, rtpTimestamp: number): void {
-    if (!this.#trackOpen || this.#closed) return;
-    if (this.#waitingForKeyframe) {
-      if (!unit.keyframe) return;
-      this.#waitingForKeyframe = false;
-    }
-    this.#rtpConfig.timestamp = rtpTimestamp;
-    if (!this.#track.sendMessageBinary(unit.data)) return;
+    if (this.#closed || !this.#track.send(unit, rtpTimestamp)) return;
     this.#framesSent++;
     if (unit.captureNs > 0) {
       const captureUs = unit.captureNs / 1000;
@@ -195,14 +179,11 @@ export class ViewerSession {
     );
     this.#track.onOpen(
       this.#guard(() => {
-        this.#trackOpen = true;
-        this.#waitingForKeyframe = true;
         this.#log.info('viewer connected');
         this.#events.onWantsKeyframe(this, 'join');
       }),
     );
-    // RTCP the media handlers did not consume: PLI, FIR, REMB, receiver reports.
-    this.#track.onMessage(
+    this.#track.onRtcp(
       this.#guard((packet: Buffer) => {
         const feedback = readRtcpFeedback(packet);
         if (feedback.pictureLost) this.#events.onWantsKeyframe(this, 'picture-loss');

@@ -1,15 +1,15 @@
 // Every WHEP viewer of this phone: one encode, sent to all of them (each viewer's packetizer, NACK history
-// and SRTP run natively in libdatachannel). Admits viewers up to the cap, asks the encoder for keyframes
-// (rate-limited) when a viewer joins or loses the picture, forwards control viewers' input to the phone,
-// and says which bitrate the viewers allow (the weakest control viewer's; see viewer-bitrate.ts).
+// and SRTP run natively in libdatachannel). Admits viewers up to the cap, asks for a keyframe when a viewer
+// joins or loses the picture (the sidecar rate-limits what reaches the encoder), forwards control viewers'
+// input to the phone, and says which bitrate the viewers allow (the weakest control viewer's; see
+// viewer-bitrate.ts).
 
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AccessUnit } from '../native.ts';
-import { hasSps } from './h264-parameter-sets.ts';
+import { rtpTimestampOf, withParameterSets } from './h264-parameter-sets.ts';
 import type { RtcConfig } from 'node-datachannel';
 import { rtcConfig, type IceSettings } from './ice-config.ts';
-import { KeyframeLimiter } from './keyframe-limiter.ts';
 import { readOffer } from './sdp-offer.ts';
 import { ViewerBitrate, viewersAllowKbps, type BitrateRange } from './viewer-bitrate.ts';
 import { ViewerSession, type RefusedReason, type ViewerSessionEvents } from './viewer-session.ts';
@@ -18,6 +18,7 @@ import { WhepError } from './whep-error.ts';
 
 /** What the viewers need from the media pipeline. */
 export interface ViewerPipeline {
+  /** Rate-limited by the caller: every viewer's wish is passed on. */
   requestKeyframe(): void;
   sendInput(control: Uint8Array): void;
   parameterSets(): Buffer;
@@ -46,12 +47,9 @@ interface Entry {
   bitrate: ViewerBitrate;
 }
 
-const RTP_TIMESTAMP_RANGE = 2 ** 32;
-
 export class WebRtcViewers {
   readonly #options: WebRtcViewersOptions;
   readonly #entries = new Map<string, Entry>();
-  readonly #keyframes: KeyframeLimiter;
   readonly #rtcConfig: RtcConfig;
   #pending = 0;
   #closed = false;
@@ -59,9 +57,6 @@ export class WebRtcViewers {
   constructor(options: WebRtcViewersOptions) {
     this.#options = options;
     this.#rtcConfig = rtcConfig(options.ice);
-    this.#keyframes = new KeyframeLimiter(() => {
-      options.pipeline.requestKeyframe();
-    });
   }
 
   get count(): number {
@@ -115,12 +110,8 @@ export class WebRtcViewers {
   /** Sends one encoded picture to every viewer; on the JavaScript thread, from the pipeline's queue. */
   accessUnit(unit: AccessUnit): void {
     if (this.#entries.size === 0) return;
-    let sent = unit;
-    if (unit.keyframe && !hasSps(unit.data)) {
-      const sets = this.#options.pipeline.parameterSets();
-      if (sets.length > 0) sent = { ...unit, data: Buffer.concat([sets, unit.data]) };
-    }
-    const rtpTimestamp = unit.pts90k % RTP_TIMESTAMP_RANGE;
+    const sent = withParameterSets(unit, () => this.#options.pipeline.parameterSets());
+    const rtpTimestamp = rtpTimestampOf(unit);
     for (const { session } of this.#entries.values()) session.send(sent, rtpTimestamp);
   }
 
@@ -139,7 +130,6 @@ export class WebRtcViewers {
 
   close(): void {
     this.#closed = true;
-    this.#keyframes.close();
     for (const { session } of [...this.#entries.values()]) session.close('the sidecar is stopping');
     // No ndc.cleanup() here: after it, a later PeerConnection in the same process (tests start many sidecars)
     // left libdatachannel to crash at process exit (seen here). Its threads end with the process.
@@ -155,7 +145,7 @@ export class WebRtcViewers {
   readonly #events: ViewerSessionEvents = {
     onWantsKeyframe: (_session, cause) => {
       this.#options.metrics.keyframeWanted(cause);
-      this.#keyframes.want();
+      this.#options.pipeline.requestKeyframe();
     },
     onInput: (session, control) => {
       try {

@@ -1,0 +1,159 @@
+// mediamtx (built from its Go module by test/cluster/build-tools.sh) as the media server a sidecar pushes to
+// with WHIP: loopback only, WebRTC and RTSP (TCP) on free ports, everything else off. One user may publish,
+// with the bearer token `cloudphone:<password>` (mediamtx reads user:pass from a Bearer header); anyone may
+// read. What it received is read back over RTSP by ffmpeg and the stamps decoded.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freeTcpPort, freeUdpPort, readStamps, stopChild, tempDir, type Stamp } from './media-peers.ts';
+
+/** A path as mediamtx's API lists it (the fields the tests read). */
+export interface ServerPath {
+  name: string;
+  ready: boolean;
+  source: { type: string; id: string } | null;
+  tracks: string[];
+  bytesReceived: number;
+}
+
+const MEDIAMTX = fileURLToPath(new URL('../../.cache/bin/mediamtx', import.meta.url));
+
+export class MediaServer {
+  readonly publisherPassword: string;
+  readonly webrtcPort: number;
+  readonly rtspPort: number;
+  readonly apiPort: number;
+  readonly #udpPort: number;
+  readonly #dir: { path: string; remove: () => void };
+  readonly log: string[] = [];
+  #child: ChildProcess | undefined;
+
+  private constructor(ports: { webrtc: number; rtsp: number; api: number; udp: number }, password: string) {
+    this.webrtcPort = ports.webrtc;
+    this.rtspPort = ports.rtsp;
+    this.apiPort = ports.api;
+    this.#udpPort = ports.udp;
+    this.publisherPassword = password;
+    this.#dir = tempDir('cloudphone-mediamtx-');
+  }
+
+  static async start(password = 'whip-secret-0123456789'): Promise<MediaServer> {
+    const server = new MediaServer(
+      { webrtc: await freeTcpPort(), rtsp: await freeTcpPort(), api: await freeTcpPort(), udp: await freeUdpPort() },
+      password,
+    );
+    await server.startProcess();
+    return server;
+  }
+
+  /** The WHIP endpoint of a path. */
+  whipUrl(path: string): string {
+    return `http://127.0.0.1:${String(this.webrtcPort)}/${path}/whip`;
+  }
+
+  /** The token a publisher presents. */
+  get publisherToken(): string {
+    return `cloudphone:${this.publisherPassword}`;
+  }
+
+  /** (Re)starts the process with the same ports and config; resolves when its WebRTC port answers. */
+  async startProcess(): Promise<void> {
+    const config = join(this.#dir.path, 'mediamtx.yml');
+    writeFileSync(
+      config,
+      [
+        'logLevel: info',
+        'logDestinations: [stdout]',
+        'api: yes',
+        `apiAddress: 127.0.0.1:${String(this.apiPort)}`,
+        'metrics: no',
+        'playback: no',
+        'rtmp: no',
+        'hls: no',
+        'srt: no',
+        'rtsp: yes',
+        'rtspTransports: [tcp]',
+        `rtspAddress: 127.0.0.1:${String(this.rtspPort)}`,
+        'webrtc: yes',
+        `webrtcAddress: 127.0.0.1:${String(this.webrtcPort)}`,
+        `webrtcLocalUDPAddress: 127.0.0.1:${String(this.#udpPort)}`,
+        'webrtcIPsFromInterfaces: no',
+        'webrtcAdditionalHosts: [127.0.0.1]',
+        'authMethod: internal',
+        'authInternalUsers:',
+        '- user: cloudphone',
+        `  pass: ${this.publisherPassword}`,
+        '  permissions: [{action: publish}]',
+        '- user: any',
+        '  permissions: [{action: read}, {action: api}]',
+        'paths:',
+        '  all_others:',
+        '',
+      ].join('\n'),
+    );
+    const child = spawn(MEDIAMTX, [config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#child = child;
+    const keep = (chunk: Buffer): void => {
+      this.log.push(...chunk.toString().split('\n').filter(Boolean));
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`mediamtx exited: ${this.log.slice(-5).join(' | ')}`);
+      try {
+        await fetch(`http://127.0.0.1:${String(this.webrtcPort)}/`);
+        return;
+      } catch {
+        if (Date.now() > deadline) throw new Error('mediamtx did not start listening in 10 s');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
+
+  /** What the server's API says about a path: undefined when it has none by that name. */
+  async path(name: string): Promise<ServerPath | undefined> {
+    const response = await fetch(`http://127.0.0.1:${String(this.apiPort)}/v3/paths/list`);
+    const list = (await response.json()) as { items: ServerPath[] };
+    return list.items.find((item) => item.name === name);
+  }
+
+  /** Ends the process as an operator's restart or a crash would (SIGKILL: no goodbye to its peers). */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    if (child) await stopChild(child, 'SIGKILL');
+  }
+
+  async stop(): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    if (child) await stopChild(child);
+    this.#dir.remove();
+  }
+}
+
+/** ffmpeg reading a path back from the media server over RTSP, decoded to grey frames, stamps read back. */
+export class RtspReader {
+  readonly stamps: Stamp[] = [];
+  readonly #ffmpeg: ChildProcess;
+  readonly #reader: ChildProcess;
+
+  constructor(url: string, width: number, height: number) {
+    this.#ffmpeg = spawn(
+      'ffmpeg',
+      ['-hide_banner', '-loglevel', 'error', '-rtsp_transport', 'tcp', '-fflags', 'nobuffer', '-flags', 'low_delay']
+        .concat(['-i', url, '-fps_mode', 'passthrough', '-vf', `scale=${String(width)}:${String(height)}`])
+        .concat(['-f', 'rawvideo', '-pix_fmt', 'gray', '-']),
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    this.#reader = readStamps(this.#ffmpeg, width, height, this.stamps);
+  }
+
+  async stop(): Promise<void> {
+    await stopChild(this.#ffmpeg);
+    await stopChild(this.#reader);
+  }
+}
