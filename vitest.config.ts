@@ -5,6 +5,7 @@ const WEBRTC_TESTS = [
   'test/media/player-browser.test.ts',
   'test/media/webrtc-viewers.test.ts',
   'test/media/whip-push.test.ts',
+  'test/media/packet-loss.test.ts',
 ];
 
 export default defineConfig({

@@ -15,10 +15,11 @@ cd "$root"
 # The media path: libx264, libyuv, libavformat (its mpegts muxer) and libsrt in the GnuTLS flavour that
 # libavformat itself links, so one libsrt lives in the sidecar. ffmpeg is the SRT receiver in tests.
 # clang and its runtime libraries build the libFuzzer target. Chromium is the browser the player page is tested
-# in (driven by playwright-core, which never downloads a browser of its own).
+# in (driven by playwright-core, which never downloads a browser of its own). nftables makes real packet loss
+# on a sidecar's UDP port in the loss test (this kernel has no tc netem).
 apt_packages=(flatbuffers-compiler libflatbuffers-dev g++ make pkg-config openssl curl iproute2 ca-certificates
   libx264-dev libyuv-dev libsrt-gnutls-dev libavformat-dev libavcodec-dev libavutil-dev ffmpeg
-  clang libclang-rt-14-dev chromium)
+  clang libclang-rt-14-dev chromium nftables)
 
 missing=()
 for package in "${apt_packages[@]}"; do

@@ -16,6 +16,19 @@ export interface ShownFrame {
 interface PageProbes {
   shownFrames?: ShownFrame[];
   phonePointInPage(point: readonly [number, number]): { x: number; y: number };
+  inboundVideoStats(): Promise<InboundVideoStats | undefined>;
+}
+
+/** Chromium's inbound-rtp statistics of the player's video (see browser/page-probes.ts). */
+export interface InboundVideoStats {
+  packetsReceived: number;
+  packetsLost: number;
+  nackCount: number;
+  pliCount: number;
+  framesDecoded: number;
+  keyFramesDecoded: number;
+  freezeCount: number;
+  totalFreezesDuration: number;
 }
 
 let probes: string | undefined;
@@ -55,6 +68,10 @@ export async function openPlayer(browser: Browser, base: string, token: string):
 
 export async function shownFrames(page: Page): Promise<ShownFrame[]> {
   return page.evaluate(() => (globalThis as unknown as PageProbes).shownFrames ?? []);
+}
+
+export async function inboundVideoStats(page: Page): Promise<InboundVideoStats | undefined> {
+  return page.evaluate(() => (globalThis as unknown as PageProbes).inboundVideoStats());
 }
 
 /** Where in the page a point of the phone's screen (normalized) is, given the letterboxed video. */

@@ -73,5 +73,48 @@ function phonePointInPage([px, py]: readonly [number, number]): { x: number; y: 
   return { x: left + px * video.videoWidth * scale, y: top + py * video.videoHeight * scale };
 }
 
-Object.assign(globalThis, { phonePointInPage });
+/** What Chromium's getStats() says about the video the page receives (the fields the tests read). */
+interface InboundVideoStats {
+  packetsReceived: number;
+  packetsLost: number;
+  nackCount: number;
+  pliCount: number;
+  framesDecoded: number;
+  keyFramesDecoded: number;
+  freezeCount: number;
+  totalFreezesDuration: number;
+}
+
+// Every PeerConnection the page makes, so a test can read its statistics.
+const peerConnections: RTCPeerConnection[] = [];
+const PageRTCPeerConnection = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends PageRTCPeerConnection {
+  constructor(configuration?: RTCConfiguration) {
+    super(configuration);
+    peerConnections.push(this);
+  }
+};
+
+/** The inbound video statistics of the page's newest PeerConnection; undefined before it receives video. */
+async function inboundVideoStats(): Promise<InboundVideoStats | undefined> {
+  const pc = peerConnections.at(-1);
+  if (!pc) return undefined;
+  for (const stats of (await pc.getStats()).values() as IterableIterator<Record<string, unknown>>) {
+    if (stats.type !== 'inbound-rtp' || stats.kind !== 'video') continue;
+    const number = (name: keyof InboundVideoStats): number => Number(stats[name] ?? 0);
+    return {
+      packetsReceived: number('packetsReceived'),
+      packetsLost: number('packetsLost'),
+      nackCount: number('nackCount'),
+      pliCount: number('pliCount'),
+      framesDecoded: number('framesDecoded'),
+      keyFramesDecoded: number('keyFramesDecoded'),
+      freezeCount: number('freezeCount'),
+      totalFreezesDuration: number('totalFreezesDuration'),
+    };
+  }
+  return undefined;
+}
+
+Object.assign(globalThis, { phonePointInPage, inboundVideoStats });
 window.addEventListener('DOMContentLoaded', installStampProbe);
