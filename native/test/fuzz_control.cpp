@@ -4,7 +4,10 @@
 //           access unit assembler, fed the fragment and then the same bytes as its continuation);
 //   mode 1: a framebuffer header page, mapped the way the pipeline maps it, then the seqlock reads and
 //           a touch of the first and last byte of the newest frame (a bounds mistake faults here);
-//   mode 2: a message the C producer library reads from the sidecar (fb_wire.c's reader).
+//   mode 2: a message the C producer library reads from the sidecar (fb_wire.c's reader);
+//   mode 3: a message a WebRTC viewer sent on its data channel (read_viewer_message), and for an input event
+//           the control message it was re-encoded as, which the phone's reader must accept as that input
+//           (anything else is a bug: the trap makes libFuzzer report it).
 // The first input byte picks the mode, the second carries flags, the rest is the payload.
 // Built by `make -C native fuzz`; seeds come from build/cloudphone-fuzz-seeds.
 #include <sys/mman.h>
@@ -20,6 +23,7 @@
 #include "../src/sidecar/access_unit_assembler.h"
 #include "../src/sidecar/control_message.h"
 #include "../src/sidecar/framebuffer_mapping.h"
+#include "../src/sidecar/viewer_message.h"
 
 extern "C" {
 #include "../src/producer/fb_wire.h"
@@ -103,11 +107,21 @@ void fuzz_producer_reader(const uint8_t* data, std::size_t size) {
   }
 }
 
+void fuzz_viewer_message(const uint8_t* data, std::size_t size) {
+  ViewerMessage message = read_viewer_message(data, size);
+  if (message.kind == ViewerKind::Invalid && message.reason.empty()) __builtin_trap();  // refused without a reason
+  if (message.kind != ViewerKind::Input) return;
+  cp_body body;
+  fbr_table table;
+  if (!fbr_message(message.control.data(), message.control.size(), &body, &table)) __builtin_trap();
+  if (body != CP_BODY_TOUCH && body != CP_BODY_KEY && body != CP_BODY_TEXT && body != CP_BODY_SCROLL) __builtin_trap();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
-  uint8_t mode = data[0] % 3, flags = data[1];
+  uint8_t mode = data[0] % 4, flags = data[1];
   data += 2;
   size -= 2;
   // An aligned heap copy of exactly the payload's size, so AddressSanitizer sees any read past its end.
@@ -122,8 +136,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     case 1:
       fuzz_framebuffer(flags, message, size);
       break;
-    default:
+    case 2:
       fuzz_producer_reader(message, size);
+      break;
+    default:
+      fuzz_viewer_message(message, size);
       break;
   }
   return 0;
