@@ -5,15 +5,20 @@
 // are put on one clock here, on the same machine.
 //
 // Also: the time from opening the player page to the first frame on screen (page load, WHEP, ICE, DTLS, the
-// keyframe asked for on join), over several joins; and the sidecar's own view of the same latency (the
-// render reports the page sends, on its /metrics).
+// keyframe asked for on join), over several joins, with the steps it took; and the sidecar's own view of the
+// same latency (the render reports the page sends, on its /metrics).
+//
+// Side by side, a peer: the same encode pushed by the sidecar with WHIP to mediamtx (built from its Go module)
+// and played in the same Chromium from mediamtx's own WHEP reader page, measured the same way.
 //
 //   npm run bench:webrtc [-- --seconds 20 --joins 5]
 // Results: bench/results/webrtc.json.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { launchChromium, openPlayer, shownFrames } from '../test/media/chromium-player.ts';
+import type { Page } from 'playwright-core';
+import { joinSteps, launchChromium, openPage, openPlayer, shownFrames } from '../test/media/chromium-player.ts';
 import { metricSamples } from '../test/media/media-peers.ts';
+import { MEDIAMTX_VERSION, MediaServer } from '../test/media/media-server.ts';
 import { CONTROL_TOKEN, startWhepPhone } from '../test/media/webrtc-peers.ts';
 import { percentile, round } from './figures.ts';
 
@@ -35,65 +40,120 @@ async function sleep(ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+interface Measured {
+  g2g_p50_ms: number;
+  g2g_p99_ms: number;
+  first_frame_ms: number;
+  first_frame_max_ms: number;
+  first_frame_phases_median_ms: Record<string, number>;
+  frames_shown: number;
+  frames_missed: number;
+}
+
+/**
+ * Joins a page `joins` times (first frame and its steps), then watches one for `seconds` (glass to glass).
+ * open makes a new page that plays the phone, with the stamp probe in it.
+ */
+async function measure(open: () => Promise<Page>, joins: number, seconds: number): Promise<Measured> {
+  const firstFrames: number[] = [];
+  const phases: Record<string, number[]> = { page: [], whep: [], connect: [], picture: [] };
+  for (let i = 0; i < joins; i++) {
+    const openedAt = performance.timeOrigin + performance.now();
+    const page = await open();
+    let first: number | undefined;
+    while (first === undefined) {
+      first = (await shownFrames(page))[0]?.shownAtMs;
+      if (first === undefined) await sleep(10);
+    }
+    firstFrames.push(first - openedAt);
+    // On the page's clock: loading the page (and, for ours, the OPTIONS round trip); the offer to the
+    // answer; ICE and DTLS; from connected until the first picture is on screen.
+    const steps = await joinSteps(page);
+    const at = (name: string): number => steps[name] ?? NaN;
+    phases.page?.push(at('created'));
+    phases.whep?.push(at('set-remote') - at('created'));
+    phases.connect?.push(at('connection-connected') - at('set-remote'));
+    phases.picture?.push(at('first-frame') - at('connection-connected'));
+    await page.close();
+  }
+
+  const page = await open();
+  await sleep(3000); // warm-up: the bitrate settles, the clock offset is measured
+  const skip = (await shownFrames(page)).length;
+  await sleep(seconds * 1000);
+  const offsetMs = epochMinusMonotonicMs();
+  const frames = (await shownFrames(page)).slice(skip);
+  await page.close();
+  const latencies = frames.map((f) => f.shownAtMs - (f.captureNs / 1e6 + offsetMs));
+  const numbers = frames.map((f) => f.frame);
+  return {
+    g2g_p50_ms: round(percentile(latencies, 50)),
+    g2g_p99_ms: round(percentile(latencies, 99)),
+    first_frame_ms: round(percentile(firstFrames, 50)),
+    first_frame_max_ms: round(Math.max(...firstFrames)),
+    first_frame_phases_median_ms: Object.fromEntries(
+      Object.entries(phases).map(([name, values]) => [name, round(percentile(values, 50))]),
+    ),
+    frames_shown: frames.length,
+    frames_missed: numbers.length > 1 ? (numbers.at(-1) ?? 0) - (numbers[0] ?? 0) + 1 - numbers.length : 0,
+  };
+}
+
+function describe(name: string, m: Measured, joins: number): string {
+  const steps = m.first_frame_phases_median_ms;
+  return (
+    `${name}:\n` +
+    `  glass to glass p50 ${String(m.g2g_p50_ms)} ms, p99 ${String(m.g2g_p99_ms)} ms\n` +
+    `  first frame after opening the page: median ${String(m.first_frame_ms)} ms, worst ${String(m.first_frame_max_ms)} ms of ${String(joins)}\n` +
+    `  its steps (medians): page ${String(steps.page)} ms, offer to answer ${String(steps.whep)} ms, ` +
+    `ICE and DTLS ${String(steps.connect)} ms, connected to picture ${String(steps.picture)} ms\n` +
+    `  frames shown ${String(m.frames_shown)}, missed ${String(m.frames_missed)}`
+  );
+}
+
 async function main(): Promise<void> {
   const seconds = option('seconds', 20);
   const joins = option('joins', 5);
+  // The peer: the same encode pushed with WHIP to mediamtx and played from its own WHEP reader page.
+  const server = await MediaServer.start();
   const phone = await startWhepPhone({
     width: WIDTH,
     height: HEIGHT,
     fps: FPS,
     bitrate: { targetKbps: 4000, minKbps: 1000, maxKbps: 6000 },
+    files: { whip: server.publisherToken },
+    webrtc: { whip: { url: server.whipUrl('{namespace}-{pod}'), tokenFile: '{tokens}/whip' } },
   });
   const browser = await launchChromium();
   try {
-    const firstFrames: number[] = [];
-    for (let i = 0; i < joins; i++) {
-      const openedAt = performance.timeOrigin + performance.now();
-      const page = await openPlayer(browser, phone.base, CONTROL_TOKEN);
-      let first: number | undefined;
-      while (first === undefined) {
-        first = (await shownFrames(page))[0]?.shownAtMs;
-        if (first === undefined) await sleep(10);
-      }
-      firstFrames.push(first - openedAt);
-      await page.close();
-    }
-
-    const page = await openPlayer(browser, phone.base, CONTROL_TOKEN);
-    await sleep(3000); // warm-up: the bitrate settles, the clock offset is measured
-    const skip = (await shownFrames(page)).length;
-    await sleep(seconds * 1000);
-    const offsetMs = epochMinusMonotonicMs();
-    const frames = (await shownFrames(page)).slice(skip);
-    const latencies = frames.map((f) => f.shownAtMs - (f.captureNs / 1e6 + offsetMs));
-    const numbers = frames.map((f) => f.frame);
-    const missed = numbers.length > 1 ? (numbers.at(-1) ?? 0) - (numbers[0] ?? 0) + 1 - numbers.length : 0;
+    const direct = await measure(() => openPlayer(browser, phone.base, CONTROL_TOKEN), joins, seconds);
     // Over every viewer that joined: the histogram has a label set per viewer session.
     const total = async (name: string): Promise<number> =>
       (await metricSamples(phone.sidecar.metricsPort, name)).reduce((sum, sample) => sum + sample.value, 0);
     const reportedSum = await total('cloudphone_webrtc_glass_to_glass_seconds_sum');
     const reportedCount = await total('cloudphone_webrtc_glass_to_glass_seconds_count');
-    await page.close();
+    const readerPage = `http://127.0.0.1:${String(server.webrtcPort)}/test-phone-0/?controls=false&muted=true&autoplay=true`;
+    const peer = await measure(() => openPage(browser, readerPage), joins, seconds);
 
     const result = {
       width: WIDTH,
       height: HEIGHT,
       fps: FPS,
-      g2g_p50_ms: round(percentile(latencies, 50)),
-      g2g_p99_ms: round(percentile(latencies, 99)),
-      first_frame_ms: round(percentile(firstFrames, 50)),
-      first_frame_max_ms: round(Math.max(...firstFrames)),
-      frames_shown: frames.length,
-      frames_missed: missed,
+      ...direct,
       sidecar_reported_mean_ms: reportedCount > 0 ? round((reportedSum / reportedCount) * 1000) : null,
       window_seconds: seconds,
       joins,
+      peer: {
+        name: `mediamtx ${MEDIAMTX_VERSION}: the sidecar's WHIP push, played from its WHEP reader page`,
+        ...peer,
+      },
     };
     console.log(
-      `WebRTC glass-to-glass, ${String(WIDTH)}x${String(HEIGHT)}@${String(FPS)}, ${String(seconds)} s, Chromium:\n` +
-        `  p50 ${String(result.g2g_p50_ms)} ms, p99 ${String(result.g2g_p99_ms)} ms (targets < 35 ms, < 60 ms)\n` +
-        `  first frame after opening the page: median ${String(result.first_frame_ms)} ms, worst ${String(result.first_frame_max_ms)} ms of ${String(joins)} (target < 300 ms)\n` +
-        `  frames shown ${String(frames.length)}, missed ${String(missed)}; the sidecar's own mean from render reports: ${String(result.sidecar_reported_mean_ms)} ms`,
+      `WebRTC, ${String(WIDTH)}x${String(HEIGHT)}@${String(FPS)}, ${String(seconds)} s windows, Chromium ` +
+        `(targets: p50 < 35 ms, p99 < 60 ms, first frame < 300 ms)\n` +
+        `${describe("the sidecar's player (WHEP from the sidecar)", direct, joins)}\n` +
+        `  the sidecar's own mean from render reports: ${String(result.sidecar_reported_mean_ms)} ms\n` +
+        describe(result.peer.name, peer, joins),
     );
     const dir = new URL('results/', import.meta.url);
     mkdirSync(dir, { recursive: true });
@@ -101,6 +161,7 @@ async function main(): Promise<void> {
   } finally {
     await browser.close();
     await phone.stop();
+    await server.stop();
   }
 }
 

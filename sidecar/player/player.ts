@@ -92,26 +92,72 @@ async function connect(): Promise<void> {
   channel.onclose = () => {
     if (current === connection) reconnect('data channel closed');
   };
+  // Trickle ICE: the offer goes out with the first candidate (gathering the rest takes Chromium over 100 ms,
+  // most of a join); candidates found after it follow in PATCH requests once the session exists.
+  const trickle = new CandidateTrickle();
+  pc.onicecandidate = (event) => {
+    if (event.candidate?.candidate) trickle.add(event.candidate);
+  };
   await pc.setLocalDescription(await pc.createOffer());
-  await gathered(pc);
-  const response = await whep('POST', '/whep', pc.localDescription?.sdp, 'application/sdp');
+  await firstCandidate(pc);
+  const offer = pc.localDescription?.sdp;
+  trickle.startCollecting();
+  const response = await whep('POST', '/whep', offer, 'application/sdp');
   if (response.status !== 201) throw new Error(`${String(response.status)} ${(await response.text()).trim()}`);
   connection.session = response.headers.get('Location') ?? undefined;
   await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+  if (connection.session) trickle.sendTo(connection.session);
 }
 
-/** Host candidates gather in milliseconds; a relay may take longer, but never hold the offer past a second. */
-async function gathered(pc: RTCPeerConnection): Promise<void> {
-  if (pc.iceGatheringState === 'complete') return;
+/** Resolves at the first local candidate, when gathering ends, or after a second, whichever comes first. */
+async function firstCandidate(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === 'complete' || /^a=candidate:/m.test(pc.localDescription?.sdp ?? '')) return;
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, 1000);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    pc.addEventListener('icecandidate', done, { once: true });
     pc.addEventListener('icegatheringstatechange', () => {
-      if (pc.iceGatheringState === 'complete') {
-        clearTimeout(timer);
-        resolve();
-      }
+      if (pc.iceGatheringState === 'complete') done();
     });
   });
+}
+
+/**
+ * Local candidates found after the offer was read: held until the session's URL is known, then sent as
+ * trickle-ICE fragments (RFC 8840) with PATCH, each as it comes.
+ */
+class CandidateTrickle {
+  #collecting = false;
+  #session: string | undefined;
+  readonly #held: RTCIceCandidate[] = [];
+
+  startCollecting(): void {
+    this.#collecting = true;
+  }
+
+  add(candidate: RTCIceCandidate): void {
+    // Before the offer was read, the candidate is in it already.
+    if (!this.#collecting) return;
+    if (this.#session) this.#patch([candidate]);
+    else this.#held.push(candidate);
+  }
+
+  sendTo(session: string): void {
+    this.#session = session;
+    if (this.#held.length > 0) this.#patch(this.#held.splice(0));
+  }
+
+  #patch(candidates: RTCIceCandidate[]): void {
+    const lines: string[] = [];
+    for (const candidate of candidates) lines.push(`a=mid:${candidate.sdpMid ?? '0'}`, `a=${candidate.candidate}`);
+    if (this.#session)
+      void whep('PATCH', this.#session, `${lines.join('\r\n')}\r\n`, 'application/trickle-ice-sdpfrag').catch(
+        () => undefined,
+      );
+  }
 }
 
 function reconnect(reason: string): void {

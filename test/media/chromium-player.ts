@@ -17,6 +17,7 @@ interface PageProbes {
   shownFrames?: ShownFrame[];
   phonePointInPage(point: readonly [number, number]): { x: number; y: number };
   inboundVideoStats(): Promise<InboundVideoStats | undefined>;
+  joinSteps: Record<string, number>;
 }
 
 /** Chromium's inbound-rtp statistics of the player's video (see browser/page-probes.ts). */
@@ -58,16 +59,36 @@ export async function launchChromium(): Promise<Browser> {
   });
 }
 
-export async function openPlayer(browser: Browser, base: string, token: string): Promise<Page> {
+/** Opens a page that plays the phone, with the probes in it; beforeLoad runs before it navigates. */
+export async function openPage(browser: Browser, url: string, beforeLoad?: (page: Page) => void): Promise<Page> {
   // Wider than the phone: the picture is pillarboxed, with bars a click can miss the phone on.
   const page = await browser.newPage({ viewport: { width: 720, height: 960 } });
   await page.addInitScript({ content: pageProbes() });
-  await page.goto(`${base}/#token=${token}`);
+  beforeLoad?.(page);
+  await page.goto(url);
   return page;
+}
+
+/** Opens the sidecar's player page with a token; beforeLoad runs before it navigates (to watch its requests). */
+export async function openPlayer(
+  browser: Browser,
+  base: string,
+  token: string,
+  beforeLoad?: (page: Page) => void,
+): Promise<Page> {
+  return openPage(browser, `${base}/#token=${token}`, beforeLoad);
 }
 
 export async function shownFrames(page: Page): Promise<ShownFrame[]> {
   return page.evaluate(() => (globalThis as unknown as PageProbes).shownFrames ?? []);
+}
+
+/**
+ * When the page's newest PeerConnection reached each step of joining (ms on the page's clock, from navigation):
+ * created, set-local, set-remote, gathering-*, ice-*, connection-*, track, first-frame.
+ */
+export async function joinSteps(page: Page): Promise<Record<string, number>> {
+  return page.evaluate(() => ({ ...(globalThis as unknown as PageProbes).joinSteps }));
 }
 
 export async function inboundVideoStats(page: Page): Promise<InboundVideoStats | undefined> {

@@ -4,7 +4,7 @@
 // read. What it received is read back over RTSP by ffmpeg and the stamps decoded.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freeTcpPort, freeUdpPort, readStamps, stopChild, tempDir, type Stamp } from './media-peers.ts';
@@ -19,6 +19,11 @@ export interface ServerPath {
 }
 
 const MEDIAMTX = fileURLToPath(new URL('../../.cache/bin/mediamtx', import.meta.url));
+
+/** The version test/cluster/build-tools.sh builds, as pinned in versions.env. */
+export const MEDIAMTX_VERSION =
+  /^MEDIAMTX_VERSION=(\S+)$/m.exec(readFileSync(new URL('../cluster/versions.env', import.meta.url), 'utf8'))?.[1] ??
+  'unknown';
 
 export class MediaServer {
   readonly publisherPassword: string;

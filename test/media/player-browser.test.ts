@@ -40,8 +40,12 @@ async function framesShown(page: Page, count: number): Promise<void> {
 }
 
 /** Opens the player with a token, waits for its first frames, runs body, closes the page. */
-async function withPlayer(token: string, body: (page: Page) => Promise<void>): Promise<void> {
-  const page = await openPlayer(browser, phone.base, token);
+async function withPlayer(
+  token: string,
+  body: (page: Page) => Promise<void>,
+  beforeLoad?: (page: Page) => void,
+): Promise<void> {
+  const page = await openPlayer(browser, phone.base, token, beforeLoad);
   try {
     await framesShown(page, 5);
     await body(page);
@@ -114,5 +118,35 @@ describe('the player page in Chromium', () => {
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect(touches().length).toBe(before);
     });
+  });
+
+  it('sends its offer with the first candidate and trickles the later ones, which the sidecar takes', async () => {
+    const whep: { method: string; status: number; body: string }[] = [];
+    const watch = (page: Page): void => {
+      page.on('response', (response) => {
+        const request = response.request();
+        if (new URL(request.url()).pathname.startsWith('/whep'))
+          whep.push({ method: request.method(), status: response.status(), body: request.postData() ?? '' });
+      });
+    };
+    await withPlayer(
+      CONTROL_TOKEN,
+      async () => {
+        await waitUntil('a trickled candidate', () => whep.some((r) => r.method === 'PATCH'));
+        const post = whep.find((r) => r.method === 'POST');
+        expect(post?.status).toBe(201);
+        // Chromium finds a candidate per address and per m-line before bundling: the offer went out with the
+        // first, and the PATCHes carry the others, none of them again.
+        const offered = post?.body.match(/^a=candidate:.*$/gm) ?? [];
+        expect(offered.length).toBeGreaterThanOrEqual(1);
+        const patches = whep.filter((r) => r.method === 'PATCH');
+        for (const patch of patches) {
+          expect(patch.status).toBe(204);
+          expect(patch.body).toMatch(/^a=mid:\S+\r\na=candidate:/);
+          for (const line of patch.body.match(/^a=candidate:.*$/gm) ?? []) expect(offered).not.toContain(line);
+        }
+      },
+      watch,
+    );
   });
 });

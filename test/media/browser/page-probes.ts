@@ -50,6 +50,7 @@ function installStampProbe(): void {
       if (sum / count >= 128) bytes[i >> 3] = (bytes[i >> 3] ?? 0) | (1 << (7 - (i % 8)));
     }
     const view = new DataView(bytes.buffer);
+    joinSteps['first-frame'] ??= performance.now();
     if (view.getUint16(0) === 0xc1d0 && crc16(bytes.subarray(2, 14)) === view.getUint16(14)) {
       shown.push({
         frame: view.getUint32(2),
@@ -85,13 +86,42 @@ interface InboundVideoStats {
   totalFreezesDuration: number;
 }
 
-// Every PeerConnection the page makes, so a test can read its statistics.
+/** When (performance.now(), ms) the page's newest PeerConnection reached each step of joining. */
+const joinSteps: Record<string, number> = {};
+
+// Every PeerConnection the page makes, so a test can read its statistics, and the steps of its joining.
 const peerConnections: RTCPeerConnection[] = [];
 const PageRTCPeerConnection = window.RTCPeerConnection;
 window.RTCPeerConnection = class extends PageRTCPeerConnection {
   constructor(configuration?: RTCConfiguration) {
     super(configuration);
     peerConnections.push(this);
+    const step = (name: string): void => {
+      joinSteps[name] ??= performance.now();
+    };
+    step('created');
+    this.addEventListener('icegatheringstatechange', () => {
+      step(`gathering-${this.iceGatheringState}`);
+    });
+    this.addEventListener('iceconnectionstatechange', () => {
+      step(`ice-${this.iceConnectionState}`);
+    });
+    this.addEventListener('connectionstatechange', () => {
+      step(`connection-${this.connectionState}`);
+    });
+    this.addEventListener('track', () => {
+      step('track');
+    });
+  }
+
+  override setLocalDescription(description?: RTCLocalSessionDescriptionInit): Promise<void> {
+    joinSteps['set-local'] ??= performance.now();
+    return super.setLocalDescription(description);
+  }
+
+  override setRemoteDescription(description: RTCSessionDescriptionInit): Promise<void> {
+    joinSteps['set-remote'] ??= performance.now();
+    return super.setRemoteDescription(description);
   }
 };
 
@@ -116,5 +146,5 @@ async function inboundVideoStats(): Promise<InboundVideoStats | undefined> {
   return undefined;
 }
 
-Object.assign(globalThis, { phonePointInPage, inboundVideoStats });
+Object.assign(globalThis, { phonePointInPage, inboundVideoStats, joinSteps });
 window.addEventListener('DOMContentLoaded', installStampProbe);
