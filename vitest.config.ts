@@ -6,6 +6,7 @@ const WEBRTC_TESTS = [
   'test/media/webrtc-viewers.test.ts',
   'test/media/whip-push.test.ts',
   'test/media/packet-loss.test.ts',
+  'test/media/viewer-tls.test.ts',
 ];
 
 export default defineConfig({

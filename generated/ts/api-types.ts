@@ -436,6 +436,7 @@ export interface WebRtc {
      * Most viewers connected at once; one more gets 503.
      */
     maxViewers?: number;
+    tlsSecretRef?: LocalObjectReference;
   };
   /**
    * Push the stream to a media server with WHIP.
@@ -665,6 +666,14 @@ export interface SidecarConfig {
        * Most viewers connected at once; one more gets 503.
        */
       maxViewers?: number;
+      /**
+       * Absolute path of a file mounted from a Kubernetes Secret.
+       */
+      tlsCertFile?: string;
+      /**
+       * Absolute path of a file mounted from a Kubernetes Secret.
+       */
+      tlsKeyFile?: string;
     };
     /**
      * WHIP push.

@@ -834,6 +834,23 @@ export const jsonSchemas = {
                     "minimum": 1,
                     "maximum": 64,
                     "default": 8
+                  },
+                  "tlsSecretRef": {
+                    "description": "A kubernetes.io/tls Secret (keys tls.crt and tls.key): the sidecar serves WHEP and the player page over HTTPS with it, and picks up a renewed certificate without a restart. Absent means plain HTTP, for a Service behind a TLS-terminating ingress or gateway: bearer tokens must never cross a network unencrypted.",
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": [
+                      "name"
+                    ],
+                    "properties": {
+                      "name": {
+                        "description": "Name of the object.",
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 253,
+                        "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+                      }
+                    }
                   }
                 },
                 "x-kubernetes-validations": [
@@ -1446,7 +1463,27 @@ export const jsonSchemas = {
                 "minimum": 1,
                 "maximum": 64,
                 "default": 8
+              },
+              "tlsCertFile": {
+                "description": "PEM certificate chain for HTTPS; with tlsKeyFile. Re-read when it changes.",
+                "type": "string",
+                "pattern": "^/",
+                "maxLength": 512
+              },
+              "tlsKeyFile": {
+                "description": "PEM private key for HTTPS; with tlsCertFile.",
+                "type": "string",
+                "pattern": "^/",
+                "maxLength": 512
               }
+            },
+            "dependentRequired": {
+              "tlsCertFile": [
+                "tlsKeyFile"
+              ],
+              "tlsKeyFile": [
+                "tlsCertFile"
+              ]
             }
           },
           "whip": {

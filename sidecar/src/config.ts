@@ -24,6 +24,8 @@ export interface WhepSettings {
   port: number;
   tokenFiles: Record<ViewerRole, string>;
   maxViewers: number;
+  /** HTTPS from these files; absent: plain HTTP (TLS at an ingress). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export interface WhipSettings {
@@ -114,6 +116,10 @@ function webrtcSettings(config: SidecarConfig, identity: PodIdentity): WebRtcSet
       port: whep.port ?? 8443,
       tokenFiles: { view: whep.viewTokenFile, control: whep.controlTokenFile },
       maxViewers: whep.maxViewers ?? 8,
+      tls:
+        whep.tlsCertFile !== undefined && whep.tlsKeyFile !== undefined
+          ? { certFile: whep.tlsCertFile, keyFile: whep.tlsKeyFile }
+          : undefined,
     },
     ice: { servers, udpPort: webrtc.udpPort },
     iceTcpRequested: webrtc.iceTcp ?? false,

@@ -14,6 +14,7 @@ import { BitrateController } from './pipeline/bitrate-controller.ts';
 import { rtcConfig } from './webrtc/ice-config.ts';
 import { KeyframeLimiter } from './webrtc/keyframe-limiter.ts';
 import { PlayerAssets } from './webrtc/player-assets.ts';
+import { ServingCertificate } from './webrtc/serving-certificate.ts';
 import { ViewerServer } from './webrtc/viewer-server.ts';
 import { ViewerTokens } from './webrtc/viewer-tokens.ts';
 import { WebRtcViewers } from './webrtc/webrtc-viewers.ts';
@@ -112,6 +113,7 @@ export class Sidecar {
         viewers: this.#viewers,
         iceServers: settings.webrtc.ice.servers,
         player: new PlayerAssets(),
+        tls: whep.tls && new ServingCertificate(whep.tls),
         log,
       });
     }
@@ -166,6 +168,7 @@ export class Sidecar {
         srt: this.#settings.pipeline.srt?.listener ? 'listener' : this.#settings.pipeline.srt ? 'caller' : 'off',
         metricsPort: this.#metricsPort,
         whepPort: this.#viewerServer?.port,
+        whepScheme: this.#viewerServer ? (this.#viewerServer.secure ? 'https' : 'http') : undefined,
         encoder: this.#pipeline.stats().encoder,
         encoderReason: this.#pipeline.stats().encoderReason,
       },

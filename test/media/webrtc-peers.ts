@@ -35,8 +35,9 @@ export interface WhepPhoneOptions {
   width: number;
   height: number;
   fps?: number;
+  /** More whep settings; {tokens} stands for the folder the token and credential files are in. */
   whep?: Record<string, unknown>;
-  /** More webrtc settings; {tokens} stands for the folder the token and credential files are in. */
+  /** More webrtc settings; {tokens} as for whep. */
   webrtc?: Record<string, unknown>;
   /** More files for that folder (name -> content), written before the sidecar starts. */
   files?: Record<string, string>;
@@ -58,13 +59,19 @@ export async function startWhepPhone(options: WhepPhoneOptions): Promise<WhepPho
   writeFileSync(join(tokens, 'control'), CONTROL_TOKEN);
   writeFileSync(join(tokens, 'turn'), 'turn-secret');
   for (const [name, content] of Object.entries(options.files ?? {})) writeFileSync(join(tokens, name), content);
-  const whep = { viewTokenFile: join(tokens, 'view'), controlTokenFile: join(tokens, 'control'), ...options.whep };
+  const inTokens = (settings: Record<string, unknown> | undefined): Record<string, unknown> =>
+    JSON.parse(JSON.stringify(settings ?? {}).replaceAll('{tokens}', tokens)) as Record<string, unknown>;
+  const whep = {
+    viewTokenFile: join(tokens, 'view'),
+    controlTokenFile: join(tokens, 'control'),
+    ...inTokens(options.whep),
+  };
   const config = sidecarConfig({
     sharedDir: shared.path,
     video: { fps: options.fps ?? 30, bitrate: options.bitrate ?? { targetKbps: 1500, minKbps: 300, maxKbps: 3000 } },
     webrtc: {
       ...(options.serveWhep === false ? {} : { whep }),
-      ...(JSON.parse(JSON.stringify(options.webrtc ?? {}).replaceAll('{tokens}', tokens)) as Record<string, unknown>),
+      ...inTokens(options.webrtc),
     },
   });
   const settings = loadSidecarConfig(JSON.stringify(config), { namespace: 'test', pod: 'phone-0' });
@@ -94,7 +101,8 @@ export async function startWhepPhone(options: WhepPhoneOptions): Promise<WhepPho
     throw error;
   }
   const metric = async (name: string): Promise<number> => (await readMetric(sidecar.metricsPort, name)) ?? 0;
-  return { base: `http://127.0.0.1:${String(sidecar.viewerPort)}`, sidecar, simulator, tokens, metric, stop };
+  const scheme = 'tlsCertFile' in whep ? 'https' : 'http';
+  return { base: `${scheme}://127.0.0.1:${String(sidecar.viewerPort)}`, sidecar, simulator, tokens, metric, stop };
 }
 
 export async function whepRequest(

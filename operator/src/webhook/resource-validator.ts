@@ -46,6 +46,9 @@ export async function validateStream(stream: CloudPhoneStream, lookups: Validati
   const whepRef = spec.webrtc?.whep?.authSecretRef;
   if (whepRef && spec.webrtc?.whep?.enabled !== false) {
     await requireKeys(lookups, 'spec.webrtc.whep.authSecretRef', whepRef.name, ['view', 'control'], refusals);
+    const tlsRef = spec.webrtc?.whep?.tlsSecretRef;
+    if (tlsRef)
+      await requireKeys(lookups, 'spec.webrtc.whep.tlsSecretRef', tlsRef.name, ['tls.crt', 'tls.key'], refusals);
   }
   const srtRef = spec.srt?.passphraseSecretRef;
   if (srtRef) {

@@ -12,6 +12,7 @@ export interface SecretMounts {
   mounts: V1VolumeMount[];
   srtPassphrase?: string;
   whepTokens?: { view: string; control: string };
+  whepTls?: { cert: string; key: string };
   whipToken?: string;
   turnCredentials: (string | undefined)[];
   reportToken?: string;
@@ -37,6 +38,13 @@ export function secretMounts(stream: CloudPhoneStream, withReportToken: boolean)
       { key: 'control', path: 'control' },
     ]);
     out.whepTokens = { view: `${dir}/view`, control: `${dir}/control` };
+    if (whep.tlsSecretRef) {
+      const tls = add('cloudphone-whep-tls', whep.tlsSecretRef.name, [
+        { key: 'tls.crt', path: 'tls.crt' },
+        { key: 'tls.key', path: 'tls.key' },
+      ]);
+      out.whepTls = { cert: `${tls}/tls.crt`, key: `${tls}/tls.key` };
+    }
   }
   const whipRef = spec.webrtc?.whip?.tokenSecretRef;
   if (whipRef)

@@ -90,6 +90,7 @@ export function renderSidecarConfig(
         maxViewers: whep.maxViewers,
         viewTokenFile: secrets.whepTokens.view,
         controlTokenFile: secrets.whepTokens.control,
+        ...(secrets.whepTls ? { tlsCertFile: secrets.whepTls.cert, tlsKeyFile: secrets.whepTls.key } : {}),
       };
     }
     if (spec.webrtc.whip) {

@@ -7,13 +7,16 @@
 // Every WHEP request needs a bearer token; the token's role (view or control) is the session's, and only a
 // token of the same role may change or end it. Errors are 4xx/5xx with a one-line plain-text reason.
 // Cross-origin requests are allowed: auth is a bearer token, never a cookie, so a page elsewhere can only
-// use a token it already holds.
+// use a token it already holds. With a serving certificate it is HTTPS (renewed certificates are picked up
+// while it runs); without one, plain HTTP for a TLS-terminating ingress in front of it.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import { iceLinkHeaders, type IceServerSetting } from './ice-config.ts';
 import type { PlayerAssets } from './player-assets.ts';
+import type { ServingCertificate } from './serving-certificate.ts';
 import type { ViewerRole, ViewerTokens } from './viewer-tokens.ts';
 import type { WebRtcViewers } from './webrtc-viewers.ts';
 import { WhepError } from './whep-error.ts';
@@ -34,6 +37,8 @@ export interface ViewerServerOptions {
   viewers: WebRtcViewers;
   iceServers: IceServerSetting[];
   player: PlayerAssets;
+  /** HTTPS with this certificate; absent: plain HTTP. */
+  tls?: ServingCertificate;
   log: Logger;
 }
 
@@ -72,16 +77,18 @@ export function trickleCandidates(fragment: string): { candidate: string; mid: s
 
 export class ViewerServer {
   readonly #options: ViewerServerOptions;
-  readonly #server: Server;
+  readonly #server: Server | HttpsServer;
   #port = 0;
+  #stopWatching: (() => void) | undefined;
 
   constructor(options: ViewerServerOptions) {
     this.#options = options;
-    this.#server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.#handle(req, res).catch((error: unknown) => {
         this.#fail(res, error);
       });
-    });
+    };
+    this.#server = options.tls ? createHttpsServer({ ...options.tls.pair }, handler) : createServer(handler);
     // Slow-loris and idle clients: a WHEP exchange is a few small requests.
     this.#server.requestTimeout = 10_000;
     this.#server.headersTimeout = 5000;
@@ -91,14 +98,31 @@ export class ViewerServer {
     return this.#port;
   }
 
+  /** Whether it serves HTTPS. */
+  get secure(): boolean {
+    return this.#options.tls !== undefined;
+  }
+
   async listen(): Promise<void> {
     this.#server.listen(this.#options.port, this.#options.host);
     await once(this.#server, 'listening');
     const address = this.#server.address();
     this.#port = typeof address === 'object' && address ? address.port : this.#options.port;
+    const server = this.#server;
+    if (this.#options.tls && 'setSecureContext' in server)
+      this.#stopWatching = this.#options.tls.watch(
+        (pair) => {
+          server.setSecureContext(pair);
+          this.#options.log.info('viewer TLS certificate renewed');
+        },
+        (error) => {
+          this.#options.log.warn({ error: error.message }, 'viewer TLS certificate unreadable; keeping the one in use');
+        },
+      );
   }
 
   async close(): Promise<void> {
+    this.#stopWatching?.();
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) =>
       this.#server.close(() => {

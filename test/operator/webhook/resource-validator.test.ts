@@ -54,6 +54,18 @@ describe('validateStream', () => {
     expect(short[0]?.message).toContain('10 to 79 characters, it has 5');
   });
 
+  it('checks the WHEP TLS Secret has a certificate and a key', async () => {
+    const withTls = stream('s', {
+      webrtc: { whep: { enabled: true, authSecretRef: { name: 'tokens' }, tlsSecretRef: { name: 'tls' } } },
+    });
+    expect(
+      await validateStream(withTls, lookups({ ...tokens, tls: { 'tls.crt': b64('c'), 'tls.key': b64('k') } })),
+    ).toEqual([]);
+    expect(await validateStream(withTls, lookups({ ...tokens, tls: { 'tls.crt': b64('c') } }))).toEqual([
+      { field: 'spec.webrtc.whep.tlsSecretRef', message: 'Secret tls has no key "tls.key"' },
+    ]);
+  });
+
   it('checks every ICE server credential Secret', async () => {
     const withTurn = stream('s', {
       webrtc: {
