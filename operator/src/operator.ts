@@ -24,7 +24,7 @@ import { EventRecorder } from './controller/event-recorder.ts';
 import { ReportStore, SidecarReports } from './controller/sidecar-reports.ts';
 import { StatusWriter } from './controller/status-writer.ts';
 import { keyOf, MANAGED_BY, MANAGED_BY_LABEL, StreamReconciler } from './controller/stream-reconciler.ts';
-import { startHealthServer } from './health-server.ts';
+import { startHealthServer } from '../../common/health-server.ts';
 import { HttpsEndpoints } from './https-endpoints.ts';
 import { pooledKubeConfig } from './kube/kube-config.ts';
 import { LeaderElector } from './kube/leader-election.ts';

@@ -5,7 +5,7 @@
 
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { startHealthServer } from '../../operator/src/health-server.ts';
+import { startHealthServer } from '../../common/health-server.ts';
 import type { SidecarSettings } from './config.ts';
 import type { BackoffSettings } from './webrtc/reconnect-backoff.ts';
 import { SidecarMetrics } from './metrics.ts';

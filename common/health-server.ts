@@ -1,5 +1,6 @@
-// Plain-HTTP endpoints for the kubelet and Prometheus: /healthz (the process answers), /readyz (caches synced
-// and certificates loaded), /metrics.
+// Plain-HTTP endpoints for the kubelet and Prometheus, in the operator and the sidecar alike: /healthz (the
+// process answers), /readyz (what the caller's ready() says: the operator's caches synced and certificates
+// loaded, the sidecar's phone connected), /metrics.
 
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
