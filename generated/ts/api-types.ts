@@ -493,7 +493,7 @@ export interface Input {
    */
   backend?: "socket" | "uinput";
   /**
-   * Rate limit per viewer; events over it are dropped.
+   * Input events a second each control viewer may send (bursts up to a fifth of it more); events over it are dropped and counted. Ten fingers moving at 120 Hz are 1200.
    */
   maxEventsPerSecond?: number;
 }

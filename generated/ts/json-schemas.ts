@@ -993,11 +993,11 @@ export const jsonSchemas = {
                 "default": "socket"
               },
               "maxEventsPerSecond": {
-                "description": "Rate limit per viewer; events over it are dropped.",
+                "description": "Input events a second each control viewer may send (bursts up to a fifth of it more); events over it are dropped and counted. Ten fingers moving at 120 Hz are 1200.",
                 "type": "integer",
                 "minimum": 1,
                 "maximum": 2000,
-                "default": 500
+                "default": 1500
               }
             },
             "default": {}
@@ -1578,11 +1578,11 @@ export const jsonSchemas = {
             "default": "socket"
           },
           "maxEventsPerSecond": {
-            "description": "Rate limit per viewer; events over it are dropped.",
+            "description": "Input events a second each control viewer may send (bursts up to a fifth of it more); events over it are dropped and counted. Ten fingers moving at 120 Hz are 1200.",
             "type": "integer",
             "minimum": 1,
             "maximum": 2000,
-            "default": 500
+            "default": 1500
           }
         },
         "default": {}

@@ -43,8 +43,15 @@ export interface WebRtcSettings {
   iceTcpRequested: boolean;
 }
 
+export interface InputSettings {
+  enabled: boolean;
+  maxEventsPerSecond: number;
+  backend: 'socket' | 'uinput';
+}
+
 export interface SidecarSettings {
   config: SidecarConfig;
+  input: InputSettings;
   pipeline: PipelineOptions;
   bitrate: { minKbps: number; targetKbps: number; maxKbps: number };
   metricsPort: number;
@@ -153,8 +160,14 @@ export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarS
     maxSize: video.maxSize ?? 0,
     srt: srtOptions(config, identity),
   };
+  const input: InputSettings = {
+    enabled: config.input?.enabled ?? true,
+    maxEventsPerSecond: config.input?.maxEventsPerSecond ?? 1500,
+    backend: config.input?.backend ?? 'socket',
+  };
   return {
     config,
+    input,
     pipeline,
     bitrate,
     metricsPort: config.metrics?.port ?? 9090,

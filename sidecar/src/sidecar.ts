@@ -90,6 +90,7 @@ export class Sidecar {
         maxViewers: whep.maxViewers,
         ice: settings.webrtc.ice,
         bitrate: settings.bitrate,
+        input: settings.input,
         metrics: this.#metrics,
         log,
         pipeline: {
@@ -174,6 +175,10 @@ export class Sidecar {
       },
       'sidecar started',
     );
+    if (this.#settings.input.backend === 'uinput')
+      this.#log.warn(
+        'input.backend is uinput, but this sidecar has no uinput backend yet: input goes over the control socket',
+      );
     if (this.#settings.webrtc?.iceTcpRequested)
       this.#log.warn(
         'webrtc.iceTcp is set, but this build has no ICE-TCP (libjuice): offer TURN over TCP or TLS instead',

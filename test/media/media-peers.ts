@@ -66,6 +66,7 @@ export function sidecarConfig(options: {
   video: Record<string, unknown>;
   srt?: Record<string, unknown>;
   webrtc?: Record<string, unknown>;
+  input?: Record<string, unknown>;
 }): Record<string, unknown> {
   return {
     apiVersion: 'cloudphone.io/v1alpha1',
@@ -76,6 +77,7 @@ export function sidecarConfig(options: {
     video: options.video,
     ...(options.srtUrl ? { srt: { mode: 'caller', url: options.srtUrl, latencyMs: 20, ...options.srt } } : {}),
     ...(options.webrtc ? { webrtc: options.webrtc } : {}),
+    ...(options.input ? { input: options.input } : {}),
   };
 }
 

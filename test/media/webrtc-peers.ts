@@ -41,6 +41,8 @@ export interface WhepPhoneOptions {
   webrtc?: Record<string, unknown>;
   /** More files for that folder (name -> content), written before the sidecar starts. */
   files?: Record<string, string>;
+  /** The sidecar config's input section. */
+  input?: Record<string, unknown>;
   /** Serve WHEP (default true). */
   serveWhep?: boolean;
   whipBackoff?: { initialMs: number; maxMs: number };
@@ -73,6 +75,7 @@ export async function startWhepPhone(options: WhepPhoneOptions): Promise<WhepPho
       ...(options.serveWhep === false ? {} : { whep }),
       ...inTokens(options.webrtc),
     },
+    input: options.input,
   });
   const settings = loadSidecarConfig(JSON.stringify(config), { namespace: 'test', pod: 'phone-0' });
   const sidecar = new Sidecar(settings, pino({ level: 'silent' }), {

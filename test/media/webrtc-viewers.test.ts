@@ -131,6 +131,26 @@ describe('WHEP viewers', () => {
     expect(touches(phone)).toEqual([]);
   });
 
+  it("the stream's input settings hold: a rate over maxEventsPerSecond is cut, and disabled input reaches nothing", async () => {
+    const limited = await startPhone({ input: { maxEventsPerSecond: 50 } });
+    const fast = await viewer(limited, CONTROL_TOKEN);
+    await waitUntil('the data channel', () => fast.channel?.readyState === 'open');
+    for (let i = 0; i < 200; i++) fast.sendTouch(TouchAction.Move, 0.5, i / 200);
+    const overRate = 'cloudphone_webrtc_viewer_messages_refused_total{reason="rate"}';
+    await waitFor('refusals over the rate', async () => ((await limited.metric(overRate)) >= 150 ? true : undefined));
+    // A burst of a fifth of a second's worth (10), and what refilled while the 200 arrived.
+    await waitUntil('the touches let through', () => touches(limited).length >= 10);
+    expect(touches(limited).length).toBeLessThan(200 - 150 + 1);
+
+    const disabled = await startPhone({ input: { enabled: false } });
+    const control = await viewer(disabled, CONTROL_TOKEN);
+    await waitUntil('the data channel', () => control.channel?.readyState === 'open');
+    for (let i = 0; i < 5; i++) control.sendTouch(TouchAction.Down, 0.5, 0.5);
+    const off = 'cloudphone_webrtc_viewer_messages_refused_total{reason="disabled"}';
+    await waitFor('5 refusals', async () => ((await disabled.metric(off)) >= 5 ? true : undefined), 10_000);
+    expect(touches(disabled)).toEqual([]);
+  });
+
   it('hostile data-channel messages are refused one by one, and the stream goes on', async () => {
     const phone = await startPhone();
     const v = await viewer(phone, CONTROL_TOKEN);

@@ -37,7 +37,7 @@ describe('SchemaValidator', () => {
       encoder: 'auto',
     });
     expect(stream.spec.webrtc?.whep).toMatchObject({ enabled: true, port: 8443, maxViewers: 8 });
-    expect(stream.spec.input).toEqual({ enabled: true, backend: 'socket', maxEventsPerSecond: 500 });
+    expect(stream.spec.input).toEqual({ enabled: true, backend: 'socket', maxEventsPerSecond: 1500 });
   });
 
   it('judges cross-field rules on the defaulted document, as the apiserver does', () => {

@@ -1,5 +1,6 @@
-// A token bucket for one viewer's input events: a touch screen moving ten fingers at 120 Hz stays well
-// under it; a viewer flooding the phone does not. Excess events are dropped and counted, never queued.
+// A token bucket for one viewer's input events (input.maxEventsPerSecond; the default, 1500, keeps a touch
+// screen moving ten fingers at 120 Hz under it), with bursts of a fifth of a second's worth: a viewer flooding
+// the phone does not get through. Excess events are dropped and counted, never queued.
 
 export class InputRateLimit {
   readonly #perSecond: number;
@@ -7,10 +8,10 @@ export class InputRateLimit {
   #tokens: number;
   #at = performance.now();
 
-  constructor(perSecond = 1500, burst = 300) {
+  constructor(perSecond: number) {
     this.#perSecond = perSecond;
-    this.#burst = burst;
-    this.#tokens = burst;
+    this.#burst = Math.max(1, Math.round(perSecond / 5));
+    this.#tokens = this.#burst;
   }
 
   take(now = performance.now()): boolean {

@@ -25,7 +25,13 @@ const PING_INTERVAL_MS = 1000;
 const DATA_CHANNEL_LABEL = 'cloudphone';
 
 /** Why a viewer's message was not acted on (a metric label). */
-export type RefusedReason = 'invalid' | 'role' | 'rate' | 'text' | 'phone';
+export type RefusedReason = 'invalid' | 'role' | 'disabled' | 'rate' | 'text' | 'phone';
+
+/** What the stream allows viewers to send (input in the sidecar config). */
+export interface InputPolicy {
+  enabled: boolean;
+  maxEventsPerSecond: number;
+}
 
 export interface ViewerSessionEvents {
   /** The viewer can take video: it needs a keyframe. */
@@ -44,6 +50,7 @@ export interface ViewerSessionOptions {
   summary: OfferSummary;
   rtcConfig: ndc.RtcConfig;
   screen: { width: number; height: number };
+  input: InputPolicy;
   log: Logger;
   events: ViewerSessionEvents;
 }
@@ -61,7 +68,8 @@ export class ViewerSession {
   readonly #track: H264Track;
   readonly #writer = new ViewerMessageWriter();
   readonly #clock = new GlassToGlassClock();
-  readonly #inputLimit = new InputRateLimit();
+  readonly #input: InputPolicy;
+  readonly #inputLimit: InputRateLimit;
   #channel: ndc.DataChannel | undefined;
   #screen: { width: number; height: number };
   #closed = false;
@@ -77,6 +85,8 @@ export class ViewerSession {
     this.#log = options.log.child({ viewer: options.id, role: options.role });
     this.#events = options.events;
     this.#screen = options.screen;
+    this.#input = options.input;
+    this.#inputLimit = new InputRateLimit(options.input.maxEventsPerSecond);
     this.#pc = new ndc.PeerConnection(`viewer-${options.id}`, options.rtcConfig);
     const { summary } = options;
     this.#track = new H264Track(this.#pc, {
@@ -270,7 +280,9 @@ export class ViewerSession {
         return;
       case 'input':
         if (this.role !== 'control') this.#events.onRefused(this, 'role', 'view-only viewers cannot send input');
-        else if (!this.#inputLimit.take()) this.#events.onRefused(this, 'rate', 'more than 1500 input events a second');
+        else if (!this.#input.enabled) this.#events.onRefused(this, 'disabled', 'input is disabled for this stream');
+        else if (!this.#inputLimit.take())
+          this.#events.onRefused(this, 'rate', `over ${String(this.#input.maxEventsPerSecond)} input events a second`);
         else this.#events.onInput(this, message.control);
         return;
     }

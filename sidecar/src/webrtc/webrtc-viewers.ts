@@ -12,7 +12,7 @@ import type { RtcConfig } from 'node-datachannel';
 import { rtcConfig, type IceSettings } from './ice-config.ts';
 import { readOffer } from './sdp-offer.ts';
 import { ViewerBitrate, viewersAllowKbps, type BitrateRange } from './viewer-bitrate.ts';
-import { ViewerSession, type RefusedReason, type ViewerSessionEvents } from './viewer-session.ts';
+import { ViewerSession, type InputPolicy, type RefusedReason, type ViewerSessionEvents } from './viewer-session.ts';
 import type { ViewerRole } from './viewer-tokens.ts';
 import { WhepError } from './whep-error.ts';
 
@@ -37,6 +37,7 @@ export interface WebRtcViewersOptions {
   maxViewers: number;
   ice: IceSettings;
   bitrate: BitrateRange;
+  input: InputPolicy;
   pipeline: ViewerPipeline;
   metrics: ViewerMetrics;
   log: Logger;
@@ -87,6 +88,7 @@ export class WebRtcViewers {
         summary,
         rtcConfig: this.#rtcConfig,
         screen: this.#options.pipeline.screen(),
+        input: this.#options.input,
         log: this.#options.log,
         events: this.#events,
       });
