@@ -1,0 +1,23 @@
+# syntax=docker/dockerfile:1
+# The operator: Node.js 24 running operator/src/main.ts (no native code).
+# Build from the repository root:  docker build -f images/operator.Dockerfile -t cloudphone/operator:0.1.0 .
+# scripts/check-images.ts checks this file without a Docker engine (npm test runs it).
+
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund
+
+FROM ${NODE_IMAGE} AS runtime
+WORKDIR /app
+COPY package.json ./
+COPY --from=build /src/node_modules/ node_modules/
+COPY common/ common/
+COPY schemas/runtime/ schemas/runtime/
+COPY generated/ts/ generated/ts/
+COPY operator/src/ operator/src/
+USER 1000:1000
+ENV NODE_ENV=production
+ENTRYPOINT ["node", "operator/src/main.ts"]
