@@ -1,6 +1,6 @@
 // The one generator: schemas/json and schemas/fbs in, every generated file out.
 //
-//   node schemas/generate.ts          rewrite crds/, generated/ and the chart's copy of the CRDs
+//   node schemas/generate.ts          rewrite crds/, generated/, the chart's copy of the CRDs and its values schema
 //   node schemas/generate.ts --check  exit 1, listing the files, if any generated file is stale
 //
 // The generator owns those folders entirely: files there that it no longer makes are deleted.
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { toCrd, type CrdManifest } from './generator/crd.ts';
 import { flatbuffersCode } from './generator/flatbuffers.ts';
-import { SchemaRegistry } from './generator/schema-registry.ts';
+import { SchemaRegistry, type JsonSchema } from './generator/schema-registry.ts';
 import { typescriptTypes } from './generator/typescript-types.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -51,12 +51,35 @@ async function generate(): Promise<Map<string, string>> {
       `export const jsonSchemas = ${JSON.stringify(dereferenced, null, 2)} as const satisfies Record<string, object>;\n`,
   );
 
+  // The chart's values schema: chart-values.json with the shared definitions inlined (a chart's schema cannot
+  // reach outside the chart), without the Kubernetes-only keywords Helm's validator has no use for.
+  const { $id: _id, ...chartValues } = withoutKubernetesKeywords(
+    registry.dereference(registry.byFile('chart-values.json')),
+  );
+  files.set(
+    'charts/cloudphone-operator/values.schema.json',
+    `${JSON.stringify({ $comment: banner('', 'schemas/json/chart-values.json').trim(), ...chartValues }, null, 2)}\n`,
+  );
+
   files.set('generated/ts/api-types.ts', await typescriptTypes(registry, jsonDir, banner('//', 'schemas/json')));
 
   const fbs = flatbuffersCode(fbsDir, banner('//', 'schemas/fbs'));
   for (const [file, code] of fbs.ts) files.set(`generated/ts/fbs/${file}`, code);
   for (const [file, code] of fbs.cpp) files.set(`generated/cpp/cloudphone/${file}`, code);
   return files;
+}
+
+function withoutKubernetesKeywords(node: unknown): JsonSchema {
+  const strip = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(strip);
+    if (value === null || typeof value !== 'object') return value;
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([key]) => !key.startsWith('x-kubernetes-'))
+        .map(([key, v]) => [key, strip(v)]),
+    );
+  };
+  return strip(node) as JsonSchema;
 }
 
 function existingFiles(): Set<string> {

@@ -12,11 +12,150 @@ export type Conditions = Condition[];
  * Every document of schemas/json, by title; only here so that all types are generated together.
  */
 export interface CloudPhoneSchemas {
+  ChartValues?: ChartValues;
   CloudPhoneClaim?: CloudPhoneClaim;
   CloudPhonePool?: CloudPhonePool;
   CloudPhoneStream?: CloudPhoneStream;
   SidecarConfig?: SidecarConfig;
   SidecarReport?: SidecarReport;
+}
+/**
+ * Values of the cloudphone-operator Helm chart (charts/cloudphone-operator/values.yaml documents each). The chart's values.schema.json is generated from this file, with the shared definitions inlined, so the chart refuses exactly what the API would.
+ */
+export interface ChartValues {
+  /**
+   * Operator replicas.
+   */
+  replicaCount?: number;
+  image?: {
+    repository?: string;
+    tag?: string;
+    /**
+     * When the kubelet pulls the image.
+     */
+    pullPolicy?: "Always" | "IfNotPresent" | "Never";
+  };
+  crds?: {
+    install?: boolean;
+    keep?: boolean;
+  };
+  sidecar?: {
+    /**
+     * Sidecar container image.
+     */
+    image?: string;
+    /**
+     * When the kubelet pulls the image.
+     */
+    imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+    /**
+     * Requests and limits (cpu, memory).
+     */
+    resources?: {
+      requests?: {
+        /**
+         * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
+         */
+        cpu?: number | string;
+        /**
+         * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
+         */
+        memory?: number | string;
+      };
+      limits?: {
+        /**
+         * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
+         */
+        cpu?: number | string;
+        /**
+         * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
+         */
+        memory?: number | string;
+      };
+    };
+    /**
+     * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
+     */
+    sharedVolumeSize?: number | string;
+  };
+  webhook?: {
+    failurePolicy?: "Fail" | "Ignore";
+    timeoutSeconds?: number;
+  };
+  /**
+   * Who makes the webhook's serving certificate.
+   */
+  certificates?: {
+    mode?: "operator" | "cert-manager";
+    certManager?: {
+      /**
+       * An existing Issuer or ClusterIssuer; empty: the chart makes a self-signed CA.
+       */
+      issuerRef?: {
+        name?: string;
+        kind?: "Issuer" | "ClusterIssuer";
+        group?: string;
+      };
+      /**
+       * A Go duration such as 30s, 720h or 1h30m.
+       */
+      duration?: string;
+      /**
+       * A Go duration such as 30s, 720h or 1h30m.
+       */
+      renewBefore?: string;
+    };
+  };
+  metrics?: {
+    serviceMonitor?: {
+      enabled?: boolean;
+      /**
+       * A Go duration such as 30s, 720h or 1h30m.
+       */
+      interval?: string;
+      labels?: StringMap;
+    };
+  };
+  networkPolicy?: {
+    enabled?: boolean;
+    metricsNamespaceSelector?: StringMap;
+  };
+  /**
+   * Requests and limits (cpu, memory).
+   */
+  resources?: {
+    requests?: {
+      /**
+       * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
+       */
+      cpu?: number | string;
+      /**
+       * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
+       */
+      memory?: number | string;
+    };
+    limits?: {
+      /**
+       * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
+       */
+      cpu?: number | string;
+      /**
+       * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
+       */
+      memory?: number | string;
+    };
+  };
+  maxStatusWritesPerSecond?: number;
+  logLevel?: "trace" | "debug" | "info" | "warn" | "error";
+  podDisruptionBudget?: {
+    minAvailable?: number;
+  };
+  commonLabels?: StringMap;
+  nodeSelector?: StringMap;
+  tolerations?: {}[];
+}
+export interface StringMap {
+  [k: string]: string | undefined;
 }
 /**
  * A request for one phone of a pool for one user. The operator binds it to an idle phone and writes the endpoints and a per-claim token; deleting the claim releases the phone.
@@ -522,7 +661,7 @@ export interface ResourceRequirements {
     /**
      * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
      */
-    [k: string]: (number | string) | undefined;
+    [k: string]: number | string;
   };
   /**
    * Maximum resources the container may use, by resource name.
@@ -531,7 +670,7 @@ export interface ResourceRequirements {
     /**
      * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
      */
-    [k: string]: (number | string) | undefined;
+    [k: string]: number | string;
   };
 }
 /**

@@ -2,6 +2,402 @@
 
 /** Each document of schemas/json by title, with every $ref inlined. */
 export const jsonSchemas = {
+  "ChartValues": {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://cloudphone.io/schemas/chart-values.json",
+    "title": "ChartValues",
+    "description": "Values of the cloudphone-operator Helm chart (charts/cloudphone-operator/values.yaml documents each). The chart's values.schema.json is generated from this file, with the shared definitions inlined, so the chart refuses exactly what the API would.",
+    "type": "object",
+    "additionalProperties": false,
+    "properties": {
+      "replicaCount": {
+        "description": "Operator replicas.",
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 10
+      },
+      "image": {
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "repository": {
+            "type": "string",
+            "minLength": 1
+          },
+          "tag": {
+            "type": "string"
+          },
+          "pullPolicy": {
+            "description": "When the kubelet pulls the image.",
+            "type": "string",
+            "enum": [
+              "Always",
+              "IfNotPresent",
+              "Never"
+            ]
+          }
+        }
+      },
+      "crds": {
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "install": {
+            "type": "boolean"
+          },
+          "keep": {
+            "type": "boolean"
+          }
+        }
+      },
+      "sidecar": {
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "image": {
+            "description": "Sidecar container image.",
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 512
+          },
+          "imagePullPolicy": {
+            "description": "When the kubelet pulls the image.",
+            "type": "string",
+            "enum": [
+              "Always",
+              "IfNotPresent",
+              "Never"
+            ]
+          },
+          "resources": {
+            "description": "Requests and limits (cpu, memory).",
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+              "requests": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                  "cpu": {
+                    "description": "A Kubernetes resource quantity, such as 500m, 2 or 256Mi.",
+                    "x-kubernetes-int-or-string": true,
+                    "anyOf": [
+                      {
+                        "type": "integer"
+                      },
+                      {
+                        "type": "string"
+                      }
+                    ],
+                    "minimum": 0,
+                    "pattern": "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
+                  },
+                  "memory": {
+                    "description": "A Kubernetes resource quantity, such as 500m, 2 or 256Mi.",
+                    "x-kubernetes-int-or-string": true,
+                    "anyOf": [
+                      {
+                        "type": "integer"
+                      },
+                      {
+                        "type": "string"
+                      }
+                    ],
+                    "minimum": 0,
+                    "pattern": "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
+                  }
+                }
+              },
+              "limits": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                  "cpu": {
+                    "description": "A Kubernetes resource quantity, such as 500m, 2 or 256Mi.",
+                    "x-kubernetes-int-or-string": true,
+                    "anyOf": [
+                      {
+                        "type": "integer"
+                      },
+                      {
+                        "type": "string"
+                      }
+                    ],
+                    "minimum": 0,
+                    "pattern": "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
+                  },
+                  "memory": {
+                    "description": "A Kubernetes resource quantity, such as 500m, 2 or 256Mi.",
+                    "x-kubernetes-int-or-string": true,
+                    "anyOf": [
+                      {
+                        "type": "integer"
+                      },
+                      {
+                        "type": "string"
+                      }
+                    ],
+                    "minimum": 0,
+                    "pattern": "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
+                  }
+                }
+              }
+            }
+          },
+          "sharedVolumeSize": {
+            "description": "A Kubernetes resource quantity, such as 500m, 2 or 256Mi.",
+            "x-kubernetes-int-or-string": true,
+            "anyOf": [
+              {
+                "type": "integer"
+              },
+              {
+                "type": "string"
+              }
+            ],
+            "minimum": 0,
+            "pattern": "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
+          }
+        }
+      },
+      "webhook": {
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "failurePolicy": {
+            "type": "string",
+            "enum": [
+              "Fail",
+              "Ignore"
+            ]
+          },
+          "timeoutSeconds": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 30
+          }
+        }
+      },
+      "certificates": {
+        "description": "Who makes the webhook's serving certificate.",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "mode": {
+            "type": "string",
+            "enum": [
+              "operator",
+              "cert-manager"
+            ]
+          },
+          "certManager": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+              "issuerRef": {
+                "description": "An existing Issuer or ClusterIssuer; empty: the chart makes a self-signed CA.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                  "name": {
+                    "type": "string",
+                    "minLength": 1
+                  },
+                  "kind": {
+                    "type": "string",
+                    "enum": [
+                      "Issuer",
+                      "ClusterIssuer"
+                    ]
+                  },
+                  "group": {
+                    "type": "string"
+                  }
+                },
+                "dependentRequired": {
+                  "kind": [
+                    "name"
+                  ],
+                  "group": [
+                    "name"
+                  ]
+                }
+              },
+              "duration": {
+                "description": "A Go duration such as 30s, 720h or 1h30m.",
+                "type": "string",
+                "pattern": "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+              },
+              "renewBefore": {
+                "description": "A Go duration such as 30s, 720h or 1h30m.",
+                "type": "string",
+                "pattern": "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+              }
+            }
+          }
+        }
+      },
+      "metrics": {
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "serviceMonitor": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+              "enabled": {
+                "type": "boolean"
+              },
+              "interval": {
+                "description": "A Go duration such as 30s, 720h or 1h30m.",
+                "type": "string",
+                "pattern": "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+              },
+              "labels": {
+                "type": "object",
+                "additionalProperties": {
+                  "type": "string"
+                }
+              }
+            }
+          }
+        }
+      },
+      "networkPolicy": {
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "enabled": {
+            "type": "boolean"
+          },
+          "metricsNamespaceSelector": {
+            "type": "object",
+            "additionalProperties": {
+              "type": "string"
+            }
+          }
+        }
+      },
+      "resources": {
+        "description": "Requests and limits (cpu, memory).",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "requests": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+              "cpu": {
+                "description": "A Kubernetes resource quantity, such as 500m, 2 or 256Mi.",
+                "x-kubernetes-int-or-string": true,
+                "anyOf": [
+                  {
+                    "type": "integer"
+                  },
+                  {
+                    "type": "string"
+                  }
+                ],
+                "minimum": 0,
+                "pattern": "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
+              },
+              "memory": {
+                "description": "A Kubernetes resource quantity, such as 500m, 2 or 256Mi.",
+                "x-kubernetes-int-or-string": true,
+                "anyOf": [
+                  {
+                    "type": "integer"
+                  },
+                  {
+                    "type": "string"
+                  }
+                ],
+                "minimum": 0,
+                "pattern": "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
+              }
+            }
+          },
+          "limits": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+              "cpu": {
+                "description": "A Kubernetes resource quantity, such as 500m, 2 or 256Mi.",
+                "x-kubernetes-int-or-string": true,
+                "anyOf": [
+                  {
+                    "type": "integer"
+                  },
+                  {
+                    "type": "string"
+                  }
+                ],
+                "minimum": 0,
+                "pattern": "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
+              },
+              "memory": {
+                "description": "A Kubernetes resource quantity, such as 500m, 2 or 256Mi.",
+                "x-kubernetes-int-or-string": true,
+                "anyOf": [
+                  {
+                    "type": "integer"
+                  },
+                  {
+                    "type": "string"
+                  }
+                ],
+                "minimum": 0,
+                "pattern": "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
+              }
+            }
+          }
+        }
+      },
+      "maxStatusWritesPerSecond": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1000
+      },
+      "logLevel": {
+        "type": "string",
+        "enum": [
+          "trace",
+          "debug",
+          "info",
+          "warn",
+          "error"
+        ]
+      },
+      "podDisruptionBudget": {
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "minAvailable": {
+            "type": "integer",
+            "minimum": 0
+          }
+        }
+      },
+      "commonLabels": {
+        "type": "object",
+        "additionalProperties": {
+          "type": "string"
+        }
+      },
+      "nodeSelector": {
+        "type": "object",
+        "additionalProperties": {
+          "type": "string"
+        }
+      },
+      "tolerations": {
+        "type": "array",
+        "items": {
+          "type": "object"
+        }
+      }
+    }
+  },
   "CloudPhoneClaim": {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://cloudphone.io/schemas/cloudphoneclaim.json",

@@ -14,6 +14,11 @@ export interface OperatorConfig {
   healthPort: number;
   serviceName: string;
   certificateSecret: string;
+  /**
+   * operator: the operator makes its CA and serving certificate, renews them and keeps the webhooks' caBundle;
+   * external: something else (cert-manager) writes the Secret and the caBundle, the operator only reads it.
+   */
+  certificates: 'operator' | 'external';
   /** Lifetime of a serving certificate; it is renewed after two thirds of it. */
   servingCertDays: number;
   /** How often the certificates in the Secret are checked (and renewed by the leader when due). */
@@ -41,6 +46,7 @@ const options = {
   'health-port': { type: 'string', default: '8080' },
   'service-name': { type: 'string', default: 'cloudphone-operator' },
   'certificate-secret': { type: 'string', default: 'cloudphone-operator-tls' },
+  certificates: { type: 'string', default: 'operator' },
   'serving-cert-days': { type: 'string', default: '90' },
   'certificate-check-seconds': { type: 'string', default: '60' },
   'sidecar-image': { type: 'string', default: 'cloudphone/sidecar:0.1.0' },
@@ -89,6 +95,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
   if (pullPolicy !== 'Always' && pullPolicy !== 'IfNotPresent' && pullPolicy !== 'Never') {
     throw new ConfigError(`--sidecar-image-pull-policy must be Always, IfNotPresent or Never, got ${pullPolicy}`);
   }
+  const certificates = values.certificates;
+  if (certificates !== 'operator' && certificates !== 'external') {
+    throw new ConfigError(`--certificates must be operator or external, got ${certificates}`);
+  }
   return {
     dev: values.dev,
     namespace: values.namespace ?? env.POD_NAMESPACE ?? 'cloudphone-system',
@@ -98,6 +108,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     healthPort: integer('health-port', values['health-port'], 0, 65535),
     serviceName: values['service-name'],
     certificateSecret: values['certificate-secret'],
+    certificates,
     servingCertDays: integer('serving-cert-days', values['serving-cert-days'], 1, 3650),
     certificateCheckSeconds: integer('certificate-check-seconds', values['certificate-check-seconds'], 1, 86_400),
     sidecarImage: values['sidecar-image'],

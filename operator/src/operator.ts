@@ -117,7 +117,9 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
       : `https://${serviceHost}:${String(SERVICE_PORT)}${REPORT_PATH}`;
 
   const endpoints = new HttpsEndpoints(moduleLogger('https', root));
+  // With external certificates the caBundle is cert-manager's (cainjector) to keep, not the operator's.
   const syncWebhooks = async (tls: TlsMaterial): Promise<void> => {
+    if (config.certificates === 'external') return;
     await syncWebhookConfigurations(admission, endpoint(), tls.caPem, config.dev, log).catch((error: unknown) => {
       log.warn({ error: describeError(error) }, 'could not update the webhook configurations');
     });
@@ -132,6 +134,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     },
     servingValidityDays: config.servingCertDays,
     checkIntervalMs: config.certificateCheckSeconds * 1000,
+    external: config.certificates === 'external',
     log: moduleLogger('certificates', root),
     onChange: (tls) => {
       endpoints.reload(tls);

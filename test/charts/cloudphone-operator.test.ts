@@ -1,5 +1,6 @@
 // The Helm chart, rendered by the pinned helm: lint, the values schema, and agreement with the operator's code
-// and the generated CRDs. (Installing it into the local control plane is still to come: see issue 7.)
+// and the generated CRDs; its modes (cert-manager, ServiceMonitor, NetworkPolicy). Installing it into the local
+// control plane is test/integration/chart.test.ts.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -64,6 +65,9 @@ describe('the cloudphone-operator chart', () => {
     [['--set', 'sidecar.imagePullPolicy=Sometimes'], 'imagePullPolicy'],
     [['--set', 'sidecar.sharedVolumeSize=lots'], 'sharedVolumeSize'],
     [['--set-string', 'maxStatusWritesPerSecond=ten'], 'maxStatusWritesPerSecond'],
+    [['--set', 'certificates.mode=letsencrypt'], 'certificates'],
+    [['--set', 'metrics.serviceMonitor.interval=soon'], 'interval'],
+    [['--set', 'sidecar.resources.requests.cpu=lots'], 'cpu'],
   ])('refuses bad values %j with the schema message', (args, message) => {
     expect(refusal(...args)).toContain(message);
   });
@@ -121,5 +125,104 @@ describe('the cloudphone-operator chart', () => {
     });
     expect(pod.containers[0]?.args).toContain('--sidecar-image=cloudphone/sidecar:0.1.0');
     expect(pod.containers[0]?.args).toContain('--shared-volume-size=256Mi');
+  });
+
+  it('in cert-manager mode asks cert-manager for the certificate and gives the operator no write on it', () => {
+    const docs = render('--values', join(chart, 'ci/cert-manager-values.yaml'));
+    const certificates = docs.filter((d) => d.kind === 'Certificate');
+    // An issuer was given: no self-signed chain, just the serving certificate.
+    expect(certificates).toHaveLength(1);
+    expect(docs.some((d) => d.kind === 'Issuer')).toBe(false);
+    expect(certificates[0]?.spec).toMatchObject({
+      secretName: 'cloudphone-operator-tls',
+      dnsNames: expect.arrayContaining(['cloudphone-operator.cloudphone-system.svc']) as unknown,
+      issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' },
+    });
+    for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'])
+      expect((docs.find((d) => d.kind === kind)?.metadata as { annotations: object }).annotations).toEqual({
+        'cert-manager.io/inject-ca-from': 'cloudphone-system/cloudphone-operator-serving',
+      });
+    const deployment = docs.find((d) => d.kind === 'Deployment') as {
+      spec: { template: { spec: { containers: { args: string[] }[] } } };
+    };
+    expect(deployment.spec.template.spec.containers[0]?.args).toContain('--certificates=external');
+    interface Rule {
+      apiGroups: string[];
+      resources: string[];
+      verbs: string[];
+      resourceNames?: string[];
+    }
+    const role = docs.find((d) => d.kind === 'Role') as { rules: Rule[] };
+    const secretRules = role.rules.filter((r) => r.resources.includes('secrets'));
+    expect(secretRules).toEqual([
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['cloudphone-operator-tls'], verbs: ['get'] },
+    ]);
+    const clusterRole = docs.find((d) => d.kind === 'ClusterRole') as { rules: Rule[] };
+    expect(clusterRole.rules.some((r) => r.apiGroups.includes('admissionregistration.k8s.io'))).toBe(false);
+
+    // Without an issuer, a self-signed CA chain made by the chart signs it.
+    const own = render('--set', 'certificates.mode=cert-manager');
+    expect(own.filter((d) => d.kind === 'Issuer').map((d) => (d.metadata as { name: string }).name)).toEqual([
+      'cloudphone-operator-selfsigned',
+      'cloudphone-operator-ca',
+    ]);
+    expect(
+      own.find((d) => (d.metadata as { name: string }).name === 'cloudphone-operator-serving')?.spec,
+    ).toMatchObject({
+      issuerRef: { name: 'cloudphone-operator-ca', kind: 'Issuer' },
+    });
+    // The default mode has none of it.
+    expect(render().some((d) => d.kind === 'Certificate' || d.kind === 'Issuer')).toBe(false);
+  });
+
+  it('scrapes and fences the operator with ci/monitoring-values.yaml, on ports its Service and pods name', () => {
+    const docs = render('--values', join(chart, 'ci/monitoring-values.yaml'));
+    const service = docs.find((d) => d.kind === 'Service') as {
+      metadata: { labels: Record<string, string> };
+      spec: { ports: { name: string }[] };
+    };
+    const monitor = docs.find((d) => d.kind === 'ServiceMonitor') as {
+      metadata: { labels: Record<string, string> };
+      spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; interval: string }[] };
+    };
+    expect(monitor.metadata.labels.release).toBe('prometheus');
+    expect(service.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
+    expect(service.spec.ports.map((p) => p.name)).toContain(monitor.spec.endpoints[0]?.port);
+    expect(monitor.spec.endpoints[0]?.interval).toBe('15s');
+
+    const deployment = docs.find((d) => d.kind === 'Deployment') as {
+      spec: {
+        template: {
+          metadata: { labels: Record<string, string> };
+          spec: { containers: { ports: { name: string }[] }[] };
+        };
+      };
+    };
+    const policy = docs.find((d) => d.kind === 'NetworkPolicy') as {
+      spec: {
+        podSelector: { matchLabels: Record<string, string> };
+        ingress: { ports: { port: string }[]; from?: unknown[] }[];
+      };
+    };
+    expect(deployment.spec.template.metadata.labels).toMatchObject(policy.spec.podSelector.matchLabels);
+    const podPorts = deployment.spec.template.spec.containers[0]?.ports.map((p) => p.name);
+    for (const rule of policy.spec.ingress) for (const port of rule.ports) expect(podPorts).toContain(port.port);
+    // The webhook port is open to all (the apiserver, the sidecars); metrics only from the monitoring namespace.
+    expect(policy.spec.ingress[0]?.from).toBeUndefined();
+    expect(policy.spec.ingress[1]?.from).toEqual([
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+    ]);
+    expect(render().some((d) => d.kind === 'ServiceMonitor' || d.kind === 'NetworkPolicy')).toBe(false);
+  });
+
+  it('has a values schema generated from schemas/json/chart-values.json, with the API definitions inlined', () => {
+    const schema = JSON.parse(readFileSync(join(chart, 'values.schema.json'), 'utf8')) as {
+      $comment: string;
+      properties: { sidecar: { properties: { imagePullPolicy: { enum: string[] } } } };
+    };
+    expect(schema.$comment).toContain('schemas/json/chart-values.json');
+    // The same choices as a stream's spec.sidecar.imagePullPolicy.
+    expect(schema.properties.sidecar.properties.imagePullPolicy.enum).toEqual(['Always', 'IfNotPresent', 'Never']);
+    expect(JSON.stringify(schema)).not.toContain('$ref');
   });
 });

@@ -3,10 +3,13 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ApiException, CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, inject } from 'vitest';
+import { stringify } from 'yaml';
 import { pooledKubeConfig } from '../../operator/src/kube/kube-config.ts';
 import { waitFor } from './wait-for.ts';
 
@@ -79,4 +82,35 @@ export async function deleteStreams(namespace: string): Promise<void> {
       kubectl('get', 'cloudphonestreams', '--namespace', namespace, '-o', 'name').trim() === '' || undefined,
     ),
   );
+}
+
+/** A kubeconfig file of the admin user acting as a ServiceAccount (impersonation): that account's RBAC, exactly. */
+export function impersonatingKubeconfig(namespace: string, serviceAccount: string): string {
+  const admin = kubeConfig();
+  const path = join(tmpdir(), `sa-${namespace}-${serviceAccount}.kubeconfig`);
+  const user = admin.getCurrentUser();
+  const cluster = admin.getCurrentCluster();
+  writeFileSync(
+    path,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        { name: 'local', cluster: { server: cluster?.server, 'certificate-authority-data': cluster?.caData } },
+      ],
+      users: [
+        {
+          name: 'service-account',
+          user: {
+            'client-certificate-data': user?.certData,
+            'client-key-data': user?.keyData,
+            as: `system:serviceaccount:${namespace}:${serviceAccount}`,
+          },
+        },
+      ],
+      contexts: [{ name: 'local', context: { cluster: 'local', user: 'service-account' } }],
+      'current-context': 'local',
+    }),
+  );
+  return path;
 }

@@ -4,9 +4,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   AdmissionregistrationV1Api,
@@ -16,10 +14,17 @@ import {
   RbacAuthorizationV1Api,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { stringify } from 'yaml';
 import { jsonPatchOptions } from '../../operator/src/kube/patch-options.ts';
 import { OperatorProcess } from '../cluster/operator-process.ts';
-import { deleteStreams, kubeConfig, kubectl, repoRoot, useTestNamespace, waitFor } from '../cluster/test-cluster.ts';
+import {
+  deleteStreams,
+  impersonatingKubeconfig,
+  kubeConfig,
+  kubectl,
+  repoRoot,
+  useTestNamespace,
+  waitFor,
+} from '../cluster/test-cluster.ts';
 
 const release = 'cloudphone';
 const releaseNamespace = `cloudphone-chart-${randomBytes(3).toString('hex')}`;
@@ -39,37 +44,6 @@ function freePort(): Promise<number> {
       });
     });
   });
-}
-
-/** The admin kubeconfig, acting as the chart's ServiceAccount. */
-function impersonatingKubeconfig(): string {
-  const admin = kubeConfig();
-  const path = join(tmpdir(), `chart-sa-${releaseNamespace}.kubeconfig`);
-  const user = admin.getCurrentUser();
-  const cluster = admin.getCurrentCluster();
-  writeFileSync(
-    path,
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        { name: 'local', cluster: { server: cluster?.server, 'certificate-authority-data': cluster?.caData } },
-      ],
-      users: [
-        {
-          name: 'chart-sa',
-          user: {
-            'client-certificate-data': user?.certData,
-            'client-key-data': user?.keyData,
-            as: `system:serviceaccount:${releaseNamespace}:cloudphone-operator`,
-          },
-        },
-      ],
-      contexts: [{ name: 'local', context: { cluster: 'local', user: 'chart-sa' } }],
-      'current-context': 'local',
-    }),
-  );
-  return path;
 }
 
 describe('the chart on the local control plane', () => {
@@ -136,7 +110,7 @@ describe('the chart on the local control plane', () => {
     }
     operator = await new OperatorProcess(
       'chart-operator',
-      impersonatingKubeconfig(),
+      impersonatingKubeconfig(releaseNamespace, 'cloudphone-operator'),
       ['--namespace', releaseNamespace, '--https-port', String(port), '--listen-host', '127.0.0.1'],
       false,
     ).started();

@@ -78,8 +78,14 @@ describe('5 % packet loss between the sidecar and the browser', () => {
       expect(stats?.packetsLost ?? Infinity).toBeLessThan(counts.toViewerDropped / 2);
 
       // The picture kept coming: frames in order, most of them shown, and never a second without a new one.
-      for (let i = 1; i < frames.length; i++)
-        expect(frames[i]?.frame).toBeGreaterThan(frames[i - 1]?.frame ?? Infinity);
+      // (A frame may show twice: when the phone stalls past 100 ms, a keyframe wish is answered by encoding the
+      // last picture again. Never out of order.)
+      let repeats = 0;
+      for (let i = 1; i < frames.length; i++) {
+        expect(frames[i]?.frame).toBeGreaterThanOrEqual(frames[i - 1]?.frame ?? Infinity);
+        if (frames[i]?.frame === frames[i - 1]?.frame) repeats++;
+      }
+      expect(repeats).toBeLessThan(5);
       expect(frames.length).toBeGreaterThan(WATCH_SECONDS * FPS * 0.8);
       expect(longestStill(frames)).toBeLessThan(1000);
       // The figures, for the record (the run's log shows them next to the result).

@@ -1,6 +1,8 @@
 // Keeps the operator's CA and serving certificate in a Secret, so every replica serves the same certificate
 // and a restart keeps it. Any replica may create the Secret the first time (creation is atomic); only the
 // leader renews it; every replica reloads whatever the Secret holds, without a restart.
+// External mode (cert-manager): the Secret is someone else's; the operator waits for it, never writes it, and
+// reloads it when it changes.
 
 import { describeError } from '../kube/api-error.ts';
 import { ApiException, type CoreV1Api, type V1Secret } from '@kubernetes/client-node';
@@ -22,8 +24,12 @@ export interface CertificateManagerOptions {
   caValidityDays?: number;
   servingValidityDays?: number;
   checkIntervalMs?: number;
+  /** The Secret is written by someone else (cert-manager): only read it. */
+  external?: boolean;
   onChange: (material: TlsMaterial) => void;
 }
+
+const EXTERNAL_WAIT_MS = 2000;
 
 const KEYS = { ca: 'ca.crt', caKey: 'ca.key', cert: 'tls.crt', key: 'tls.key' } as const;
 
@@ -38,7 +44,7 @@ export class CertificateManager {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(options: CertificateManagerOptions) {
-    this.o = { caValidityDays: 3650, servingValidityDays: 90, checkIntervalMs: 60_000, ...options };
+    this.o = { caValidityDays: 3650, servingValidityDays: 90, checkIntervalMs: 60_000, external: false, ...options };
   }
 
   get material(): TlsMaterial | undefined {
@@ -47,9 +53,9 @@ export class CertificateManager {
 
   /** Loads the certificates (creating them when there are none) and checks them periodically after that. */
   async start(isLeader: () => boolean): Promise<TlsMaterial> {
-    const material = await this.sync(true);
+    const material = this.o.external ? await this.waitForExternal() : await this.sync(true);
     this.timer = setInterval(() => {
-      this.sync(isLeader()).catch((error: unknown) => {
+      this.sync(!this.o.external && isLeader()).catch((error: unknown) => {
         this.o.log.warn({ error: describeError(error) }, 'certificate check failed');
       });
     }, this.o.checkIntervalMs);
@@ -61,6 +67,24 @@ export class CertificateManager {
     clearInterval(this.timer);
   }
 
+  /** External mode: until the Secret holds a certificate and its key (cert-manager issues it after install). */
+  private async waitForExternal(): Promise<TlsMaterial> {
+    let told = false;
+    for (;;) {
+      try {
+        return await this.sync(false);
+      } catch (error) {
+        if (!told)
+          this.o.log.info(
+            { secret: `${this.o.namespace}/${this.o.secretName}`, reason: describeError(error) },
+            'waiting for the certificate Secret (external certificates)',
+          );
+        told = true;
+        await new Promise((resolve) => setTimeout(resolve, EXTERNAL_WAIT_MS));
+      }
+    }
+  }
+
   /** Reads the Secret; creates or renews it when allowed to; reports a change to onChange. */
   async sync(mayWrite: boolean): Promise<TlsMaterial> {
     const { core, namespace, secretName: name } = this.o;
@@ -70,7 +94,10 @@ export class CertificateManager {
     } catch (error) {
       if (!(error instanceof ApiException) || error.code !== 404) throw error;
     }
-    if (!secret) {
+    if (this.o.external) {
+      if (!secret || !decode(secret, KEYS.cert) || !decode(secret, KEYS.key))
+        throw new Error(`Secret ${namespace}/${name} has no tls.crt and tls.key yet`);
+    } else if (!secret) {
       const material = await this.generate(undefined);
       try {
         secret = await core.createNamespacedSecret({ namespace, body: this.secretBody(material) });
@@ -93,7 +120,8 @@ export class CertificateManager {
       }
     }
     const material: TlsMaterial = {
-      caPem: decode(secret, KEYS.ca),
+      // cert-manager's self-signed issuers leave ca.crt as the certificate itself; a missing one means the same.
+      caPem: decode(secret, KEYS.ca) || decode(secret, KEYS.cert),
       certPem: decode(secret, KEYS.cert),
       keyPem: decode(secret, KEYS.key),
     };
