@@ -6,14 +6,17 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import {
   AdmissionregistrationV1Api,
+  AppsV1Api,
   ApiextensionsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   RbacAuthorizationV1Api,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parse } from 'yaml';
 import { jsonPatchOptions } from '../../operator/src/kube/patch-options.ts';
 import { OperatorProcess } from '../cluster/operator-process.ts';
 import {
@@ -180,5 +183,94 @@ describe('the chart on the local control plane', () => {
     // No RBAC denial at all (other refusals, such as writes into a namespace being deleted, are not the chart's).
     const denials = operator.logs.map((l) => JSON.stringify(l)).filter((l) => /cannot \w+ resource/.test(l));
     expect(denials).toEqual([]);
+  });
+
+  it('uninstalls everything but the CRDs (crds.keep)', async () => {
+    if (operator) await deleteStreams(phones());
+    await operator?.stop();
+    operator = undefined;
+    helm('uninstall', release, '--namespace', releaseNamespace, '--wait');
+    installed = false;
+    const ext = kubeConfig().makeApiClient(ApiextensionsV1Api);
+    for (const crd of ['cloudphonestreams', 'cloudphonepools', 'cloudphoneclaims'])
+      expect((await ext.readCustomResourceDefinition({ name: `${crd}.cloudphone.io` })).metadata?.name).toBeDefined();
+    const gone = async (read: () => Promise<unknown>): Promise<boolean> =>
+      read().then(
+        () => false,
+        () => true,
+      );
+    const rbac = kubeConfig().makeApiClient(RbacAuthorizationV1Api);
+    const admission = kubeConfig().makeApiClient(AdmissionregistrationV1Api);
+    const core = kubeConfig().makeApiClient(CoreV1Api);
+    expect(await gone(() => rbac.readClusterRole({ name: 'cloudphone-operator' }))).toBe(true);
+    expect(await gone(() => rbac.readClusterRoleBinding({ name: 'cloudphone-operator' }))).toBe(true);
+    expect(await gone(() => admission.readMutatingWebhookConfiguration({ name: 'cloudphone-operator' }))).toBe(true);
+    expect(await gone(() => admission.readValidatingWebhookConfiguration({ name: 'cloudphone-operator' }))).toBe(true);
+    expect(
+      await gone(() => core.readNamespacedService({ name: 'cloudphone-operator', namespace: releaseNamespace })),
+    ).toBe(true);
+    expect(
+      await gone(() => core.readNamespacedServiceAccount({ name: 'cloudphone-operator', namespace: releaseNamespace })),
+    ).toBe(true);
+    expect(helm('list', '--namespace', releaseNamespace, '--short').trim()).toBe('');
+  });
+
+  it.each(['single-replica-values.yaml', 'custom-sidecar-values.yaml'])(
+    'installs with ci/%s too, and uninstalls cleanly',
+    async (scenario) => {
+      const namespace = `cloudphone-${scenario.split('-')[0] ?? 'ci'}-${randomBytes(2).toString('hex')}`;
+      const chart = join(repoRoot, 'charts/cloudphone-operator');
+      // The CRDs stay from the release before (kept on uninstall): a scenario that installs them adopts them.
+      for (const crd of ['cloudphonestreams', 'cloudphonepools', 'cloudphoneclaims']) {
+        const name = `${crd}.cloudphone.io`;
+        kubectl(
+          'annotate',
+          'crd',
+          name,
+          '--overwrite',
+          `meta.helm.sh/release-name=ci`,
+          `meta.helm.sh/release-namespace=${namespace}`,
+        );
+        kubectl('label', 'crd', name, '--overwrite', 'app.kubernetes.io/managed-by=Helm');
+      }
+      helm(
+        'install',
+        'ci',
+        chart,
+        '--namespace',
+        namespace,
+        '--create-namespace',
+        '--values',
+        join(chart, 'ci', scenario),
+      );
+      try {
+        const admission = kubeConfig().makeApiClient(AdmissionregistrationV1Api);
+        const mutating = await admission.readMutatingWebhookConfiguration({ name: 'cloudphone-operator' });
+        const values = parse(readFileSync(join(chart, 'ci', scenario), 'utf8')) as {
+          webhook?: { failurePolicy?: string };
+          replicaCount?: number;
+        };
+        expect(mutating.webhooks?.[0]?.failurePolicy).toBe(values.webhook?.failurePolicy ?? 'Fail');
+        const apps = kubeConfig().makeApiClient(AppsV1Api);
+        const deployment = await apps.readNamespacedDeployment({ name: 'cloudphone-operator', namespace });
+        expect(deployment.spec?.replicas).toBe(values.replicaCount ?? 2);
+      } finally {
+        helm('uninstall', 'ci', '--namespace', namespace, '--wait');
+        await kubeConfig().makeApiClient(CoreV1Api).deleteNamespace({ name: namespace });
+      }
+    },
+  );
+
+  it('refuses bad values at helm install with the schema message, installing nothing', () => {
+    const chart = join(repoRoot, 'charts/cloudphone-operator');
+    let message = '';
+    try {
+      helm('install', 'bad', chart, '--namespace', releaseNamespace, '--set', 'replicaCount=-1');
+    } catch (error) {
+      message = String((error as { stderr?: string }).stderr ?? error);
+    }
+    expect(message).toContain('replicaCount');
+    expect(message).toMatch(/minimum|greater/);
+    expect(helm('list', '--all-namespaces', '--short', '--filter', '^bad$').trim()).toBe('');
   });
 });
