@@ -16,6 +16,13 @@ export const INJECTION_STATUS_ANNOTATION = 'cloudphone.io/injection-status';
 /** Pod label the webhook writes: the stream whose sidecar the pod carries. Services select on it. */
 export const STREAM_LABEL = 'cloudphone.io/stream';
 
+/** Pod label of a pool's phones (the pool's name); status.selector of the pool selects on it. */
+export const POOL_LABEL = 'cloudphone.io/pool';
+/** Pod label of a phone bound to a claim (the claim's name). */
+export const CLAIM_LABEL = 'cloudphone.io/claim';
+/** Kubernetes' hint to ReplicaSets scaling down: lower cost goes first. */
+export const DELETION_COST_ANNOTATION = 'controller.kubernetes.io/pod-deletion-cost';
+
 /** Namespaces the webhook never touches, whatever their labels. */
 export const SYSTEM_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease'];
 

@@ -16,13 +16,14 @@ import {
 } from '@kubernetes/client-node';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import type { CloudPhoneStream } from '../../generated/ts/api-types.ts';
+import type { CloudPhonePool, CloudPhoneStream } from '../../generated/ts/api-types.ts';
 import { SchemaValidator } from '../../schemas/runtime/validator.ts';
 import type { OperatorConfig } from './config.ts';
 import { Controller } from './controller/controller.ts';
 import { EventRecorder } from './controller/event-recorder.ts';
 import { ReportStore, SidecarReports } from './controller/sidecar-reports.ts';
 import { StatusWriter } from './controller/status-writer.ts';
+import { PoolReconciler, poolKeyOf } from './controller/pool-reconciler.ts';
 import { keyOf, MANAGED_BY, MANAGED_BY_LABEL, StreamReconciler } from './controller/stream-reconciler.ts';
 import { startHealthServer } from '../../common/health-server.ts';
 import { HttpsEndpoints } from './https-endpoints.ts';
@@ -83,6 +84,13 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     path: `/apis/${GROUP}/${VERSION}/cloudphonestreams`,
     list: () =>
       custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'cloudphonestreams' }) as never,
+    log,
+  });
+  const pools = new ResilientInformer<CloudPhonePool>({
+    name: 'pools',
+    kubeConfig: kc,
+    path: `/apis/${GROUP}/${VERSION}/cloudphonepools`,
+    list: () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'cloudphonepools' }) as never,
     log,
   });
   const pods = new ResilientInformer<V1Pod>({
@@ -172,6 +180,42 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     log: moduleLogger('controller', root),
     metrics,
   });
+  // Pools: their own controller (one reconcile per pool at a time), fed by the pools, their pods and their streams.
+  const poolReconciler = new PoolReconciler({
+    pools,
+    streams,
+    pods,
+    core,
+    custom,
+    statusWriter,
+    reports: reportStore,
+    log: moduleLogger('pool-reconciler', root),
+  });
+  const poolController = new Controller({
+    name: 'cloudphonepool',
+    reconcile: (key) => poolReconciler.reconcile(key),
+    onTerminal: () => Promise.resolve(),
+    workers: config.workers,
+    log: moduleLogger('pool-controller', root),
+    metrics,
+  });
+  for (const event of ['add', 'update', 'delete'] as const) {
+    pools.on(event, (pool) => {
+      poolController.enqueue(keyOf(pool));
+    });
+    pods.on(event, (pod) => {
+      const key = poolKeyOf(pod);
+      if (key) poolController.enqueue(key);
+    });
+    streams.on(event, (stream) => {
+      for (const pool of pools.list())
+        if (
+          pool.metadata?.namespace === stream.metadata?.namespace &&
+          pool.spec.streamRef.name === stream.metadata?.name
+        )
+          poolController.enqueue(keyOf(pool));
+    });
+  }
   streams.on('add', (s) => {
     controller.enqueue(keyOf(s));
   });
@@ -203,12 +247,15 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     onStartedLeading: () => {
       metrics.leader.set(1);
       controller.start();
+      poolController.start();
       for (const stream of streams.list()) controller.enqueue(keyOf(stream));
+      for (const pool of pools.list()) poolController.enqueue(keyOf(pool));
       if (certificates.material) void syncWebhooks(certificates.material);
     },
     onStoppedLeading: () => {
       metrics.leader.set(0);
       void controller.stop();
+      void poolController.stop();
     },
   });
   const tls = await certificates.start(() => leader.isLeader());
@@ -242,6 +289,9 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     pod: (namespace, name) => pods.get(name, namespace),
     onReport: (report) => {
       controller.enqueue(`${report.stream.namespace}/${report.stream.name}`);
+      const pod = pods.get(report.pod, report.stream.namespace);
+      const pool = pod && poolKeyOf(pod);
+      if (pool) poolController.enqueue(pool);
     },
     log: moduleLogger('reports', root),
   });
@@ -254,13 +304,14 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   });
 
   // Webhooks answer from the informers' caches: serve them only once the caches are filled.
-  await Promise.all([streams.start(), pods.start(), services.start()]);
+  await Promise.all([streams.start(), pools.start(), pods.start(), services.start()]);
   httpsPort = await endpoints.listen(config.httpsPort, config.listenHost, tls);
   let ready = true;
   const health = await startHealthServer(config.healthPort, config.listenHost, () => ready, metrics.registry);
   const informerRestarts = setInterval(() => {
     for (const [name, informer] of [
       ['streams', streams],
+      ['pools', pools],
       ['pods', pods],
       ['services', services],
     ] as const) {
@@ -286,10 +337,18 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
       const wasLeader = leader.isLeader();
       await leader.stop();
       await controller.stop();
+      await poolController.stop();
       // A development operator installed its webhooks itself; it leaves no webhook pointing at a closed port.
       if (config.dev && wasLeader) await deleteWebhookConfigurations(admission);
       certificates.stop();
-      await Promise.all([streams.stop(), pods.stop(), services.stop(), endpoints.close(), closeServer(health.server)]);
+      await Promise.all([
+        streams.stop(),
+        pools.stop(),
+        pods.stop(),
+        services.stop(),
+        endpoints.close(),
+        closeServer(health.server),
+      ]);
       log.info('operator stopped');
     },
   };

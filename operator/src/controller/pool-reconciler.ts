@@ -1,0 +1,313 @@
+// Reconciles one CloudPhonePool: owns its phone pods directly (as a GameServerSet does), made from the pool's
+// template (whose labels the validating webhook made sure its stream selects, so each gets the sidecar) with the
+// pool's label and an owner reference (so deleting the pool deletes them); runs the built-in buffer autoscaler when enabled; moves the pod count toward spec.replicas
+// a capped number of pods per pass, deleting idle phones only; keeps each phone's pod-deletion-cost current; and
+// writes status (replicas, ready, idle, busy, and the selector the /scale subresource gives HPA and KEDA).
+// Claims bind phones by labelling them (cloudphone.io/claim); this reconciler only reads that label.
+
+import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type {
+  CloudPhonePool,
+  CloudPhonePoolStatus,
+  CloudPhoneStream,
+  Condition,
+} from '../../../generated/ts/api-types.ts';
+import { jsonPatchOptions, mergePatchOptions } from '../kube/patch-options.ts';
+import type { ResilientInformer } from '../kube/resilient-informer.ts';
+import { API_VERSION, CLAIM_LABEL, DELETION_COST_ANNOTATION, GROUP, POOL_LABEL, VERSION } from '../labels.ts';
+import { setCondition } from './conditions.ts';
+import type { Outcome } from './finalizer.ts';
+import { deletionCost, desiredReplicas, planPass, busy, type Phone } from './pool-scaling.ts';
+import type { ReportStore } from './sidecar-reports.ts';
+import { isPodReady } from './stream-status.ts';
+import type { StatusWriter } from './status-writer.ts';
+
+const KIND = 'CloudPhonePool';
+const PLURAL = 'cloudphonepools';
+/** The built-in autoscaler looks again this often even when nothing changed (reports move busy counts). */
+const AUTOSCALE_PERIOD_MS = 10_000;
+/** When a pass could not do everything (capped), the next one comes at once. */
+const NEXT_PASS_MS = 50;
+/** Deletion-cost annotations rewritten per pass, at most. */
+const COST_PATCHES_PER_PASS = 50;
+
+export const PoolReason = {
+  Scaled: 'Scaled',
+  Scaling: 'Scaling',
+  StreamNotFound: 'StreamNotFound',
+  PodsRefused: 'PodsRefused',
+} as const;
+
+export interface PoolReconcilerOptions {
+  pools: ResilientInformer<CloudPhonePool>;
+  streams: ResilientInformer<CloudPhoneStream>;
+  pods: ResilientInformer<V1Pod>;
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+  statusWriter: StatusWriter;
+  reports: ReportStore;
+  log: Logger;
+}
+
+/** The pool a pod belongs to (its controller owner reference), as a work-queue key. */
+export function poolKeyOf(pod: V1Pod): string | undefined {
+  const owner = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND);
+  return owner ? `${pod.metadata?.namespace ?? ''}/${owner.name}` : undefined;
+}
+
+export class PoolReconciler {
+  private readonly o: PoolReconcilerOptions;
+
+  constructor(options: PoolReconcilerOptions) {
+    this.o = options;
+  }
+
+  async reconcile(key: string): Promise<Outcome> {
+    const [poolNamespace = '', poolName = ''] = key.split('/');
+    const pool = this.o.pools.get(poolName, poolNamespace);
+    // Deleted: its pods go with it (owner references, the garbage collector).
+    if (!pool?.metadata?.name || pool.metadata.deletionTimestamp) return {};
+    const namespace = pool.metadata.namespace ?? '';
+    const name = pool.metadata.name;
+    const stream = this.o.streams.get(pool.spec.streamRef.name, namespace);
+    if (!stream)
+      return this.blocked(
+        pool,
+        PoolReason.StreamNotFound,
+        `CloudPhoneStream ${pool.spec.streamRef.name} does not exist`,
+      );
+    const pods = this.podsOf(pool);
+    const phones = pods.map((pod) => this.phone(pod, stream));
+    let replicas = pool.spec.replicas ?? 0;
+    const autoscaling = pool.spec.autoscaling;
+    if (autoscaling && autoscaling.enabled !== false) {
+      const wanted = desiredReplicas(phones, {
+        minReplicas: autoscaling.minReplicas ?? 0,
+        maxReplicas: autoscaling.maxReplicas,
+        buffer: autoscaling.buffer ?? 1,
+      });
+      if (wanted !== replicas) {
+        await this.setReplicas(pool, wanted);
+        this.o.log.info({ pool: key, from: replicas, to: wanted }, 'autoscaled');
+        replicas = wanted;
+      }
+    }
+
+    const plan = planPass(phones, replicas, autoscaling?.maxChangePerPass ?? 50);
+    let refused: string | undefined;
+    for (let i = 0; i < plan.create; i++) {
+      try {
+        await this.createPhone(pool);
+      } catch (error) {
+        // The template is checked in full only here, by the apiserver: say why in status, not in a crash loop.
+        if (error instanceof ApiException && error.code >= 400 && error.code < 500 && error.code !== 409) {
+          refused = apiMessage(error);
+          break;
+        }
+        throw error;
+      }
+    }
+    for (const pod of plan.delete) await this.deletePhone(namespace, pod, pods);
+    await this.updateDeletionCosts(pods, phones);
+
+    const live = phones.filter((p) => !p.deleting);
+    const ready = live.filter((p) => p.ready);
+    const status: CloudPhonePoolStatus = {
+      observedGeneration: pool.metadata.generation,
+      replicas: live.length + plan.create - plan.delete.length,
+      readyReplicas: ready.length,
+      idleReplicas: ready.filter((p) => !busy(p)).length,
+      busyReplicas: live.filter(busy).length,
+      selector: `${POOL_LABEL}=${name}`,
+      conditions: this.conditions(pool, refused, live.length, ready.length, replicas),
+    };
+    await this.o.statusWriter.write({ kind: KIND, plural: PLURAL, namespace, name }, status, pool.status);
+    const unfinished = refused === undefined && (plan.create > 0 || plan.delete.length > 0);
+    return { requeueAfterMs: unfinished ? NEXT_PASS_MS : AUTOSCALE_PERIOD_MS };
+  }
+
+  private podsOf(pool: CloudPhonePool): V1Pod[] {
+    const uid = pool.metadata?.uid;
+    return this.o.pods
+      .list()
+      .filter(
+        (pod) =>
+          pod.metadata?.namespace === pool.metadata?.namespace &&
+          pod.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid),
+      );
+  }
+
+  private phone(pod: V1Pod, stream: CloudPhoneStream): Phone {
+    const report = this.o.reports
+      .forStream(stream.metadata?.namespace ?? '', stream.metadata?.name ?? '')
+      .get(pod.metadata?.name ?? '');
+    return {
+      name: pod.metadata?.name ?? '',
+      createdAt: new Date(pod.metadata?.creationTimestamp ?? 0).getTime(),
+      ready: isPodReady(pod),
+      claimed: Boolean(pod.metadata?.labels?.[CLAIM_LABEL]),
+      controlViewers: report?.report.controlViewers ?? 0,
+      deleting: Boolean(pod.metadata?.deletionTimestamp),
+    };
+  }
+
+  private async setReplicas(pool: CloudPhonePool, replicas: number): Promise<void> {
+    await this.o.custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: pool.metadata?.namespace ?? '',
+        plural: PLURAL,
+        name: pool.metadata?.name ?? '',
+        body: { spec: { replicas } },
+      },
+      mergePatchOptions(),
+    );
+  }
+
+  private async createPhone(pool: CloudPhonePool): Promise<void> {
+    const name = pool.metadata?.name ?? '';
+    const template = pool.spec.template;
+    await this.o.core.createNamespacedPod({
+      namespace: pool.metadata?.namespace ?? '',
+      body: {
+        metadata: {
+          generateName: `${name}-`,
+          labels: { ...definedOnly(template.metadata?.labels), [POOL_LABEL]: name },
+          annotations: { ...definedOnly(template.metadata?.annotations), [DELETION_COST_ANNOTATION]: '-100' },
+          ownerReferences: [
+            {
+              apiVersion: API_VERSION,
+              kind: KIND,
+              name,
+              uid: pool.metadata?.uid ?? '',
+              controller: true,
+              blockOwnerDeletion: true,
+            },
+          ],
+        },
+        spec: template.spec as never,
+      },
+    });
+  }
+
+  /** Deletes an idle phone, but only the pod we judged idle: a uid precondition, and not if it got a claim since. */
+  private async deletePhone(namespace: string, name: string, pods: readonly V1Pod[]): Promise<void> {
+    const pod = pods.find((p) => p.metadata?.name === name);
+    try {
+      // A claim binds a phone by labelling its pod, which changes its resourceVersion: deleting with the
+      // resourceVersion we judged it idle at fails (409) if it was claimed since, and the phone stays.
+      await this.o.core.deleteNamespacedPod({
+        namespace,
+        name,
+        body: { preconditions: { uid: pod?.metadata?.uid, resourceVersion: pod?.metadata?.resourceVersion } },
+      });
+    } catch (error) {
+      // Gone already, or changed since we looked (perhaps claimed): the next pass decides again.
+      if (error instanceof ApiException && (error.code === 404 || error.code === 409)) return;
+      throw error;
+    }
+  }
+
+  private async updateDeletionCosts(pods: readonly V1Pod[], phones: readonly Phone[]): Promise<void> {
+    let patches = 0;
+    for (const [i, pod] of pods.entries()) {
+      const phone = phones[i];
+      if (!phone || phone.deleting || patches >= COST_PATCHES_PER_PASS) continue;
+      const cost = String(deletionCost(phone));
+      if (pod.metadata?.annotations?.[DELETION_COST_ANNOTATION] === cost) continue;
+      patches++;
+      await this.o.core
+        .patchNamespacedPod(
+          {
+            namespace: pod.metadata?.namespace ?? '',
+            name: pod.metadata?.name ?? '',
+            body: [
+              pod.metadata?.annotations
+                ? {
+                    op: 'add',
+                    path: `/metadata/annotations/${DELETION_COST_ANNOTATION.replace('/', '~1')}`,
+                    value: cost,
+                  }
+                : { op: 'add', path: '/metadata/annotations', value: { [DELETION_COST_ANNOTATION]: cost } },
+            ],
+          },
+          jsonPatchOptions(),
+        )
+        .catch((error: unknown) => {
+          if (!(error instanceof ApiException) || error.code !== 404) throw error;
+        });
+    }
+  }
+
+  private conditions(
+    pool: CloudPhonePool,
+    refused: string | undefined,
+    live: number,
+    ready: number,
+    replicas: number,
+  ): Condition[] {
+    const now = new Date();
+    const generation = pool.metadata?.generation;
+    const current = pool.status?.conditions ?? [];
+    if (refused !== undefined)
+      return setCondition(
+        current,
+        {
+          type: 'Ready',
+          status: 'False',
+          reason: PoolReason.PodsRefused,
+          message: refused,
+          observedGeneration: generation,
+        },
+        now,
+      );
+    const done = live === replicas && ready === replicas;
+    return setCondition(
+      current,
+      {
+        type: 'Ready',
+        status: done ? 'True' : 'False',
+        reason: done ? PoolReason.Scaled : PoolReason.Scaling,
+        message: `${String(ready)} of ${String(replicas)} phones ready`,
+        observedGeneration: generation,
+      },
+      now,
+    );
+  }
+
+  private async blocked(pool: CloudPhonePool, reason: string, message: string): Promise<Outcome> {
+    const status: CloudPhonePoolStatus = {
+      ...pool.status,
+      observedGeneration: pool.metadata?.generation,
+      selector: `${POOL_LABEL}=${pool.metadata?.name ?? ''}`,
+      conditions: setCondition(
+        pool.status?.conditions ?? [],
+        { type: 'Ready', status: 'False', reason, message, observedGeneration: pool.metadata?.generation },
+        new Date(),
+      ),
+    };
+    await this.o.statusWriter.write(
+      { kind: KIND, plural: PLURAL, namespace: pool.metadata?.namespace ?? '', name: pool.metadata?.name ?? '' },
+      status,
+      pool.status,
+    );
+    return { requeueAfterMs: AUTOSCALE_PERIOD_MS };
+  }
+}
+
+function definedOnly(map: Record<string, string | undefined> | undefined): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(map ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+}
+
+function apiMessage(error: ApiException<unknown>): string {
+  try {
+    const body = (typeof error.body === 'string' ? JSON.parse(error.body) : error.body) as { message?: string };
+    return body.message ?? `the apiserver refused the pod (${String(error.code)})`;
+  } catch {
+    return `the apiserver refused the pod (${String(error.code)})`;
+  }
+}
