@@ -96,9 +96,11 @@ export class PoolReconciler {
 
     const plan = planPass(phones, replicas, autoscaling?.maxChangePerPass ?? 50);
     let refused: string | undefined;
+    let created = 0;
     for (let i = 0; i < plan.create; i++) {
       try {
         await this.createPhone(pool);
+        created++;
       } catch (error) {
         // The template is checked in full only here, by the apiserver: say why in status, not in a crash loop.
         if (error instanceof ApiException && error.code >= 400 && error.code < 500 && error.code !== 409) {
@@ -108,14 +110,15 @@ export class PoolReconciler {
         throw error;
       }
     }
-    for (const pod of plan.delete) await this.deletePhone(namespace, pod, pods);
+    let deleted = 0;
+    for (const pod of plan.delete) if (await this.deletePhone(namespace, pod, pods)) deleted++;
     await this.updateDeletionCosts(pods, phones);
 
     const live = phones.filter((p) => !p.deleting);
     const ready = live.filter((p) => p.ready);
     const status: CloudPhonePoolStatus = {
       observedGeneration: pool.metadata.generation,
-      replicas: live.length + plan.create - plan.delete.length,
+      replicas: live.length + created - deleted,
       readyReplicas: ready.length,
       idleReplicas: ready.filter((p) => !busy(p)).length,
       busyReplicas: live.filter(busy).length,
@@ -193,7 +196,8 @@ export class PoolReconciler {
   }
 
   /** Deletes an idle phone, but only the pod we judged idle: a uid precondition, and not if it got a claim since. */
-  private async deletePhone(namespace: string, name: string, pods: readonly V1Pod[]): Promise<void> {
+  /** Whether the pod was deleted (false: gone already, or changed since it was judged idle). */
+  private async deletePhone(namespace: string, name: string, pods: readonly V1Pod[]): Promise<boolean> {
     const pod = pods.find((p) => p.metadata?.name === name);
     try {
       // A claim binds a phone by labelling its pod, which changes its resourceVersion: deleting with the
@@ -203,9 +207,10 @@ export class PoolReconciler {
         name,
         body: { preconditions: { uid: pod?.metadata?.uid, resourceVersion: pod?.metadata?.resourceVersion } },
       });
+      return true;
     } catch (error) {
       // Gone already, or changed since we looked (perhaps claimed): the next pass decides again.
-      if (error instanceof ApiException && (error.code === 404 || error.code === 409)) return;
+      if (error instanceof ApiException && (error.code === 404 || error.code === 409)) return false;
       throw error;
     }
   }
