@@ -64,6 +64,30 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  // For external autoscalers (KEDA, a Prometheus adapter): each pool's phones and its waiting claims.
+  readonly poolPhones = new Gauge({
+    name: 'cloudphone_pool_phones',
+    help: 'Phones of a pool by state: idle (ready, unused), busy (claimed or with a control viewer), starting.',
+    labelNames: ['namespace', 'pool', 'state'] as const,
+    registers: [this.registry],
+  });
+  readonly poolPendingClaims = new Gauge({
+    name: 'cloudphone_pool_pending_claims',
+    help: 'Claims on a pool waiting for a phone.',
+    labelNames: ['namespace', 'pool'] as const,
+    registers: [this.registry],
+  });
+  readonly claimBoundSeconds = new Histogram({
+    name: 'cloudphone_claim_bound_seconds',
+    help: 'From a claim created to its phone bound.',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+
+  claimBound(seconds: number): void {
+    this.claimBoundSeconds.observe(seconds);
+  }
+
   constructor() {
     // Includes nodejs_eventloop_lag_* (from perf_hooks.monitorEventLoopDelay): how long work waits behind other work.
     collectDefaultMetrics({ register: this.registry });

@@ -16,13 +16,14 @@ import {
 } from '@kubernetes/client-node';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import type { CloudPhonePool, CloudPhoneStream } from '../../generated/ts/api-types.ts';
+import type { CloudPhoneClaim, CloudPhonePool, CloudPhoneStream } from '../../generated/ts/api-types.ts';
 import { SchemaValidator } from '../../schemas/runtime/validator.ts';
 import type { OperatorConfig } from './config.ts';
 import { Controller } from './controller/controller.ts';
 import { EventRecorder } from './controller/event-recorder.ts';
 import { ReportStore, SidecarReports } from './controller/sidecar-reports.ts';
 import { StatusWriter } from './controller/status-writer.ts';
+import { ClaimReconciler } from './controller/claim-reconciler.ts';
 import { PoolReconciler, poolKeyOf } from './controller/pool-reconciler.ts';
 import { keyOf, MANAGED_BY, MANAGED_BY_LABEL, StreamReconciler } from './controller/stream-reconciler.ts';
 import { startHealthServer } from '../../common/health-server.ts';
@@ -91,6 +92,13 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     kubeConfig: kc,
     path: `/apis/${GROUP}/${VERSION}/cloudphonepools`,
     list: () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'cloudphonepools' }) as never,
+    log,
+  });
+  const claims = new ResilientInformer<CloudPhoneClaim>({
+    name: 'claims',
+    kubeConfig: kc,
+    path: `/apis/${GROUP}/${VERSION}/cloudphoneclaims`,
+    list: () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'cloudphoneclaims' }) as never,
     log,
   });
   const pods = new ResilientInformer<V1Pod>({
@@ -189,8 +197,49 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     custom,
     statusWriter,
     reports: reportStore,
+    metrics,
+    claims,
     log: moduleLogger('pool-reconciler', root),
   });
+  const claimReconciler = new ClaimReconciler({
+    claims,
+    pools,
+    streams,
+    pods,
+    reports: reportStore,
+    core,
+    custom,
+    statusWriter,
+    metrics,
+    log: moduleLogger('claim-reconciler', root),
+  });
+  const claimController = new Controller({
+    name: 'cloudphoneclaim',
+    reconcile: (key) => claimReconciler.reconcile(key),
+    onTerminal: () => Promise.resolve(),
+    workers: config.workers,
+    log: moduleLogger('claim-controller', root),
+    metrics,
+  });
+  // Claims still waiting on a pool look again when its phones change; a bound claim follows its phone.
+  const enqueueClaimsOf = (namespace: string, pool: string): void => {
+    for (const claim of claims.list(namespace))
+      if (claim.spec.poolRef.name === pool && claim.status?.phase !== 'Bound') claimController.enqueue(keyOf(claim));
+  };
+  for (const event of ['add', 'update', 'delete'] as const) {
+    claims.on(event, (claim) => {
+      claimController.enqueue(keyOf(claim));
+      poolController.enqueue(`${claim.metadata?.namespace ?? ''}/${claim.spec.poolRef.name}`);
+    });
+    pods.on(event, (pod) => {
+      const pool = poolKeyOf(pod);
+      if (!pool) return;
+      const [namespace = '', name = ''] = pool.split('/');
+      enqueueClaimsOf(namespace, name);
+      const claim = pod.metadata?.labels?.['cloudphone.io/claim'];
+      if (claim) claimController.enqueue(`${namespace}/${claim}`);
+    });
+  }
   const poolController = new Controller({
     name: 'cloudphonepool',
     reconcile: (key) => poolReconciler.reconcile(key),
@@ -248,14 +297,17 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
       metrics.leader.set(1);
       controller.start();
       poolController.start();
+      claimController.start();
       for (const stream of streams.list()) controller.enqueue(keyOf(stream));
       for (const pool of pools.list()) poolController.enqueue(keyOf(pool));
+      for (const claim of claims.list()) claimController.enqueue(keyOf(claim));
       if (certificates.material) void syncWebhooks(certificates.material);
     },
     onStoppedLeading: () => {
       metrics.leader.set(0);
       void controller.stop();
       void poolController.stop();
+      void claimController.stop();
     },
   });
   const tls = await certificates.start(() => leader.isLeader());
@@ -304,7 +356,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   });
 
   // Webhooks answer from the informers' caches: serve them only once the caches are filled.
-  await Promise.all([streams.start(), pools.start(), pods.start(), services.start()]);
+  await Promise.all([streams.start(), pools.start(), claims.start(), pods.start(), services.start()]);
   httpsPort = await endpoints.listen(config.httpsPort, config.listenHost, tls);
   let ready = true;
   const health = await startHealthServer(config.healthPort, config.listenHost, () => ready, metrics.registry);
@@ -312,6 +364,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     for (const [name, informer] of [
       ['streams', streams],
       ['pools', pools],
+      ['claims', claims],
       ['pods', pods],
       ['services', services],
     ] as const) {
@@ -338,12 +391,14 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
       await leader.stop();
       await controller.stop();
       await poolController.stop();
+      await claimController.stop();
       // A development operator installed its webhooks itself; it leaves no webhook pointing at a closed port.
       if (config.dev && wasLeader) await deleteWebhookConfigurations(admission);
       certificates.stop();
       await Promise.all([
         streams.stop(),
         pools.stop(),
+        claims.stop(),
         pods.stop(),
         services.stop(),
         endpoints.close(),

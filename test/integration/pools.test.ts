@@ -1,11 +1,12 @@
 // CloudPhonePool on the local control plane: the operator makes the pool's phone pods from its template (kwok
 // runs them), whose labels the stream selects, so they get the sidecar; kubectl scale and an HPA work through the
 // /scale subresource, scaling down never removes a busy phone, and the buffer autoscaler keeps busy + buffer.
-// A claim is stood in for by its mark on the pod (the cloudphone.io/claim label), until claims bind for real.
+// Where a test needs a busy phone without a claim object, it marks the pod as a claim would (cloudphone.io/claim);
+// the last tests bind real CloudPhoneClaims.
 
 import { AutoscalingV2Api, CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { CloudPhonePool } from '../../generated/ts/api-types.ts';
+import type { CloudPhoneClaim, CloudPhonePool } from '../../generated/ts/api-types.ts';
 import { mergePatchOptions } from '../../operator/src/kube/patch-options.ts';
 import { OperatorProcess } from '../cluster/operator-process.ts';
 import { installCrds, kubeConfig, kubectl, useTestNamespace, waitFor } from '../cluster/test-cluster.ts';
@@ -105,6 +106,41 @@ async function poolAt(
     60_000,
   ).catch((error: unknown) => {
     throw new Error(`${String(error)}\noperator log:\n${operator?.tail(15) ?? ''}`);
+  });
+}
+
+async function createClaim(name: string, poolName: string, access: 'view' | 'control'): Promise<void> {
+  await custom().createNamespacedCustomObject({
+    group: 'cloudphone.io',
+    version: 'v1alpha1',
+    namespace: namespace(),
+    plural: 'cloudphoneclaims',
+    body: {
+      apiVersion: 'cloudphone.io/v1alpha1',
+      kind: 'CloudPhoneClaim',
+      metadata: { name },
+      spec: { poolRef: { name: poolName }, access },
+    },
+  });
+}
+
+async function claim(name: string): Promise<CloudPhoneClaim> {
+  return (await custom().getNamespacedCustomObject({
+    group: 'cloudphone.io',
+    version: 'v1alpha1',
+    namespace: namespace(),
+    plural: 'cloudphoneclaims',
+    name,
+  })) as CloudPhoneClaim;
+}
+
+async function deleteClaim(name: string): Promise<void> {
+  await custom().deleteNamespacedCustomObject({
+    group: 'cloudphone.io',
+    version: 'v1alpha1',
+    namespace: namespace(),
+    plural: 'cloudphoneclaims',
+    name,
   });
 }
 
@@ -226,5 +262,63 @@ describe('CloudPhonePool', () => {
     for (const pod of await phones('buffered'))
       if (pod.metadata?.labels?.['cloudphone.io/claim']) await claimMark(pod, null);
     await poolAt('buffered', { replicas: 2, busy: 0 });
+  });
+
+  it('binds 20 claims made at once to 20 distinct phones, growing the pool; deleting claims recycles their phones', async () => {
+    await createPool('claimed', { autoscaling: { minReplicas: 2, maxReplicas: 40, buffer: 5 } });
+    await poolAt('claimed', { replicas: 5, ready: 5 });
+    const names = Array.from({ length: 20 }, (_, i) => `user-${String(i)}`);
+    await Promise.all(names.map((name, i) => createClaim(name, 'claimed', i % 2 === 0 ? 'control' : 'view')));
+    const bound = await waitFor(
+      '20 bound claims',
+      async () => {
+        const all = await Promise.all(names.map((name) => claim(name)));
+        return all.every((c) => c.status?.phase === 'Bound') ? all : undefined;
+      },
+      90_000,
+    );
+    // Each claim on its own phone, and the phone's label says the same claim.
+    const pods = await phones('claimed');
+    const byClaim = new Map(pods.map((p) => [p.metadata?.labels?.['cloudphone.io/claim'], p.metadata?.name]));
+    expect(new Set(bound.map((c) => c.status?.pod)).size).toBe(20);
+    for (const c of bound) expect(byClaim.get(c.metadata?.name)).toBe(c.status?.pod);
+    expect(bound[0]?.status?.conditions?.find((x) => x.type === 'Bound')).toMatchObject({
+      status: 'True',
+      reason: 'Bound',
+    });
+    await poolAt('claimed', { replicas: 25, busy: 20 });
+
+    // 15 claims go: their phones are deleted (recycle: delete), the pool shrinks to busy + buffer.
+    const released = names.slice(0, 15);
+    const releasedPods = new Set(bound.slice(0, 15).map((c) => c.status?.pod));
+    await Promise.all(released.map((name) => deleteClaim(name)));
+    await poolAt('claimed', { replicas: 10, busy: 5 });
+    const left = await phones('claimed');
+    expect(left.some((p) => releasedPods.has(p.metadata?.name))).toBe(false);
+    // The five claims still held kept their phones.
+    for (const c of bound.slice(15)) expect(left.map((p) => p.metadata?.name)).toContain(c.status?.pod);
+  });
+
+  it('makes a claim on a full pool wait and say why; with recycle: reuse a released phone stays, idle', async () => {
+    await createPool('small', { recycle: 'reuse', autoscaling: { minReplicas: 1, maxReplicas: 1, buffer: 0 } });
+    await poolAt('small', { replicas: 1, ready: 1 });
+    await createClaim('first', 'small', 'control');
+    const first = await waitFor('the first claim bound', async () => {
+      const c = await claim('first');
+      return c.status?.phase === 'Bound' ? c : undefined;
+    });
+    await createClaim('second', 'small', 'view');
+    const waiting = await waitFor('the second claim to say why it waits', async () => {
+      const c = await claim('second');
+      return c.status?.conditions?.some((x) => x.reason === 'PoolAtMaximum') ? c : undefined;
+    });
+    expect(waiting.status?.phase).toBe('Pending');
+    // The first claim goes; its phone stays (reuse) and the waiting claim gets it.
+    await deleteClaim('first');
+    const second = await waitFor('the second claim bound', async () => {
+      const c = await claim('second');
+      return c.status?.phase === 'Bound' ? c : undefined;
+    });
+    expect(second.status?.pod).toBe(first.status?.pod);
   });
 });

@@ -7,7 +7,9 @@
 
 import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { Gauge } from 'prom-client';
 import type {
+  CloudPhoneClaim,
   CloudPhonePool,
   CloudPhonePoolStatus,
   CloudPhoneStream,
@@ -15,12 +17,12 @@ import type {
 } from '../../../generated/ts/api-types.ts';
 import { jsonPatchOptions, mergePatchOptions } from '../kube/patch-options.ts';
 import type { ResilientInformer } from '../kube/resilient-informer.ts';
-import { API_VERSION, CLAIM_LABEL, DELETION_COST_ANNOTATION, GROUP, POOL_LABEL, VERSION } from '../labels.ts';
+import { API_VERSION, DELETION_COST_ANNOTATION, GROUP, POOL_LABEL, VERSION } from '../labels.ts';
 import { setCondition } from './conditions.ts';
 import type { Outcome } from './finalizer.ts';
+import { phoneOf, poolPods } from './claim-reconciler.ts';
 import { deletionCost, desiredReplicas, planPass, busy, type Phone } from './pool-scaling.ts';
 import type { ReportStore } from './sidecar-reports.ts';
-import { isPodReady } from './stream-status.ts';
 import type { StatusWriter } from './status-writer.ts';
 
 const KIND = 'CloudPhonePool';
@@ -47,7 +49,14 @@ export interface PoolReconcilerOptions {
   custom: CustomObjectsApi;
   statusWriter: StatusWriter;
   reports: ReportStore;
+  claims: ResilientInformer<CloudPhoneClaim>;
+  metrics: PoolMetrics;
   log: Logger;
+}
+
+export interface PoolMetrics {
+  poolPhones: Gauge<'namespace' | 'pool' | 'state'>;
+  poolPendingClaims: Gauge<'namespace' | 'pool'>;
 }
 
 /** The pool a pod belongs to (its controller owner reference), as a work-queue key. */
@@ -66,8 +75,13 @@ export class PoolReconciler {
   async reconcile(key: string): Promise<Outcome> {
     const [poolNamespace = '', poolName = ''] = key.split('/');
     const pool = this.o.pools.get(poolName, poolNamespace);
-    // Deleted: its pods go with it (owner references, the garbage collector).
-    if (!pool?.metadata?.name || pool.metadata.deletionTimestamp) return {};
+    // Deleted: its pods go with it (owner references, the garbage collector); so do its metrics.
+    if (!pool?.metadata?.name || pool.metadata.deletionTimestamp) {
+      for (const state of ['idle', 'busy', 'starting'])
+        this.o.metrics.poolPhones.remove({ namespace: poolNamespace, pool: poolName, state });
+      this.o.metrics.poolPendingClaims.remove({ namespace: poolNamespace, pool: poolName });
+      return {};
+    }
     const namespace = pool.metadata.namespace ?? '';
     const name = pool.metadata.name;
     const stream = this.o.streams.get(pool.spec.streamRef.name, namespace);
@@ -77,7 +91,7 @@ export class PoolReconciler {
         PoolReason.StreamNotFound,
         `CloudPhoneStream ${pool.spec.streamRef.name} does not exist`,
       );
-    const pods = this.podsOf(pool);
+    const pods = poolPods(this.o.pods, pool);
     const phones = pods.map((pod) => this.phone(pod, stream));
     let replicas = pool.spec.replicas ?? 0;
     const autoscaling = pool.spec.autoscaling;
@@ -126,33 +140,26 @@ export class PoolReconciler {
       conditions: this.conditions(pool, refused, live.length, ready.length, replicas),
     };
     await this.o.statusWriter.write({ kind: KIND, plural: PLURAL, namespace, name }, status, pool.status);
+    const labels = { namespace, pool: name };
+    this.o.metrics.poolPhones.set({ ...labels, state: 'idle' }, status.idleReplicas ?? 0);
+    this.o.metrics.poolPhones.set({ ...labels, state: 'busy' }, status.busyReplicas ?? 0);
+    this.o.metrics.poolPhones.set({ ...labels, state: 'starting' }, live.length - ready.length);
+    this.o.metrics.poolPendingClaims.set(
+      labels,
+      this.o.claims
+        .list(namespace)
+        .filter((c) => c.spec.poolRef.name === name && c.status?.phase !== 'Bound' && c.status?.phase !== 'Released')
+        .length,
+    );
     const unfinished = refused === undefined && (plan.create > 0 || plan.delete.length > 0);
     return { requeueAfterMs: unfinished ? NEXT_PASS_MS : AUTOSCALE_PERIOD_MS };
-  }
-
-  private podsOf(pool: CloudPhonePool): V1Pod[] {
-    const uid = pool.metadata?.uid;
-    return this.o.pods
-      .list()
-      .filter(
-        (pod) =>
-          pod.metadata?.namespace === pool.metadata?.namespace &&
-          pod.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid),
-      );
   }
 
   private phone(pod: V1Pod, stream: CloudPhoneStream): Phone {
     const report = this.o.reports
       .forStream(stream.metadata?.namespace ?? '', stream.metadata?.name ?? '')
       .get(pod.metadata?.name ?? '');
-    return {
-      name: pod.metadata?.name ?? '',
-      createdAt: new Date(pod.metadata?.creationTimestamp ?? 0).getTime(),
-      ready: isPodReady(pod),
-      claimed: Boolean(pod.metadata?.labels?.[CLAIM_LABEL]),
-      controlViewers: report?.report.controlViewers ?? 0,
-      deleting: Boolean(pod.metadata?.deletionTimestamp),
-    };
+    return phoneOf(pod, report?.report.controlViewers ?? 0);
   }
 
   private async setReplicas(pool: CloudPhonePool, replicas: number): Promise<void> {

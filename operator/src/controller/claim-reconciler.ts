@@ -1,0 +1,264 @@
+// Reconciles one CloudPhoneClaim: binds it to one idle Ready phone of its pool, atomically, and releases the
+// phone when the claim is deleted.
+//
+// Binding is a JSON patch on the phone's pod that first tests the resourceVersion the reconciler saw and then
+// adds the cloudphone.io/claim label: if anything changed the pod since (another claim bound it, in this process
+// or another replica with a stale cache), the apiserver refuses the whole patch and the claim tries again with a
+// fresh look. So no phone is ever bound twice. The pod's label is the truth; status.pod mirrors it.
+//
+// Release (the claim's finalizer): the pool's recycle policy decides: delete (the default) deletes the phone, so
+// the pool makes a fresh one; reuse takes the label off and the phone is idle again.
+
+import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type {
+  CloudPhoneClaim,
+  CloudPhoneClaimStatus,
+  CloudPhonePool,
+  CloudPhoneStream,
+} from '../../../generated/ts/api-types.ts';
+import { jsonPatchOptions } from '../kube/patch-options.ts';
+import type { ResilientInformer } from '../kube/resilient-informer.ts';
+import { CLAIM_LABEL, GROUP, VERSION } from '../labels.ts';
+import { setCondition } from './conditions.ts';
+import { withFinalizer, type JsonPatch, type Outcome } from './finalizer.ts';
+import { phoneForClaim, type Phone } from './pool-scaling.ts';
+import type { ReportStore } from './sidecar-reports.ts';
+import { isPodReady } from './stream-status.ts';
+import type { StatusWriter } from './status-writer.ts';
+
+export const CLAIM_FINALIZER = 'cloudphone.io/release';
+const KIND = 'CloudPhoneClaim';
+const PLURAL = 'cloudphoneclaims';
+/** A claim that could not bind looks again this often (and whenever its pool's phones change). */
+const PENDING_RETRY_MS = 2000;
+
+export const ClaimReason = {
+  Bound: 'Bound',
+  PoolNotFound: 'PoolNotFound',
+  NoIdlePhone: 'NoIdlePhone',
+  PoolAtMaximum: 'PoolAtMaximum',
+  PhoneGone: 'PhoneGone',
+} as const;
+
+export interface ClaimMetrics {
+  claimBound(seconds: number): void;
+}
+
+export interface ClaimReconcilerOptions {
+  claims: ResilientInformer<CloudPhoneClaim>;
+  reports: ReportStore;
+  pools: ResilientInformer<CloudPhonePool>;
+  streams: ResilientInformer<CloudPhoneStream>;
+  pods: ResilientInformer<V1Pod>;
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+  statusWriter: StatusWriter;
+  metrics: ClaimMetrics;
+  log: Logger;
+}
+
+/** The phones of a pool, from the pods cache (pods the pool controls). */
+export function poolPods(pods: ResilientInformer<V1Pod>, pool: CloudPhonePool): V1Pod[] {
+  const uid = pool.metadata?.uid;
+  return pods
+    .list(pool.metadata?.namespace)
+    .filter((pod) => pod.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid));
+}
+
+/** How long a phone this process just bound is kept off the candidates while the pods cache catches up. */
+const RESERVATION_MS = 30_000;
+
+export class ClaimReconciler {
+  private readonly o: ClaimReconcilerOptions;
+  /**
+   * Phones this process bound whose label the cache may not show yet: other claims reconciled meanwhile do not
+   * try them (they would only lose the apiserver's test and retry). Correctness does not rest on it.
+   */
+  private readonly reserved = new Map<string, number>();
+
+  constructor(options: ClaimReconcilerOptions) {
+    this.o = options;
+  }
+
+  async reconcile(key: string): Promise<Outcome> {
+    const [namespace = '', name = ''] = key.split('/');
+    const claim = this.o.claims.get(name, namespace);
+    if (!claim) return {};
+    return withFinalizer(
+      claim,
+      CLAIM_FINALIZER,
+      { patch: async (_object, patch) => this.patchClaim(namespace, name, patch) },
+      () => this.bind(claim),
+      async () => ({ ...(await this.release(claim)), done: true }),
+    );
+  }
+
+  /** The pod bound to a claim, by its label (the truth), from the cache. */
+  boundPod(claim: CloudPhoneClaim): V1Pod | undefined {
+    return this.o.pods
+      .list(claim.metadata?.namespace)
+      .find((pod) => pod.metadata?.labels?.[CLAIM_LABEL] === claim.metadata?.name && !pod.metadata?.deletionTimestamp);
+  }
+
+  private async bind(claim: CloudPhoneClaim): Promise<Outcome> {
+    const namespace = claim.metadata?.namespace ?? '';
+    const bound = this.boundPod(claim);
+    if (bound) return this.writeBound(claim, bound);
+    if (claim.status?.phase === 'Bound' || claim.status?.phase === 'Released') {
+      // Its phone went away (deleted, evicted): the claim does not silently move to another phone.
+      await this.writeStatus(claim, {
+        ...claim.status,
+        phase: 'Released',
+        conditions: this.condition(claim, 'False', ClaimReason.PhoneGone, `phone ${claim.status.pod ?? ''} is gone`),
+      });
+      return {};
+    }
+    const pool = this.o.pools.get(claim.spec.poolRef.name, namespace);
+    if (!pool) {
+      await this.pending(claim, ClaimReason.PoolNotFound, `CloudPhonePool ${claim.spec.poolRef.name} does not exist`);
+      return { requeueAfterMs: PENDING_RETRY_MS };
+    }
+    const pods = poolPods(this.o.pods, pool);
+    const candidates = new Map(pods.map((pod) => [pod.metadata?.name ?? '', pod]));
+    // A reservation ends once the cache shows the label (or the pod is gone): from then on the cache is right.
+    const now = Date.now();
+    for (const [reserved, at] of this.reserved) {
+      const [podNamespace = '', podName = ''] = reserved.split('/');
+      const cached = this.o.pods.get(podName, podNamespace);
+      if (now - at > RESERVATION_MS || !cached || cached.metadata?.labels?.[CLAIM_LABEL])
+        this.reserved.delete(reserved);
+    }
+    const stream = pool.spec.streamRef.name;
+    const reports = this.o.reports.forStream(namespace, stream);
+    const phone = phoneForClaim(
+      pods
+        .filter((p) => !this.reserved.has(`${namespace}/${p.metadata?.name ?? ''}`))
+        .map((p) => phoneOf(p, reports.get(p.metadata?.name ?? '')?.report.controlViewers ?? 0)),
+    );
+    const pod = phone && candidates.get(phone.name);
+    if (!pod) {
+      const max = pool.spec.autoscaling?.maxReplicas;
+      const atMax = max !== undefined && pods.length >= max;
+      await this.pending(
+        claim,
+        atMax ? ClaimReason.PoolAtMaximum : ClaimReason.NoIdlePhone,
+        atMax
+          ? `pool ${pool.metadata?.name ?? ''} is at its maximum of ${String(max)} phones, all busy`
+          : `no idle Ready phone in pool ${pool.metadata?.name ?? ''} yet`,
+      );
+      return { requeueAfterMs: PENDING_RETRY_MS };
+    }
+    try {
+      const patched = await this.o.core.patchNamespacedPod(
+        {
+          namespace,
+          name: pod.metadata?.name ?? '',
+          body: [
+            { op: 'test', path: '/metadata/resourceVersion', value: pod.metadata?.resourceVersion },
+            { op: 'add', path: `/metadata/labels/${CLAIM_LABEL.replace('/', '~1')}`, value: claim.metadata?.name },
+          ],
+        },
+        jsonPatchOptions(),
+      );
+      this.reserved.set(`${namespace}/${pod.metadata?.name ?? ''}`, Date.now());
+      const created = new Date(claim.metadata?.creationTimestamp ?? Date.now()).getTime();
+      this.o.metrics.claimBound((Date.now() - created) / 1000);
+      this.o.log.info({ claim: `${namespace}/${claim.metadata?.name ?? ''}`, pod: pod.metadata?.name }, 'claim bound');
+      return await this.writeBound(claim, patched);
+    } catch (error) {
+      // The pod changed since the cache saw it (bound by another claim, or just updated): look again at once.
+      if (error instanceof ApiException && (error.code === 409 || error.code === 422)) return { requeueAfterMs: 0 };
+      throw error;
+    }
+  }
+
+  private async writeBound(claim: CloudPhoneClaim, pod: V1Pod): Promise<Outcome> {
+    const boundAt =
+      claim.status?.phase === 'Bound' && claim.status.pod === pod.metadata?.name ? claim.status.boundAt : undefined;
+    await this.writeStatus(claim, {
+      observedGeneration: claim.metadata?.generation,
+      phase: 'Bound',
+      pod: pod.metadata?.name,
+      boundAt: boundAt ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      conditions: this.condition(claim, 'True', ClaimReason.Bound, `bound to phone ${pod.metadata?.name ?? ''}`),
+    });
+    return {};
+  }
+
+  private async pending(claim: CloudPhoneClaim, reason: string, message: string): Promise<void> {
+    await this.writeStatus(claim, {
+      observedGeneration: claim.metadata?.generation,
+      phase: 'Pending',
+      conditions: this.condition(claim, 'False', reason, message),
+    });
+  }
+
+  /** The claim is being deleted: recycle its phone as the pool says. */
+  private async release(claim: CloudPhoneClaim): Promise<Outcome> {
+    const pod = this.boundPod(claim);
+    if (!pod) return {};
+    const namespace = claim.metadata?.namespace ?? '';
+    const pool = this.o.pools.get(claim.spec.poolRef.name, namespace);
+    const recycle = pool?.spec.recycle ?? 'delete';
+    try {
+      if (recycle === 'delete') {
+        await this.o.core.deleteNamespacedPod({ namespace, name: pod.metadata?.name ?? '' });
+      } else {
+        await this.o.core.patchNamespacedPod(
+          {
+            namespace,
+            name: pod.metadata?.name ?? '',
+            body: [
+              { op: 'test', path: `/metadata/labels/${CLAIM_LABEL.replace('/', '~1')}`, value: claim.metadata?.name },
+              { op: 'remove', path: `/metadata/labels/${CLAIM_LABEL.replace('/', '~1')}` },
+            ],
+          },
+          jsonPatchOptions(),
+        );
+      }
+    } catch (error) {
+      if (!(error instanceof ApiException) || (error.code !== 404 && error.code !== 422)) throw error;
+    }
+    this.o.log.info(
+      { claim: `${namespace}/${claim.metadata?.name ?? ''}`, pod: pod.metadata?.name, recycle },
+      'claim released',
+    );
+    return {};
+  }
+
+  private condition(claim: CloudPhoneClaim, status: 'True' | 'False', reason: string, message: string) {
+    return setCondition(
+      claim.status?.conditions ?? [],
+      { type: 'Bound', status, reason, message, observedGeneration: claim.metadata?.generation },
+      new Date(),
+    );
+  }
+
+  private async writeStatus(claim: CloudPhoneClaim, status: CloudPhoneClaimStatus): Promise<void> {
+    await this.o.statusWriter.write(
+      { kind: KIND, plural: PLURAL, namespace: claim.metadata?.namespace ?? '', name: claim.metadata?.name ?? '' },
+      status,
+      claim.status,
+    );
+  }
+
+  private async patchClaim(namespace: string, name: string, patch: JsonPatch): Promise<void> {
+    await this.o.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: patch },
+      jsonPatchOptions(),
+    );
+  }
+}
+
+/** A pod as the scaling decisions see it: claimed by its label, busy also with control viewers connected. */
+export function phoneOf(pod: V1Pod, controlViewers: number): Phone {
+  return {
+    name: pod.metadata?.name ?? '',
+    createdAt: new Date(pod.metadata?.creationTimestamp ?? 0).getTime(),
+    ready: isPodReady(pod),
+    claimed: Boolean(pod.metadata?.labels?.[CLAIM_LABEL]),
+    controlViewers,
+    deleting: Boolean(pod.metadata?.deletionTimestamp),
+  };
+}
