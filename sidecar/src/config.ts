@@ -51,6 +51,8 @@ export interface InputSettings {
 
 export interface SidecarSettings {
   config: SidecarConfig;
+  /** The pod this sidecar runs in (its reports name it). */
+  identity: PodIdentity;
   input: InputSettings;
   pipeline: PipelineOptions;
   bitrate: { minKbps: number; targetKbps: number; maxKbps: number };
@@ -167,6 +169,7 @@ export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarS
   };
   return {
     config,
+    identity,
     input,
     pipeline,
     bitrate,

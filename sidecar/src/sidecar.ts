@@ -10,6 +10,7 @@ import type { SidecarSettings } from './config.ts';
 import type { BackoffSettings } from './webrtc/reconnect-backoff.ts';
 import { SidecarMetrics } from './metrics.ts';
 import { NativePipeline, type PipelineEvent, type PipelineStats } from './native.ts';
+import { OperatorReporter, type ReportSnapshot } from './operator-reporter.ts';
 import { BitrateController } from './pipeline/bitrate-controller.ts';
 import { rtcConfig } from './webrtc/ice-config.ts';
 import { KeyframeLimiter } from './webrtc/keyframe-limiter.ts';
@@ -46,6 +47,8 @@ export class Sidecar {
   readonly #viewerServer: ViewerServer | undefined;
   readonly #whip: WhipPublisher | undefined;
   readonly #keyframes: KeyframeLimiter;
+  readonly #reporter: OperatorReporter | undefined;
+  #lastError: { reason: string; at: number } | undefined;
   #appliedKbps: number;
   #server: Server | undefined;
   #adaptTimer: NodeJS.Timeout | undefined;
@@ -118,6 +121,18 @@ export class Sidecar {
         log,
       });
     }
+    const report = settings.config.report;
+    if (report)
+      this.#reporter = new OperatorReporter({
+        url: report.url,
+        tokenFile: report.tokenFile,
+        ca: report.ca,
+        intervalMs: (report.intervalSeconds ?? 10) * 1000,
+        stream: { namespace: settings.config.stream.namespace, name: settings.config.stream.name },
+        pod: settings.identity.pod,
+        snapshot: () => this.#reportSnapshot(),
+        log,
+      });
     const viewers = this.#viewers;
     const publisher = this.#whip;
     if (viewers || publisher)
@@ -159,6 +174,7 @@ export class Sidecar {
       throw error;
     }
     this.#whip?.start();
+    this.#reporter?.start();
     if (this.#bitrate || this.#viewers || this.#whip)
       this.#adaptTimer = setInterval(() => {
         this.#adaptBitrate();
@@ -201,6 +217,7 @@ export class Sidecar {
 
   async stop(): Promise<void> {
     clearInterval(this.#adaptTimer);
+    this.#reporter?.stop();
     this.#keyframes.close();
     this.#viewers?.close();
     await this.#whip?.close();
@@ -236,6 +253,23 @@ export class Sidecar {
     this.#log.info({ kbps: next, srtKbps, viewerKbps, whipKbps }, 'bitrate adapted');
   }
 
+  /** What the report to the operator says: a pipeline error counts for a minute after it happened. */
+  #reportSnapshot(): ReportSnapshot {
+    const stats = this.#pipeline.stats();
+    const sessions = this.#viewers?.sessions() ?? [];
+    const error =
+      this.#lastError && performance.now() - this.#lastError.at < 60_000 ? this.#lastError.reason : undefined;
+    return {
+      streaming: this.ready(),
+      viewers: sessions.length,
+      controlViewers: sessions.filter((s) => s.role === 'control').length,
+      encoder: stats.encoder,
+      framesEncoded: stats.framesEncoded,
+      bitrateKbps: stats.bitrateKbps,
+      error,
+    };
+  }
+
   #onEvent(event: PipelineEvent): void {
     switch (event.type) {
       case 'producer-connected':
@@ -252,6 +286,7 @@ export class Sidecar {
         );
         break;
       case 'error':
+        this.#lastError = { reason: `${event.name}: ${event.reason}`, at: performance.now() };
         this.#log.warn({ error: event.name, reason: event.reason }, 'pipeline error');
         break;
       case 'srt-connected':

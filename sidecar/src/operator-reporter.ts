@@ -1,0 +1,150 @@
+// Tells the operator how this phone's sidecar is doing (config.report): whether frames flow, how many viewers
+// and control viewers are connected, the encoder, fps and bitrate. The operator turns reports into the stream's
+// status and a pool's busy phones. HTTPS to the operator's report endpoint, trusting only the CA in the config,
+// with the pod's projected service-account token (re-read every time: the kubelet rotates it). A report goes out
+// every intervalSeconds, and within a second when what it says changes (a viewer joins or leaves).
+// A failed report is logged once per kind of failure and tried again next time; it never stops the stream.
+
+import { readFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import type { Logger } from 'pino';
+import type { SidecarReport } from '../../generated/ts/api-types.ts';
+
+const CHECK_MS = 1000;
+const REQUEST_TIMEOUT_MS = 5000;
+
+export interface ReportSnapshot {
+  streaming: boolean;
+  viewers: number;
+  controlViewers: number;
+  /** The native encoder's name ("x264", ...), empty before start. */
+  encoder: string;
+  framesEncoded: number;
+  bitrateKbps: number;
+  error?: string;
+}
+
+export interface OperatorReporterOptions {
+  url: string;
+  tokenFile: string;
+  ca: string;
+  intervalMs: number;
+  stream: { namespace: string; name: string };
+  pod: string;
+  snapshot: () => ReportSnapshot;
+  log: Logger;
+}
+
+function encoderKind(name: string): SidecarReport['encoder'] {
+  if (name === 'x264') return 'software';
+  if (name.includes('vaapi')) return 'vaapi';
+  if (name.includes('nvenc')) return 'nvenc';
+  if (name.includes('passthrough')) return 'passthrough';
+  return undefined;
+}
+
+export class OperatorReporter {
+  readonly #o: OperatorReporterOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #sentAt = 0;
+  #sentKey = '';
+  #lastFrames = 0;
+  #lastFramesAt = performance.now();
+  #sending = false;
+  #lastFailure = '';
+  /** Reports the operator accepted (for tests and /metrics readers). */
+  accepted = 0;
+
+  constructor(options: OperatorReporterOptions) {
+    this.#o = options;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => {
+      void this.#tick();
+    }, CHECK_MS);
+    this.#timer.unref();
+    void this.#tick();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#sending) return;
+    const snapshot = this.#o.snapshot();
+    const key = `${String(snapshot.streaming)}/${String(snapshot.viewers)}/${String(snapshot.controlViewers)}/${snapshot.error ?? ''}`;
+    const due = performance.now() - this.#sentAt >= this.#o.intervalMs;
+    if (!due && key === this.#sentKey) return;
+    this.#sending = true;
+    try {
+      await this.#send(this.#report(snapshot));
+      this.#sentKey = key;
+      this.accepted++;
+      if (this.#lastFailure) this.#o.log.info('reporting to the operator again');
+      this.#lastFailure = '';
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      if (reason !== this.#lastFailure) this.#o.log.warn({ reason }, 'report to the operator failed');
+      this.#lastFailure = reason;
+    } finally {
+      // A failure waits for the next interval too: an unreachable operator is not called every second.
+      this.#sentAt = performance.now();
+      this.#sending = false;
+    }
+  }
+
+  #report(snapshot: ReportSnapshot): SidecarReport {
+    const now = performance.now();
+    const seconds = (now - this.#lastFramesAt) / 1000;
+    const fps = seconds > 0 ? Math.max(0, snapshot.framesEncoded - this.#lastFrames) / seconds : 0;
+    this.#lastFrames = snapshot.framesEncoded;
+    this.#lastFramesAt = now;
+    const encoder = encoderKind(snapshot.encoder);
+    return {
+      stream: this.#o.stream,
+      pod: this.#o.pod,
+      streaming: snapshot.streaming,
+      viewers: Math.min(snapshot.viewers, 1000),
+      controlViewers: Math.min(snapshot.controlViewers, 1000),
+      ...(encoder ? { encoder } : {}),
+      fps: Math.min(Math.round(fps * 10) / 10, 1000),
+      bitrateKbps: Math.round(snapshot.bitrateKbps),
+      ...(snapshot.error ? { error: snapshot.error.slice(0, 1024) } : {}),
+    };
+  }
+
+  async #send(report: SidecarReport): Promise<void> {
+    const token = (await readFile(this.#o.tokenFile, 'utf8')).trim();
+    const body = JSON.stringify(report);
+    await new Promise<void>((resolve, reject) => {
+      const req = request(
+        this.#o.url,
+        {
+          method: 'POST',
+          ca: this.#o.ca,
+          timeout: REQUEST_TIMEOUT_MS,
+          headers: {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) resolve();
+            else reject(new Error(`the operator answered ${String(status)}`));
+          });
+        },
+      );
+      req.on('timeout', () => {
+        req.destroy(new Error('the operator did not answer in 5 s'));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+}
