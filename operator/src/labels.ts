@@ -20,6 +20,13 @@ export const STREAM_LABEL = 'cloudphone.io/stream';
 export const POOL_LABEL = 'cloudphone.io/pool';
 /** Pod label of a phone bound to a claim (the claim's name). */
 export const CLAIM_LABEL = 'cloudphone.io/claim';
+/**
+ * Pod annotations a claim adds with its label: the SHA-256 (hex) of the claim's own bearer token and its role.
+ * The operator tells the phone's sidecar in its report replies; the token itself is only in the claim's Secret.
+ */
+export const CLAIM_TOKEN_DIGEST_ANNOTATION = 'cloudphone.io/claim-token-sha256';
+export const CLAIM_ACCESS_ANNOTATION = 'cloudphone.io/claim-access';
+
 /** Kubernetes' hint to ReplicaSets scaling down: lower cost goes first. */
 export const DELETION_COST_ANNOTATION = 'controller.kubernetes.io/pod-deletion-cost';
 

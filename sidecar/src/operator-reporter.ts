@@ -4,11 +4,13 @@
 // with the pod's projected service-account token (re-read every time: the kubelet rotates it). A report goes out
 // every intervalSeconds, and within a second when what it says changes (a viewer joins or leaves).
 // A failed report is logged once per kind of failure and tried again next time; it never stops the stream.
+// The reply names the claim tokens this phone takes (see viewer-tokens.ts).
 
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import type { Logger } from 'pino';
 import type { SidecarReport } from '../../generated/ts/api-types.ts';
+import type { ClaimToken } from './webrtc/viewer-tokens.ts';
 
 const CHECK_MS = 1000;
 const REQUEST_TIMEOUT_MS = 5000;
@@ -32,6 +34,8 @@ export interface OperatorReporterOptions {
   stream: { namespace: string; name: string };
   pod: string;
   snapshot: () => ReportSnapshot;
+  /** The claim tokens the operator's reply names for this phone. */
+  onClaimTokens?: (tokens: ClaimToken[]) => void;
   log: Logger;
 }
 
@@ -41,6 +45,26 @@ function encoderKind(name: string): SidecarReport['encoder'] {
   if (name.includes('nvenc')) return 'nvenc';
   if (name.includes('passthrough')) return 'passthrough';
   return undefined;
+}
+
+/** The claim tokens of a reply, each checked for shape; anything else in it is ignored. */
+function claimTokensOf(reply: string): ClaimToken[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(reply || '{}');
+  } catch {
+    return [];
+  }
+  const list = (parsed as { claimTokens?: unknown }).claimTokens;
+  if (!Array.isArray(list)) return [];
+  return list.filter(
+    (t): t is ClaimToken =>
+      typeof t === 'object' &&
+      t !== null &&
+      ((t as ClaimToken).access === 'view' || (t as ClaimToken).access === 'control') &&
+      typeof (t as ClaimToken).sha256 === 'string' &&
+      /^[0-9a-f]{64}$/.test((t as ClaimToken).sha256),
+  );
 }
 
 export class OperatorReporter {
@@ -71,15 +95,21 @@ export class OperatorReporter {
     clearInterval(this.#timer);
   }
 
-  async #tick(): Promise<void> {
+  /** Reports now, whatever the interval (a viewer came with a token not known yet); resolves when answered. */
+  async reportNow(): Promise<void> {
+    await this.#tick(true);
+  }
+
+  async #tick(force = false): Promise<void> {
     if (this.#sending) return;
     const snapshot = this.#o.snapshot();
     const key = `${String(snapshot.streaming)}/${String(snapshot.viewers)}/${String(snapshot.controlViewers)}/${snapshot.error ?? ''}`;
     const due = performance.now() - this.#sentAt >= this.#o.intervalMs;
-    if (!due && key === this.#sentKey) return;
+    if (!force && !due && key === this.#sentKey) return;
     this.#sending = true;
     try {
-      await this.#send(this.#report(snapshot));
+      const reply = await this.#send(this.#report(snapshot));
+      this.#o.onClaimTokens?.(claimTokensOf(reply));
       this.#sentKey = key;
       this.accepted++;
       if (this.#lastFailure) this.#o.log.info('reporting to the operator again');
@@ -115,10 +145,11 @@ export class OperatorReporter {
     };
   }
 
-  async #send(report: SidecarReport): Promise<void> {
+  /** POSTs the report; resolves with the reply's body (at most 64 KiB of it). */
+  async #send(report: SidecarReport): Promise<string> {
     const token = (await readFile(this.#o.tokenFile, 'utf8')).trim();
     const body = JSON.stringify(report);
-    await new Promise<void>((resolve, reject) => {
+    return new Promise<string>((resolve, reject) => {
       const req = request(
         this.#o.url,
         {
@@ -132,10 +163,14 @@ export class OperatorReporter {
           },
         },
         (res) => {
-          res.resume();
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            if (text.length < 65_536) text += chunk;
+          });
           res.on('end', () => {
             const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) resolve();
+            if (status >= 200 && status < 300) resolve(text);
             else reject(new Error(`the operator answered ${String(status)}`));
           });
         },

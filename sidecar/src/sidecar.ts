@@ -88,7 +88,9 @@ export class Sidecar {
       });
     }
     const whep = settings.webrtc?.whep;
+    let viewerTokens: ViewerTokens | undefined;
     if (settings.webrtc && whep) {
+      viewerTokens = new ViewerTokens(whep.tokenFiles);
       this.#viewers = new WebRtcViewers({
         maxViewers: whep.maxViewers,
         ice: settings.webrtc.ice,
@@ -113,7 +115,7 @@ export class Sidecar {
       this.#viewerServer = new ViewerServer({
         host: options.viewerHost ?? '0.0.0.0',
         port: options.viewerPort ?? whep.port,
-        tokens: new ViewerTokens(whep.tokenFiles),
+        tokens: viewerTokens,
         viewers: this.#viewers,
         iceServers: settings.webrtc.ice.servers,
         player: new PlayerAssets(),
@@ -131,7 +133,15 @@ export class Sidecar {
         stream: { namespace: settings.config.stream.namespace, name: settings.config.stream.name },
         pod: settings.identity.pod,
         snapshot: () => this.#reportSnapshot(),
+        onClaimTokens: (tokens) => {
+          viewerTokens?.setClaimTokens(tokens);
+        },
         log,
+      });
+    const reporter = this.#reporter;
+    if (reporter && viewerTokens)
+      viewerTokens.onUnknownToken(async () => {
+        await reporter.reportNow();
       });
     const viewers = this.#viewers;
     const publisher = this.#whip;

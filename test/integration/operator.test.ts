@@ -351,7 +351,7 @@ describe('the operator', () => {
 
   it('converges the status from the pods and the sidecar reports, and records Events', async () => {
     const injected = (await runningPods(phones(), 'phone', 3)).filter((p) => sidecarOf(p));
-    for (const pod of injected) expect(await report(first, pod, 'phones', { viewers: 2 })).toBe(204);
+    for (const pod of injected) expect(await report(first, pod, 'phones', { viewers: 2 })).toBe(200);
     const stream = await waitFor('the stream status to converge', async () => {
       const s = await getStream(phones(), 'phones');
       return s.status?.streaming === 2 ? s : undefined;
@@ -415,7 +415,7 @@ describe('the operator', () => {
       return list.items.length === 0 ? true : undefined;
     });
     const injected = (await runningPods(phones(), 'phone', 2)).filter((p) => sidecarOf(p));
-    for (const pod of injected) expect(await report(first, pod, 'phones')).toBe(204);
+    for (const pod of injected) expect(await report(first, pod, 'phones')).toBe(200);
     const stream = await waitFor('Ready', async () => {
       const s = await getStream(phones(), 'phones');
       return condition(s, 'Ready')?.status === 'True' && s.status?.observedGeneration === 2 ? s : undefined;

@@ -194,4 +194,48 @@ describe('sidecar reports', () => {
     });
     expect(bound.status?.pod).toBe(phone.metadata?.name);
   });
+
+  it('gives the claim its own token for this phone only: the sidecar takes it at once, and not after the claim goes', async () => {
+    const bound = await object<CloudPhoneClaim>('cloudphoneclaims', 'waiting');
+    const podIp = (await core().readNamespacedPod({ name: phone.metadata?.name ?? '', namespace: namespace() })).status
+      ?.podIP;
+    expect(bound.status?.endpoints).toEqual({
+      whep: `http://${podIp ?? ''}:8443/whep`,
+      player: `http://${podIp ?? ''}:8443/`,
+    });
+    const secret = await core().readNamespacedSecret({
+      name: bound.status?.tokenSecretName ?? '',
+      namespace: namespace(),
+    });
+    const token = Buffer.from(secret.data?.token ?? '', 'base64').toString();
+    expect(token.length).toBeGreaterThanOrEqual(40);
+    expect(secret.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'CloudPhoneClaim', name: 'waiting' });
+    // The pod carries only the digest.
+    const pod = await core().readNamespacedPod({ name: phone.metadata?.name ?? '', namespace: namespace() });
+    expect(JSON.stringify(pod.metadata)).not.toContain(token);
+
+    // Taken at once: the unknown token makes the sidecar ask the operator before refusing it.
+    const viewer = await connectViewer(token);
+    await viewer.close();
+    await expect(connectViewer(`not-${token}`)).rejects.toThrow('WHEP: 401');
+
+    await custom().deleteNamespacedCustomObject({
+      group: 'cloudphone.io',
+      version: 'v1alpha1',
+      namespace: namespace(),
+      plural: 'cloudphoneclaims',
+      name: 'waiting',
+    });
+    await waitFor('the released token to be refused', async () =>
+      (await connectViewer(token).then(
+        async (pc) => {
+          await pc.close();
+          return false;
+        },
+        () => true,
+      ))
+        ? true
+        : undefined,
+    );
+  });
 });

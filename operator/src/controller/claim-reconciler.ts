@@ -9,6 +9,7 @@
 // Release (the claim's finalizer): the pool's recycle policy decides: delete (the default) deletes the phone, so
 // the pool makes a fresh one; reuse takes the label off and the phone is idle again.
 
+import { createHash, randomBytes } from 'node:crypto';
 import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type {
@@ -19,7 +20,14 @@ import type {
 } from '../../../generated/ts/api-types.ts';
 import { jsonPatchOptions } from '../kube/patch-options.ts';
 import type { ResilientInformer } from '../kube/resilient-informer.ts';
-import { CLAIM_LABEL, GROUP, VERSION } from '../labels.ts';
+import {
+  API_VERSION,
+  CLAIM_ACCESS_ANNOTATION,
+  CLAIM_LABEL,
+  CLAIM_TOKEN_DIGEST_ANNOTATION,
+  GROUP,
+  VERSION,
+} from '../labels.ts';
 import { setCondition } from './conditions.ts';
 import { withFinalizer, type JsonPatch, type Outcome } from './finalizer.ts';
 import { phoneForClaim, type Phone } from './pool-scaling.ts';
@@ -149,6 +157,8 @@ export class ClaimReconciler {
       );
       return { requeueAfterMs: PENDING_RETRY_MS };
     }
+    const digest = await this.tokenDigest(claim);
+    const access = claim.spec.access ?? 'view';
     try {
       const patched = await this.o.core.patchNamespacedPod(
         {
@@ -156,7 +166,10 @@ export class ClaimReconciler {
           name: pod.metadata?.name ?? '',
           body: [
             { op: 'test', path: '/metadata/resourceVersion', value: pod.metadata?.resourceVersion },
-            { op: 'add', path: `/metadata/labels/${CLAIM_LABEL.replace('/', '~1')}`, value: claim.metadata?.name },
+            { op: 'add', path: `/metadata/labels/${escape(CLAIM_LABEL)}`, value: claim.metadata?.name },
+            ...(pod.metadata?.annotations ? [] : [{ op: 'add' as const, path: '/metadata/annotations', value: {} }]),
+            { op: 'add', path: `/metadata/annotations/${escape(CLAIM_TOKEN_DIGEST_ANNOTATION)}`, value: digest },
+            { op: 'add', path: `/metadata/annotations/${escape(CLAIM_ACCESS_ANNOTATION)}`, value: access },
           ],
         },
         jsonPatchOptions(),
@@ -176,14 +189,69 @@ export class ClaimReconciler {
   private async writeBound(claim: CloudPhoneClaim, pod: V1Pod): Promise<Outcome> {
     const boundAt =
       claim.status?.phase === 'Bound' && claim.status.pod === pod.metadata?.name ? claim.status.boundAt : undefined;
+    const endpoints = this.endpoints(claim, pod);
     await this.writeStatus(claim, {
       observedGeneration: claim.metadata?.generation,
       phase: 'Bound',
       pod: pod.metadata?.name,
       boundAt: boundAt ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      tokenSecretName: tokenSecretName(claim),
+      ...(endpoints ? { endpoints } : {}),
       conditions: this.condition(claim, 'True', ClaimReason.Bound, `bound to phone ${pod.metadata?.name ?? ''}`),
     });
-    return {};
+    // The pod's IP comes with its status: until then the endpoints are not known, so look again.
+    return endpoints ? {} : { requeueAfterMs: PENDING_RETRY_MS };
+  }
+
+  /** Where the bound phone is reached inside the cluster: its sidecar's WHEP and player, and SRT when listening. */
+  private endpoints(claim: CloudPhoneClaim, pod: V1Pod): CloudPhoneClaimStatus['endpoints'] {
+    const ip = pod.status?.podIP;
+    if (!ip) return undefined;
+    const host = ip.includes(':') ? `[${ip}]` : ip;
+    const pool = this.o.pools.get(claim.spec.poolRef.name, claim.metadata?.namespace);
+    const stream = pool && this.o.streams.get(pool.spec.streamRef.name, claim.metadata?.namespace);
+    const whep = stream?.spec.webrtc?.whep;
+    const srt = stream?.spec.srt;
+    const endpoints: NonNullable<CloudPhoneClaimStatus['endpoints']> = {};
+    if (whep && whep.enabled !== false) {
+      const base = `${whep.tlsSecretRef ? 'https' : 'http'}://${host}:${String(whep.port ?? 8443)}`;
+      endpoints.whep = `${base}/whep`;
+      endpoints.player = `${base}/`;
+    }
+    if (srt?.mode === 'listener' && srt.port !== undefined) endpoints.srt = `srt://${host}:${String(srt.port)}`;
+    return endpoints;
+  }
+
+  /**
+   * The claim's own bearer token, in a Secret the claim owns (so it goes with the claim): made once, read after.
+   * Returns its SHA-256, which is all the pod and the sidecar ever see.
+   */
+  private async tokenDigest(claim: CloudPhoneClaim): Promise<string> {
+    const namespace = claim.metadata?.namespace ?? '';
+    const name = tokenSecretName(claim);
+    let token: string;
+    try {
+      const existing = await this.o.core.readNamespacedSecret({ name, namespace });
+      token = Buffer.from(existing.data?.token ?? '', 'base64').toString('utf8');
+    } catch (error) {
+      if (!(error instanceof ApiException) || error.code !== 404) throw error;
+      token = randomBytes(32).toString('base64url');
+      await this.o.core.createNamespacedSecret({
+        namespace,
+        body: {
+          metadata: {
+            name,
+            labels: { 'app.kubernetes.io/part-of': 'cloudphone', [CLAIM_LABEL]: claim.metadata?.name ?? '' },
+            ownerReferences: [
+              { apiVersion: API_VERSION, kind: KIND, name: claim.metadata?.name ?? '', uid: claim.metadata?.uid ?? '' },
+            ],
+          },
+          type: 'Opaque',
+          stringData: { token, access: claim.spec.access ?? 'view' },
+        },
+      });
+    }
+    return createHash('sha256').update(token).digest('hex');
   }
 
   private async pending(claim: CloudPhoneClaim, reason: string, message: string): Promise<void> {
@@ -210,8 +278,12 @@ export class ClaimReconciler {
             namespace,
             name: pod.metadata?.name ?? '',
             body: [
-              { op: 'test', path: `/metadata/labels/${CLAIM_LABEL.replace('/', '~1')}`, value: claim.metadata?.name },
-              { op: 'remove', path: `/metadata/labels/${CLAIM_LABEL.replace('/', '~1')}` },
+              { op: 'test', path: `/metadata/labels/${escape(CLAIM_LABEL)}`, value: claim.metadata?.name },
+              { op: 'remove', path: `/metadata/labels/${escape(CLAIM_LABEL)}` },
+              // Only what is there: removing a missing key would fail the whole patch.
+              ...[CLAIM_TOKEN_DIGEST_ANNOTATION, CLAIM_ACCESS_ANNOTATION]
+                .filter((key) => pod.metadata?.annotations?.[key] !== undefined)
+                .map((key) => ({ op: 'remove' as const, path: `/metadata/annotations/${escape(key)}` })),
             ],
           },
           jsonPatchOptions(),
@@ -249,6 +321,15 @@ export class ClaimReconciler {
       jsonPatchOptions(),
     );
   }
+}
+
+function escape(key: string): string {
+  return key.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+/** Named after the claim and its uid: a claim made again under the same name never meets the old one's Secret. */
+export function tokenSecretName(claim: CloudPhoneClaim): string {
+  return `${claim.metadata?.name ?? ''}-token-${(claim.metadata?.uid ?? '').slice(0, 8)}`;
 }
 
 /** A pod as the scaling decisions see it: claimed by its label, busy also with control viewers connected. */

@@ -9,7 +9,12 @@ import type { Logger } from 'pino';
 import type { SidecarReport } from '../../../generated/ts/api-types.ts';
 import { ValidationError, type SchemaValidator } from '../../../schemas/runtime/validator.ts';
 import type { HttpReply } from '../https-endpoints.ts';
-import { REPORT_TOKEN_AUDIENCE, STREAM_LABEL } from '../labels.ts';
+import {
+  CLAIM_ACCESS_ANNOTATION,
+  CLAIM_TOKEN_DIGEST_ANNOTATION,
+  REPORT_TOKEN_AUDIENCE,
+  STREAM_LABEL,
+} from '../labels.ts';
 
 export interface ReceivedReport {
   report: SidecarReport;
@@ -93,7 +98,14 @@ export class SidecarReports {
     }
     this.o.store.put(report);
     this.o.onReport(report);
-    return { status: 204, body: {} };
+    // The reply tells the sidecar which claim tokens its phone takes now (digests only; none when unclaimed).
+    const digest = pod.metadata.annotations?.[CLAIM_TOKEN_DIGEST_ANNOTATION];
+    const access = pod.metadata.annotations?.[CLAIM_ACCESS_ANNOTATION];
+    const claimTokens =
+      digest && /^[0-9a-f]{64}$/.test(digest) && (access === 'view' || access === 'control')
+        ? [{ access, sha256: digest }]
+        : [];
+    return { status: 200, body: { claimTokens } };
   }
 
   private async authenticate(token: string): Promise<Identity | undefined> {

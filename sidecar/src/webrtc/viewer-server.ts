@@ -136,7 +136,7 @@ export class ViewerServer {
     if (req.method === 'OPTIONS') {
       // An authenticated OPTIONS also gets the ICE servers, so a client can gather relay candidates before
       // it makes its offer (WHEP allows this); a preflight without a token gets only CORS.
-      const links = this.#options.tokens.roleOf(req.headers.authorization)
+      const links = (await this.#options.tokens.authenticate(req.headers.authorization))
         ? iceLinkHeaders(this.#options.iceServers)
         : [];
       res
@@ -152,7 +152,7 @@ export class ViewerServer {
     const session = SESSION_PATH.exec(path)?.[1];
     if (session !== undefined) {
       if (req.method === 'PATCH') await this.#trickle(req, res, session);
-      else if (req.method === 'DELETE') this.#end(req, res, session);
+      else if (req.method === 'DELETE') await this.#end(req, res, session);
       else throw new WhepError(405, 'use PATCH or DELETE', { Allow: 'PATCH, DELETE, OPTIONS' });
       return;
     }
@@ -173,15 +173,15 @@ export class ViewerServer {
     throw new WhepError(404, 'not found');
   }
 
-  #role(req: IncomingMessage): ViewerRole {
-    const role = this.#options.tokens.roleOf(req.headers.authorization);
+  async #role(req: IncomingMessage): Promise<ViewerRole> {
+    const role = await this.#options.tokens.authenticate(req.headers.authorization);
     if (!role)
       throw new WhepError(401, 'a valid bearer token is required', { 'WWW-Authenticate': 'Bearer realm="cloudphone"' });
     return role;
   }
 
   async #offer(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const role = this.#role(req);
+    const role = await this.#role(req);
     requireType(req, 'application/sdp');
     const offer = await readBody(req);
     const { id, answer } = await this.#options.viewers.open(offer, role);
@@ -195,15 +195,15 @@ export class ViewerServer {
     res.end(answer);
   }
 
-  #owned(req: IncomingMessage, id: string): void {
-    const role = this.#role(req);
+  async #owned(req: IncomingMessage, id: string): Promise<void> {
+    const role = await this.#role(req);
     const session = this.#options.viewers.get(id);
     if (!session) throw new WhepError(404, 'no such session');
     if (session.role !== role) throw new WhepError(403, 'this token may not change that session');
   }
 
   async #trickle(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
-    this.#owned(req, id);
+    await this.#owned(req, id);
     requireType(req, 'application/trickle-ice-sdpfrag');
     const fragment = await readBody(req);
     if (/^a=ice-ufrag:/m.test(fragment) && !/^a=candidate:/m.test(fragment))
@@ -213,8 +213,8 @@ export class ViewerServer {
     res.writeHead(204, CORS).end();
   }
 
-  #end(req: IncomingMessage, res: ServerResponse, id: string): void {
-    this.#owned(req, id);
+  async #end(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    await this.#owned(req, id);
     this.#options.viewers.get(id)?.close('the viewer ended the session');
     res.writeHead(200, CORS).end();
   }

@@ -2,6 +2,10 @@
 // are read again at most every few seconds, so a rotated Secret takes effect without a restart. Tokens are
 // compared by their SHA-256 digests with timingSafeEqual: equal lengths, no early exit, nothing learnt from
 // timing. A token is never logged or echoed.
+//
+// Also a claim's own token, for this phone only while the claim holds it: the operator names its digest in its
+// replies to the sidecar's reports. A token not known yet may be a claim's just bound, so it makes the sidecar
+// ask the operator at once (at most once a second) before it is refused.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -9,6 +13,13 @@ import { readFileSync } from 'node:fs';
 export type ViewerRole = 'view' | 'control';
 
 const REREAD_MS = 5000;
+const REFRESH_MIN_MS = 1000;
+
+/** A claim's token as the operator names it: its role and the SHA-256 (hex) of the token. */
+export interface ClaimToken {
+  access: ViewerRole;
+  sha256: string;
+}
 const MIN_TOKEN_LENGTH = 16;
 
 export class ViewerTokenError extends Error {
@@ -23,6 +34,9 @@ export class ViewerTokens {
   readonly #files: Record<ViewerRole, string>;
   #digests: Record<ViewerRole, Buffer>;
   #readAt = 0;
+  #claimTokens: { role: ViewerRole; digest: Buffer }[] = [];
+  #refresh: (() => Promise<void>) | undefined;
+  #refreshedAt = -Infinity;
 
   constructor(files: Record<ViewerRole, string>) {
     this.#files = files;
@@ -38,7 +52,32 @@ export class ViewerTokens {
     const offered = digest(token);
     if (timingSafeEqual(offered, digests.control)) return 'control';
     if (timingSafeEqual(offered, digests.view)) return 'view';
+    for (const claim of this.#claimTokens) if (timingSafeEqual(offered, claim.digest)) return claim.role;
     return undefined;
+  }
+
+  /** roleOf, and for a well-formed token not known yet, one fresh look at the claim tokens first. */
+  async authenticate(authorization: string | undefined): Promise<ViewerRole | undefined> {
+    const role = this.roleOf(authorization);
+    if (role || !this.#refresh || !/^Bearer [\x21-\x7e]{1,512}$/.test(authorization ?? '')) return role;
+    if (performance.now() - this.#refreshedAt < REFRESH_MIN_MS) return undefined;
+    this.#refreshedAt = performance.now();
+    try {
+      await this.#refresh();
+    } catch {
+      return undefined;
+    }
+    return this.roleOf(authorization);
+  }
+
+  /** The claim tokens the operator says this phone takes now (replacing the previous ones). */
+  setClaimTokens(tokens: readonly ClaimToken[]): void {
+    this.#claimTokens = tokens.map((t) => ({ role: t.access, digest: Buffer.from(t.sha256, 'hex') }));
+  }
+
+  /** How to get the operator's current claim tokens (a report, whose reply sets them). */
+  onUnknownToken(refresh: () => Promise<void>): void {
+    this.#refresh = refresh;
   }
 
   #current(): Record<ViewerRole, Buffer> {
