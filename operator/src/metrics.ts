@@ -79,7 +79,7 @@ export class OperatorMetrics {
   });
   readonly claimBoundSeconds = new Histogram({
     name: 'cloudphone_claim_bound_seconds',
-    help: 'From a claim created to its phone bound.',
+    help: 'From the operator first seeing a claim to its phone bound.',
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
     registers: [this.registry],
   });

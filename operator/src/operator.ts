@@ -46,6 +46,7 @@ import {
 } from './webhook/webhook-configurations.ts';
 
 export const REPORT_PATH = '/report';
+const CLAIM_STATUS_WRITES_PER_SECOND = 200;
 const SERVICE_PORT = 443;
 
 export interface RunningOperator {
@@ -201,6 +202,9 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     claims,
     log: moduleLogger('pool-reconciler', root),
   });
+  // A claim's status is the answer someone is waiting for: it gets its own, higher write budget, apart from the
+  // streams' (which follow every pod's reports and are kept to --max-status-writes-per-second).
+  const claimStatusWriter = new StatusWriter(custom, CLAIM_STATUS_WRITES_PER_SECOND);
   const claimReconciler = new ClaimReconciler({
     claims,
     pools,
@@ -209,7 +213,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     reports: reportStore,
     core,
     custom,
-    statusWriter,
+    statusWriter: claimStatusWriter,
     metrics,
     log: moduleLogger('claim-reconciler', root),
   });

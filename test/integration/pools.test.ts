@@ -45,7 +45,10 @@ beforeAll(async () => {
   });
 });
 
+const cleanupsAfterAll: (() => Promise<void>)[] = [];
+
 afterAll(async () => {
+  for (const cleanup of cleanupsAfterAll) await cleanup();
   await operator?.stop();
 });
 
@@ -142,6 +145,16 @@ async function deleteClaim(name: string): Promise<void> {
     plural: 'cloudphoneclaims',
     name,
   });
+}
+
+async function listClaims(): Promise<CloudPhoneClaim[]> {
+  const list = (await custom().listNamespacedCustomObject({
+    group: 'cloudphone.io',
+    version: 'v1alpha1',
+    namespace: namespace(),
+    plural: 'cloudphoneclaims',
+  })) as { items: CloudPhoneClaim[] };
+  return list.items;
 }
 
 async function claimMark(pod: V1Pod, claim: string | null): Promise<void> {
@@ -321,4 +334,58 @@ describe('CloudPhonePool', () => {
     });
     expect(second.status?.pod).toBe(first.status?.pod);
   });
+
+  // Last: it kills the first operator. 200 claims at once, two operator replicas, the leader killed halfway.
+  it(
+    'binds 200 claims made at once to 200 distinct phones across a leader failover, and shrinks safely',
+    { timeout: 300_000 },
+    async () => {
+      const second = await new OperatorProcess('pools-operator-b', inject('kubeconfig')).started();
+      cleanupsAfterAll.push(() => second.stop());
+      await createPool('big', { autoscaling: { minReplicas: 2, maxReplicas: 300, buffer: 5 } });
+      await poolAt('big', { replicas: 5, ready: 5 });
+      const names = Array.from({ length: 200 }, (_, i) => `big-${String(i)}`);
+      for (let i = 0; i < names.length; i += 25)
+        await Promise.all(names.slice(i, i + 25).map((name) => createClaim(name, 'big', 'view')));
+      await waitFor(
+        '50 claims bound',
+        async () => {
+          const list = await listClaims();
+          return list.filter((c) => c.metadata?.name?.startsWith('big-') && c.status?.phase === 'Bound').length >= 50
+            ? true
+            : undefined;
+        },
+        120_000,
+      );
+      operator?.kill();
+      const bound = await waitFor(
+        '200 bound claims',
+        async () => {
+          const list = (await listClaims()).filter((c) => c.metadata?.name?.startsWith('big-'));
+          return list.length === 200 && list.every((c) => c.status?.phase === 'Bound') ? list : undefined;
+        },
+        240_000,
+      ).catch((error: unknown) => {
+        throw new Error(`${String(error)}\nsecond operator:\n${second.tail(15)}`);
+      });
+      const pods = await phones('big');
+      const labelled = pods.filter((p) => p.metadata?.labels?.['cloudphone.io/claim']?.startsWith('big-'));
+      // No phone bound twice: 200 claims, 200 different pods, and each pod's label names its claim.
+      expect(new Set(bound.map((c) => c.status?.pod)).size).toBe(200);
+      expect(labelled).toHaveLength(200);
+      const podOf = new Map(labelled.map((p) => [p.metadata?.labels?.['cloudphone.io/claim'], p.metadata?.name]));
+      for (const c of bound) expect(podOf.get(c.metadata?.name)).toBe(c.status?.pod);
+      await poolAt('big', { replicas: 205, busy: 200 });
+
+      const gone = names.slice(0, 150);
+      for (let i = 0; i < gone.length; i += 25)
+        await Promise.all(gone.slice(i, i + 25).map((name) => deleteClaim(name)));
+      await poolAt('big', { replicas: 55, busy: 50 });
+      const kept = new Set((await phones('big')).map((p) => p.metadata?.name));
+      const goneNames = new Set(gone);
+      const held = bound.filter((c) => !goneNames.has(c.metadata?.name ?? ''));
+      expect(held).toHaveLength(50);
+      for (const c of held) expect(kept).toContain(c.status?.pod);
+    },
+  );
 });

@@ -84,6 +84,8 @@ export class ClaimReconciler {
    * try them (they would only lose the apiserver's test and retry). Correctness does not rest on it.
    */
   private readonly reserved = new Map<string, number>();
+  /** When this process first saw each unbound claim (creationTimestamp has only whole seconds). */
+  private readonly firstSeen = new Map<string, number>();
 
   constructor(options: ClaimReconcilerOptions) {
     this.o = options;
@@ -92,7 +94,11 @@ export class ClaimReconciler {
   async reconcile(key: string): Promise<Outcome> {
     const [namespace = '', name = ''] = key.split('/');
     const claim = this.o.claims.get(name, namespace);
-    if (!claim) return {};
+    if (!claim) {
+      this.firstSeen.delete(key);
+      return {};
+    }
+    if (!this.firstSeen.has(key) && claim.status?.phase !== 'Bound') this.firstSeen.set(key, performance.now());
     return withFinalizer(
       claim,
       CLAIM_FINALIZER,
@@ -175,8 +181,10 @@ export class ClaimReconciler {
         jsonPatchOptions(),
       );
       this.reserved.set(`${namespace}/${pod.metadata?.name ?? ''}`, Date.now());
-      const created = new Date(claim.metadata?.creationTimestamp ?? Date.now()).getTime();
-      this.o.metrics.claimBound((Date.now() - created) / 1000);
+      const key = `${namespace}/${claim.metadata?.name ?? ''}`;
+      const seen = this.firstSeen.get(key);
+      if (seen !== undefined) this.o.metrics.claimBound((performance.now() - seen) / 1000);
+      this.firstSeen.delete(key);
       this.o.log.info({ claim: `${namespace}/${claim.metadata?.name ?? ''}`, pod: pod.metadata?.name }, 'claim bound');
       return await this.writeBound(claim, patched);
     } catch (error) {
