@@ -31,6 +31,8 @@ const PLURAL = 'cloudphonepools';
 const AUTOSCALE_PERIOD_MS = 10_000;
 /** When a pass could not do everything (capped), the next one comes at once. */
 const NEXT_PASS_MS = 50;
+/** Pod creations (and deletion-cost patches) in flight at once within a pass. */
+const CREATE_CONCURRENCY = 10;
 /** Deletion-cost annotations rewritten per pass, at most. */
 const COST_PATCHES_PER_PASS = 50;
 
@@ -111,17 +113,21 @@ export class PoolReconciler {
     const plan = planPass(phones, replicas, autoscaling?.maxChangePerPass ?? 50);
     let refused: string | undefined;
     let created = 0;
-    for (let i = 0; i < plan.create; i++) {
-      try {
-        await this.createPhone(pool);
-        created++;
-      } catch (error) {
-        // The template is checked in full only here, by the apiserver: say why in status, not in a crash loop.
-        if (error instanceof ApiException && error.code >= 400 && error.code < 500 && error.code !== 409) {
-          refused = apiMessage(error);
-          break;
+    // Creations go out CREATE_CONCURRENCY at a time (as a ReplicaSet's slow start does, without the slow part:
+    // the pass is already capped). The first refusal stops the pass.
+    for (let first = 0; first < plan.create && refused === undefined; first += CREATE_CONCURRENCY) {
+      const batch = Math.min(CREATE_CONCURRENCY, plan.create - first);
+      const results = await Promise.allSettled(Array.from({ length: batch }, () => this.createPhone(pool)));
+      for (const result of results) {
+        if (result.status === 'fulfilled') {
+          created++;
+          continue;
         }
-        throw error;
+        const error: unknown = result.reason;
+        // The template is checked in full only here, by the apiserver: say why in status, not in a crash loop.
+        if (error instanceof ApiException && error.code >= 400 && error.code < 500 && error.code !== 409)
+          refused ??= apiMessage(error);
+        else throw error;
       }
     }
     let deleted = 0;
@@ -223,34 +229,35 @@ export class PoolReconciler {
   }
 
   private async updateDeletionCosts(pods: readonly V1Pod[], phones: readonly Phone[]): Promise<void> {
-    let patches = 0;
+    const stale: { pod: V1Pod; cost: string }[] = [];
     for (const [i, pod] of pods.entries()) {
       const phone = phones[i];
-      if (!phone || phone.deleting || patches >= COST_PATCHES_PER_PASS) continue;
+      if (!phone || phone.deleting) continue;
       const cost = String(deletionCost(phone));
-      if (pod.metadata?.annotations?.[DELETION_COST_ANNOTATION] === cost) continue;
-      patches++;
-      await this.o.core
-        .patchNamespacedPod(
-          {
-            namespace: pod.metadata?.namespace ?? '',
-            name: pod.metadata?.name ?? '',
-            body: [
-              pod.metadata?.annotations
-                ? {
-                    op: 'add',
-                    path: `/metadata/annotations/${DELETION_COST_ANNOTATION.replace('/', '~1')}`,
-                    value: cost,
-                  }
-                : { op: 'add', path: '/metadata/annotations', value: { [DELETION_COST_ANNOTATION]: cost } },
-            ],
-          },
-          jsonPatchOptions(),
-        )
-        .catch((error: unknown) => {
-          if (!(error instanceof ApiException) || error.code !== 404) throw error;
-        });
+      if (pod.metadata?.annotations?.[DELETION_COST_ANNOTATION] !== cost) stale.push({ pod, cost });
     }
+    const todo = stale.slice(0, COST_PATCHES_PER_PASS);
+    for (let first = 0; first < todo.length; first += CREATE_CONCURRENCY)
+      await Promise.all(todo.slice(first, first + CREATE_CONCURRENCY).map(({ pod, cost }) => this.setCost(pod, cost)));
+  }
+
+  private async setCost(pod: V1Pod, cost: string): Promise<void> {
+    const path = pod.metadata?.annotations
+      ? `/metadata/annotations/${DELETION_COST_ANNOTATION.replace('/', '~1')}`
+      : '/metadata/annotations';
+    const value = pod.metadata?.annotations ? cost : { [DELETION_COST_ANNOTATION]: cost };
+    await this.o.core
+      .patchNamespacedPod(
+        {
+          namespace: pod.metadata?.namespace ?? '',
+          name: pod.metadata?.name ?? '',
+          body: [{ op: 'add', path, value }],
+        },
+        jsonPatchOptions(),
+      )
+      .catch((error: unknown) => {
+        if (!(error instanceof ApiException) || error.code !== 404) throw error;
+      });
   }
 
   private conditions(
