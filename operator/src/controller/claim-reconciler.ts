@@ -28,11 +28,11 @@ import {
   GROUP,
   VERSION,
 } from '../labels.ts';
-import { setCondition } from './conditions.ts';
+import { ClaimReason, setCondition } from './conditions.ts';
 import { withFinalizer, type JsonPatch, type Outcome } from './finalizer.ts';
-import { phoneForClaim, type Phone } from './pool-scaling.ts';
+import { phoneOf, poolPods } from './pool-phones.ts';
+import { phoneForClaim } from './pool-scaling.ts';
 import type { ReportStore } from './sidecar-reports.ts';
-import { isPodReady } from './stream-status.ts';
 import type { StatusWriter } from './status-writer.ts';
 
 export const CLAIM_FINALIZER = 'cloudphone.io/release';
@@ -40,14 +40,6 @@ const KIND = 'CloudPhoneClaim';
 const PLURAL = 'cloudphoneclaims';
 /** A claim that could not bind looks again this often (and whenever its pool's phones change). */
 const PENDING_RETRY_MS = 2000;
-
-export const ClaimReason = {
-  Bound: 'Bound',
-  PoolNotFound: 'PoolNotFound',
-  NoIdlePhone: 'NoIdlePhone',
-  PoolAtMaximum: 'PoolAtMaximum',
-  PhoneGone: 'PhoneGone',
-} as const;
 
 export interface ClaimMetrics {
   claimBound(seconds: number): void;
@@ -64,14 +56,6 @@ export interface ClaimReconcilerOptions {
   statusWriter: StatusWriter;
   metrics: ClaimMetrics;
   log: Logger;
-}
-
-/** The phones of a pool, from the pods cache (pods the pool controls). */
-export function poolPods(pods: ResilientInformer<V1Pod>, pool: CloudPhonePool): V1Pod[] {
-  const uid = pool.metadata?.uid;
-  return pods
-    .list(pool.metadata?.namespace)
-    .filter((pod) => pod.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid));
 }
 
 /** How long a phone this process just bound is kept off the candidates while the pods cache catches up. */
@@ -338,16 +322,4 @@ function escape(key: string): string {
 /** Named after the claim and its uid: a claim made again under the same name never meets the old one's Secret. */
 export function tokenSecretName(claim: CloudPhoneClaim): string {
   return `${claim.metadata?.name ?? ''}-token-${(claim.metadata?.uid ?? '').slice(0, 8)}`;
-}
-
-/** A pod as the scaling decisions see it: claimed by its label, busy also with control viewers connected. */
-export function phoneOf(pod: V1Pod, controlViewers: number): Phone {
-  return {
-    name: pod.metadata?.name ?? '',
-    createdAt: new Date(pod.metadata?.creationTimestamp ?? 0).getTime(),
-    ready: isPodReady(pod),
-    claimed: Boolean(pod.metadata?.labels?.[CLAIM_LABEL]),
-    controlViewers,
-    deleting: Boolean(pod.metadata?.deletionTimestamp),
-  };
 }

@@ -25,6 +25,23 @@ export const Reason = {
   InvalidSpec: 'InvalidSpec',
 } as const;
 
+/** Reasons of a CloudPhonePool's Ready condition. */
+export const PoolReason = {
+  Scaled: 'Scaled',
+  Scaling: 'Scaling',
+  StreamNotFound: 'StreamNotFound',
+  PodsRefused: 'PodsRefused',
+} as const;
+
+/** Reasons of a CloudPhoneClaim's Bound condition. */
+export const ClaimReason = {
+  Bound: 'Bound',
+  PoolNotFound: 'PoolNotFound',
+  NoIdlePhone: 'NoIdlePhone',
+  PoolAtMaximum: 'PoolAtMaximum',
+  PhoneGone: 'PhoneGone',
+} as const;
+
 /** Event reasons; Events of type Normal unless said otherwise. */
 export const EventReason = {
   Injected: 'Injected',

@@ -18,9 +18,9 @@ import type {
 import { jsonPatchOptions, mergePatchOptions } from '../kube/patch-options.ts';
 import type { ResilientInformer } from '../kube/resilient-informer.ts';
 import { API_VERSION, DELETION_COST_ANNOTATION, GROUP, POOL_LABEL, VERSION } from '../labels.ts';
-import { setCondition } from './conditions.ts';
+import { PoolReason, setCondition } from './conditions.ts';
 import type { Outcome } from './finalizer.ts';
-import { phoneOf, poolPods } from './claim-reconciler.ts';
+import { phoneOf, poolPods } from './pool-phones.ts';
 import { deletionCost, desiredReplicas, planPass, busy, type Phone } from './pool-scaling.ts';
 import type { ReportStore } from './sidecar-reports.ts';
 import type { StatusWriter } from './status-writer.ts';
@@ -35,13 +35,6 @@ const NEXT_PASS_MS = 50;
 const CREATE_CONCURRENCY = 10;
 /** Deletion-cost annotations rewritten per pass, at most. */
 const COST_PATCHES_PER_PASS = 50;
-
-export const PoolReason = {
-  Scaled: 'Scaled',
-  Scaling: 'Scaling',
-  StreamNotFound: 'StreamNotFound',
-  PodsRefused: 'PodsRefused',
-} as const;
 
 export interface PoolReconcilerOptions {
   pools: ResilientInformer<CloudPhonePool>;
