@@ -74,7 +74,8 @@ export class OperatorReporter {
   #sentKey = '';
   #lastFrames = 0;
   #lastFramesAt = performance.now();
-  #sending = false;
+  /** The report on its way, if any: a forced report waits for it, then sends its own. */
+  #inFlight: Promise<void> | undefined;
   #lastFailure = '';
   /** Reports the operator accepted (for tests and /metrics readers). */
   accepted = 0;
@@ -97,16 +98,21 @@ export class OperatorReporter {
 
   /** Reports now, whatever the interval (a viewer came with a token not known yet); resolves when answered. */
   async reportNow(): Promise<void> {
+    // One on its way may have been sent before what we want to learn was true: wait for it, then ask again.
+    while (this.#inFlight) await this.#inFlight;
     await this.#tick(true);
   }
 
   async #tick(force = false): Promise<void> {
-    if (this.#sending) return;
+    if (this.#inFlight) return;
     const snapshot = this.#o.snapshot();
     const key = `${String(snapshot.streaming)}/${String(snapshot.viewers)}/${String(snapshot.controlViewers)}/${snapshot.error ?? ''}`;
     const due = performance.now() - this.#sentAt >= this.#o.intervalMs;
     if (!force && !due && key === this.#sentKey) return;
-    this.#sending = true;
+    let done = (): void => undefined;
+    this.#inFlight = new Promise<void>((resolve) => {
+      done = resolve;
+    });
     try {
       const reply = await this.#send(this.#report(snapshot));
       this.#o.onClaimTokens?.(claimTokensOf(reply));
@@ -121,7 +127,8 @@ export class OperatorReporter {
     } finally {
       // A failure waits for the next interval too: an unreachable operator is not called every second.
       this.#sentAt = performance.now();
-      this.#sending = false;
+      this.#inFlight = undefined;
+      done();
     }
   }
 
