@@ -12,13 +12,13 @@ import type { Logger } from 'pino';
 import { readViewerMessage, type AccessUnit } from '../native.ts';
 import { GlassToGlassClock } from './glass-to-glass-clock.ts';
 import { H264Track } from './h264-track.ts';
+import { gatherAfter } from './ice-gathering.ts';
 import { InputRateLimit } from './input-rate-limit.ts';
 import { readRtcpFeedback, type RtcpFeedback } from './rtcp-feedback.ts';
 import type { OfferSummary } from './sdp-offer.ts';
 import { ViewerMessageWriter } from './viewer-messages.ts';
 import type { ViewerRole } from './viewer-tokens.ts';
 
-const GATHER_TIMEOUT_MS = 2000;
 const CONNECT_TIMEOUT_MS = 20_000;
 const DISCONNECT_GRACE_MS = 5000;
 const PING_INTERVAL_MS = 1000;
@@ -152,17 +152,9 @@ export class ViewerSession {
   }
 
   async #answer(offer: string): Promise<string> {
-    const gathered = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, GATHER_TIMEOUT_MS);
-      this.#pc.onGatheringStateChange((state) => {
-        if (state === 'complete') {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
+    await gatherAfter(this.#pc, () => {
+      this.#pc.setRemoteDescription(offer, 'offer');
     });
-    this.#pc.setRemoteDescription(offer, 'offer');
-    await gathered;
     const answer = this.#pc.localDescription();
     if (answer?.type !== 'answer') throw new Error('libdatachannel made no answer');
     this.#connectTimer = setTimeout(() => {

@@ -20,11 +20,11 @@ import type { Logger } from 'pino';
 import type { AccessUnit } from '../native.ts';
 import { rtpTimestampOf, withParameterSets } from './h264-parameter-sets.ts';
 import { H264Track } from './h264-track.ts';
+import { gatherAfter } from './ice-gathering.ts';
 import { ReconnectBackoff, type BackoffSettings } from './reconnect-backoff.ts';
 import { readRtcpFeedback } from './rtcp-feedback.ts';
 import { ViewerBitrate, type BitrateRange } from './viewer-bitrate.ts';
 
-const GATHER_TIMEOUT_MS = 2000;
 const REQUEST_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 15_000;
 const DISCONNECT_GRACE_MS = 5000;
@@ -241,17 +241,9 @@ export class WhipPublisher {
   }
 
   async #gather(push: Push): Promise<string> {
-    const gathered = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, GATHER_TIMEOUT_MS);
-      push.pc.onGatheringStateChange((state) => {
-        if (state === 'complete') {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
+    await gatherAfter(push.pc, () => {
+      push.pc.setLocalDescription('offer');
     });
-    push.pc.setLocalDescription('offer');
-    await gathered;
     const offer = push.pc.localDescription();
     if (offer?.type !== 'offer') throw new AttemptFailed('network', 'libdatachannel made no offer');
     return offer.sdp;
