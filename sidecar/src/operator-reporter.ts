@@ -77,8 +77,6 @@ export class OperatorReporter {
   /** The report on its way, if any: a forced report waits for it, then sends its own. */
   #inFlight: Promise<void> | undefined;
   #lastFailure = '';
-  /** Reports the operator accepted (for tests and /metrics readers). */
-  accepted = 0;
 
   constructor(options: OperatorReporterOptions) {
     this.#o = options;
@@ -117,7 +115,6 @@ export class OperatorReporter {
       const reply = await this.#send(this.#report(snapshot));
       this.#o.onClaimTokens?.(claimTokensOf(reply));
       this.#sentKey = key;
-      this.accepted++;
       if (this.#lastFailure) this.#o.log.info('reporting to the operator again');
       this.#lastFailure = '';
     } catch (error) {

@@ -12,6 +12,7 @@ import { SidecarMetrics } from './metrics.ts';
 import { NativePipeline, type PipelineEvent, type PipelineStats } from './native.ts';
 import { OperatorReporter, type ReportSnapshot } from './operator-reporter.ts';
 import { BitrateController } from './pipeline/bitrate-controller.ts';
+import { rtpTimestampOf, withParameterSets } from './webrtc/h264-parameter-sets.ts';
 import { rtcConfig } from './webrtc/ice-config.ts';
 import { KeyframeLimiter } from './webrtc/keyframe-limiter.ts';
 import { PlayerAssets } from './webrtc/player-assets.ts';
@@ -81,7 +82,6 @@ export class Sidecar {
         requestKeyframe: () => {
           keyframes.want();
         },
-        parameterSets: () => pipeline.parameterSets(),
         metrics: this.#metrics,
         log,
         backoff: options.whipBackoff,
@@ -105,7 +105,6 @@ export class Sidecar {
           sendInput: (control) => {
             pipeline.sendInput(control);
           },
-          parameterSets: () => pipeline.parameterSets(),
           screen: () => {
             const { width, height } = pipeline.stats();
             return { width, height };
@@ -145,11 +144,17 @@ export class Sidecar {
       });
     const viewers = this.#viewers;
     const publisher = this.#whip;
-    if (viewers || publisher)
+    if (viewers || publisher) {
+      const parameterSets = (): Buffer => pipeline.parameterSets();
       pipeline.onAccessUnit((unit) => {
-        viewers?.accessUnit(unit);
-        publisher?.accessUnit(unit);
+        // Prepared once for every WebRTC sink, and only when one would send it.
+        if (!viewers?.active && !publisher?.connected) return;
+        const prepared = withParameterSets(unit, parameterSets);
+        const rtpTimestamp = rtpTimestampOf(unit);
+        viewers?.accessUnit(prepared, rtpTimestamp);
+        publisher?.accessUnit(prepared, rtpTimestamp);
       });
+    }
   }
 
   /** Port of the WHEP endpoint and the player page, once started; 0 without WHEP. */

@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AccessUnit } from '../native.ts';
-import { rtpTimestampOf, withParameterSets } from './h264-parameter-sets.ts';
 import type { RtcConfig } from 'node-datachannel';
 import { rtcConfig, type IceSettings } from './ice-config.ts';
 import { readOffer } from './sdp-offer.ts';
@@ -21,7 +20,6 @@ export interface ViewerPipeline {
   /** Rate-limited by the caller: every viewer's wish is passed on. */
   requestKeyframe(): void;
   sendInput(control: Uint8Array): void;
-  parameterSets(): Buffer;
   screen(): { width: number; height: number };
 }
 
@@ -109,12 +107,17 @@ export class WebRtcViewers {
     return this.#entries.get(id)?.session;
   }
 
-  /** Sends one encoded picture to every viewer; on the JavaScript thread, from the pipeline's queue. */
-  accessUnit(unit: AccessUnit): void {
-    if (this.#entries.size === 0) return;
-    const sent = withParameterSets(unit, () => this.#options.pipeline.parameterSets());
-    const rtpTimestamp = rtpTimestampOf(unit);
-    for (const { session } of this.#entries.values()) session.send(sent, rtpTimestamp);
+  /** Whether any viewer is admitted (the sidecar prepares pictures for WebRTC only then). */
+  get active(): boolean {
+    return this.#entries.size > 0;
+  }
+
+  /**
+   * Sends one encoded picture to every viewer, prepared once for all WebRTC sinks by the sidecar (parameter
+   * sets in front of a keyframe, the RTP timestamp); on the JavaScript thread, from the pipeline's queue.
+   */
+  accessUnit(unit: AccessUnit, rtpTimestamp: number): void {
+    for (const { session } of this.#entries.values()) session.send(unit, rtpTimestamp);
   }
 
   screenChanged(width: number, height: number): void {

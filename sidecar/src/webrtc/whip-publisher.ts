@@ -18,7 +18,6 @@ import { readFile } from 'node:fs/promises';
 import ndc from 'node-datachannel';
 import type { Logger } from 'pino';
 import type { AccessUnit } from '../native.ts';
-import { rtpTimestampOf, withParameterSets } from './h264-parameter-sets.ts';
 import { H264Track } from './h264-track.ts';
 import { gatherAfter } from './ice-gathering.ts';
 import { ReconnectBackoff, type BackoffSettings } from './reconnect-backoff.ts';
@@ -51,7 +50,6 @@ export interface WhipPublisherOptions {
   bitrate: BitrateRange;
   /** Rate-limited by the caller. */
   requestKeyframe(): void;
-  parameterSets(): Buffer;
   metrics: WhipMetrics;
   log: Logger;
   backoff?: BackoffSettings;
@@ -120,14 +118,11 @@ export class WhipPublisher {
     return this.#push?.connectedAt !== undefined;
   }
 
-  /** Sends one encoded picture to the media server, when connected (a keyframe first). */
-  accessUnit(unit: AccessUnit): void {
+  /** Sends one encoded picture (prepared by the sidecar, as for viewers) to the server, when connected. */
+  accessUnit(unit: AccessUnit, rtpTimestamp: number): void {
     const push = this.#push;
     if (push?.connectedAt === undefined || !push.track.open) return;
-    push.track.send(
-      withParameterSets(unit, () => this.#options.parameterSets()),
-      rtpTimestampOf(unit),
-    );
+    push.track.send(unit, rtpTimestamp);
   }
 
   /** Once a second: the bitrate the server's RTCP allows; undefined while not connected. */
