@@ -70,6 +70,8 @@ export class ClaimReconciler {
   private readonly reserved = new Map<string, number>();
   /** When this process first saw each unbound claim (creationTimestamp has only whole seconds). */
   private readonly firstSeen = new Map<string, number>();
+  /** Token digests of claims not bound yet, by claim key, with the claim's uid (dropped once bound or gone). */
+  private readonly digests = new Map<string, { uid: string; digest: string }>();
 
   constructor(options: ClaimReconcilerOptions) {
     this.o = options;
@@ -80,6 +82,7 @@ export class ClaimReconciler {
     const claim = this.o.claims.get(name, namespace);
     if (!claim) {
       this.firstSeen.delete(key);
+      this.digests.delete(key);
       return {};
     }
     if (!this.firstSeen.has(key) && claim.status?.phase !== 'Bound') this.firstSeen.set(key, performance.now());
@@ -169,6 +172,7 @@ export class ClaimReconciler {
       const seen = this.firstSeen.get(key);
       if (seen !== undefined) this.o.metrics.claimBound((performance.now() - seen) / 1000);
       this.firstSeen.delete(key);
+      this.digests.delete(key);
       this.o.log.info({ claim: `${namespace}/${claim.metadata?.name ?? ''}`, pod: pod.metadata?.name }, 'claim bound');
       return await this.writeBound(claim, patched);
     } catch (error) {
@@ -219,7 +223,12 @@ export class ClaimReconciler {
    * Returns its SHA-256, which is all the pod and the sidecar ever see.
    */
   private async tokenDigest(claim: CloudPhoneClaim): Promise<string> {
+    // A claim that lost a race tries again at once: its token's digest does not change, read it once.
+    const uid = claim.metadata?.uid ?? '';
     const namespace = claim.metadata?.namespace ?? '';
+    const key = `${namespace}/${claim.metadata?.name ?? ''}`;
+    const known = this.digests.get(key);
+    if (known?.uid === uid) return known.digest;
     const name = tokenSecretName(claim);
     let token: string;
     try {
@@ -243,7 +252,9 @@ export class ClaimReconciler {
         },
       });
     }
-    return createHash('sha256').update(token).digest('hex');
+    const digest = createHash('sha256').update(token).digest('hex');
+    this.digests.set(key, { uid, digest });
+    return digest;
   }
 
   private async pending(claim: CloudPhoneClaim, reason: string, message: string): Promise<void> {

@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 export type ViewerRole = 'view' | 'control';
 
 const REREAD_MS = 5000;
+const BEARER = /^Bearer ([\x21-\x7e]{1,512})$/;
 const REFRESH_MIN_MS = 1000;
 
 /** A claim's token as the operator names it: its role and the SHA-256 (hex) of the token. */
@@ -46,7 +47,7 @@ export class ViewerTokens {
 
   /** The role a bearer token grants, or undefined; control wins if both files hold the same token. */
   roleOf(authorization: string | undefined): ViewerRole | undefined {
-    const token = /^Bearer ([\x21-\x7e]{1,512})$/.exec(authorization ?? '')?.[1];
+    const token = BEARER.exec(authorization ?? '')?.[1];
     if (!token) return undefined;
     const digests = this.#current();
     const offered = digest(token);
@@ -59,7 +60,7 @@ export class ViewerTokens {
   /** roleOf, and for a well-formed token not known yet, one fresh look at the claim tokens first. */
   async authenticate(authorization: string | undefined): Promise<ViewerRole | undefined> {
     const role = this.roleOf(authorization);
-    if (role || !this.#refresh || !/^Bearer [\x21-\x7e]{1,512}$/.test(authorization ?? '')) return role;
+    if (role || !this.#refresh || !BEARER.test(authorization ?? '')) return role;
     if (performance.now() - this.#refreshedAt < REFRESH_MIN_MS) return undefined;
     this.#refreshedAt = performance.now();
     try {
