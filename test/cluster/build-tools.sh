@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the control-plane tools (and mediamtx, the media server of the WHIP tests) from their Go modules at the versions pinned in versions.env
+# Builds the control-plane tools, the real node's (kubelet, kube-proxy, containerd, CoreDNS, pause) and mediamtx (the media server of the WHIP tests) from their Go modules at the versions pinned in versions.env
 # and installs them into .cache/bin/. Reuses what is there when the pins have not changed.
 #
 # k8s.io/kubernetes cannot be `go install`ed: its go.mod redirects the k8s.io/* staging modules
@@ -15,7 +15,8 @@ source "$here/versions.env"
 bin_dir="$root/.cache/bin"
 stamp_file="$bin_dir/.pins"
 pins=$(cat "$here/versions.env" "$here/build-tools.sh" | sha256sum | cut -c1-16)
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm mediamtx)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm mediamtx
+  containerd containerd-shim-runc-v2 ctr coredns pause)
 
 all_present() {
   local t
@@ -73,6 +74,8 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
 step "downloading Kubernetes modules"
@@ -84,7 +87,7 @@ for p in "${version_pkgs[@]}"; do
   ldflags+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=${k8s_minor%%.*}"
   ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
 done
-for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
   step "building $cmd $K8S_VERSION"
   (cd "$work" && go build -ldflags "$ldflags" -o "$bin_dir/$cmd" "k8s.io/kubernetes/cmd/$cmd")
 done
@@ -138,6 +141,21 @@ for camera in mtxrpicam_32 mtxrpicam_64; do
   touch "$mediamtx_work/internal/staticsources/rpicamera/$camera/none"
 done
 (cd "$mediamtx_work" && quiet go build -ldflags "-s -w" -o "$bin_dir/mediamtx" .)
+
+# --- the real node's runtime and DNS -------------------------------------------------------------
+# containerd's module has no replace directives, so its commands `go install` as they are; the build tags leave
+# out snapshotters this node does not use (they need C headers that are not installed).
+step "building containerd $CONTAINERD_VERSION"
+for cmd in containerd containerd-shim-runc-v2 ctr; do
+  GOBIN="$bin_dir" quiet go install -tags "no_btrfs no_devmapper no_zfs" \
+    -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/$cmd@$CONTAINERD_VERSION"
+done
+step "building coredns $COREDNS_VERSION"
+GOBIN="$bin_dir" quiet go install -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+# The pod sandbox's process: Kubernetes' own pause.c from the same module, static, for an image FROM scratch.
+k8s_dir=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+gcc -Os -Wall -Werror -static -DVERSION="$K8S_VERSION" -o "$bin_dir/pause" "$k8s_dir/build/pause/linux/pause.c"
 
 all_present || { echo "cluster tools: a binary is missing after the build" >&2; exit 1; }
 echo "$pins" > "$stamp_file"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops every process test/cluster/up.sh started, by pid, and checks that nothing is left listening.
+# Stops every process test/cluster/up.sh started, by pid, removes the real node (node-down.sh), and checks that
+# nothing is left listening.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -7,6 +8,7 @@ dir="$root/.cache/cluster"
 source "$here/pid.sh"
 source "$here/ports.env"
 
+bash "$here/node-down.sh"
 # Reverse start order: nothing writes to etcd while it stops.
 for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
   if pid=$(cluster_pid "$dir" "$name"); then
@@ -20,6 +22,7 @@ done
 rm -f "$dir/kubeconfig"
 
 ports="$ETCD_PORT|$ETCD_PEER_PORT|$ETCD_METRICS_PORT|$APISERVER_PORT|$CONTROLLER_MANAGER_PORT|$SCHEDULER_PORT|$KWOK_PORT"
+ports+="|$KUBELET_PORT|$KUBELET_HEALTHZ_PORT|$KUBE_PROXY_HEALTHZ_PORT|$KUBE_PROXY_METRICS_PORT|$COREDNS_READY_PORT"
 if ss -ltnH 2>/dev/null | awk '{print $4}' | grep -Eq ":($ports)\$"; then
   echo "cluster: something still listens on a control-plane port:" >&2
   ss -ltnp | grep -E ":($ports) " >&2

@@ -12,3 +12,12 @@ done
 [ -f "$dir/kubeconfig" ] || { echo "no kubeconfig"; exit 1; }
 "$root/.cache/bin/kubectl" --kubeconfig "$dir/kubeconfig" get --raw /readyz >/dev/null || { echo "apiserver not ready"; exit 1; }
 echo "apiserver: ready"
+source "$here/ports.env"
+if [ "${CLOUDPHONE_NO_NODE:-}" != 1 ]; then
+  for name in containerd kubelet kube-proxy coredns; do
+    pid=$(cat "$dir/pids/$name.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null || { echo "$name: not running"; exit 1; }
+  done
+  "$root/.cache/bin/kubectl" --kubeconfig "$dir/kubeconfig" get node "$NODE_NAME" \
+    -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True || { echo "node: not ready"; exit 1; }
+  echo "node $NODE_NAME: ready"
+fi

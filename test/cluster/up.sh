@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Starts a real Kubernetes control plane on loopback, in the background: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, and kwok with fake nodes that run pods without containers.
+# Starts a real Kubernetes cluster on this machine, in the background: etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, kwok with fake nodes that run pods without containers (for scale), and
+# one real node (node-up.sh: containerd, kubelet, kube-proxy, CoreDNS) whose pods run cloudphone's images.
+# The apiserver listens on the node's bridge address, where both this machine and the pods reach it.
 # Writes the admin kubeconfig to .cache/cluster/kubeconfig. Starting it again while it runs is harmless;
 # a half-started or dead cluster is stopped and started afresh.
 set -euo pipefail
@@ -22,7 +24,7 @@ if bash "$here/status.sh" >/dev/null 2>&1; then
   say "already running (kubeconfig: $kubeconfig)"
   exit 0
 fi
-if [ -d "$dir/pids" ] && [ -n "$(ls -A "$dir/pids" 2>/dev/null)" ]; then
+if { [ -d "$dir/pids" ] && [ -n "$(ls -A "$dir/pids" 2>/dev/null)" ]; } || [ -e "$NODE_STATE_DIR" ]; then
   say "a previous cluster is half up or dead: stopping it"
   bash "$here/down.sh"
 fi
@@ -51,34 +53,44 @@ if [ ! -f "$pki/ca.crt" ]; then
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 fi
 issue apiserver "/CN=kube-apiserver" \
-  "IP:127.0.0.1,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc" serverAuth
+  "IP:$NODE_IP,IP:127.0.0.1,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc" serverAuth
 issue admin "/O=system:masters/CN=cloudphone-admin" "" clientAuth
 issue controller-manager "/CN=system:kube-controller-manager" "" clientAuth
 issue scheduler "/CN=system:kube-scheduler" "" clientAuth
 issue kwok "/O=system:masters/CN=kwok-controller" "" clientAuth
+# The real node: the kubelet's client (the Node authorizer knows it by this name) and serving certificates, the
+# apiserver's client certificate for the kubelet (logs, exec, port-forward), kube-proxy, CoreDNS.
+issue kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME" "" clientAuth
+issue kubelet "/CN=$NODE_NAME" "IP:$NODE_IP,DNS:$NODE_NAME" serverAuth
+issue apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "" clientAuth
+issue kube-proxy "/CN=system:kube-proxy" "" clientAuth
+issue coredns "/CN=cloudphone:coredns" "" clientAuth
 
-write_kubeconfig() { # file user
-  local file=$1 user=$2
+write_kubeconfig() { # file user [certificate]
+  local file=$1 user=$2 cert=${3:-$2}
   cat >"$file" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: local
   cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
+    server: https://$NODE_IP:$APISERVER_PORT
     certificate-authority-data: $(base64 -w0 <"$pki/ca.crt")
 users:
 - name: $user
   user:
-    client-certificate-data: $(base64 -w0 <"$pki/$user.crt")
-    client-key-data: $(base64 -w0 <"$pki/$user.key")
+    client-certificate-data: $(base64 -w0 <"$pki/$cert.crt")
+    client-key-data: $(base64 -w0 <"$pki/$cert.key")
 contexts:
 - name: local
   context: {cluster: local, user: $user}
 current-context: local
 EOF
 }
-for user in admin controller-manager scheduler kwok; do write_kubeconfig "$dir/$user.kubeconfig" "$user"; done
+for user in admin controller-manager scheduler kwok kube-proxy coredns; do
+  write_kubeconfig "$dir/$user.kubeconfig" "$user"
+done
+write_kubeconfig "$dir/kubelet.kubeconfig" kubelet kubelet-client
 
 # --- processes ----------------------------------------------------------------------------------
 start() { # name binary args...
@@ -103,6 +115,8 @@ wait_for() { # what command...
   exit 1
 }
 
+bash "$here/node-network.sh" up
+
 start etcd "$bin/etcd" --name local --data-dir "$dir/etcd" \
   --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
   --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -113,7 +127,10 @@ say "etcd ready"
 
 start kube-apiserver "$bin/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+  --bind-address "$NODE_IP" --advertise-address "$NODE_IP" --secure-port "$APISERVER_PORT" \
+  --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" \
+  --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority "$pki/ca.crt" --kubelet-preferred-address-types InternalIP \
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
   --client-ca-file "$pki/ca.crt" \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
@@ -174,5 +191,26 @@ wait_for "kwok nodes" kubectl --kubeconfig "$dir/admin.kubeconfig" wait --for=co
 # Pods need their namespace's default ServiceAccount, which the controller-manager creates.
 wait_for "service accounts" kubectl --kubeconfig "$dir/admin.kubeconfig" -n default get serviceaccount default
 
+# CoreDNS reads Services and their endpoints, nothing else.
+kubectl --kubeconfig "$dir/admin.kubeconfig" apply -f - >/dev/null <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: { name: "cloudphone:coredns" }
+rules:
+  - { apiGroups: [""], resources: [services, namespaces, pods], verbs: [list, watch] }
+  - { apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch] }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: { name: "cloudphone:coredns" }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "cloudphone:coredns" }
+subjects: [{ apiGroup: rbac.authorization.k8s.io, kind: User, name: "cloudphone:coredns" }]
+EOF
+if [ "${CLOUDPHONE_NO_NODE:-}" = 1 ]; then
+  say "CLOUDPHONE_NO_NODE=1: no real node"
+else
+  bash "$here/node-up.sh" || { bash "$here/down.sh" >&2 || true; exit 1; }
+fi
+
 cp "$dir/admin.kubeconfig" "$kubeconfig"
-say "up: $NODES kwok nodes ready; kubectl --kubeconfig $kubeconfig get nodes"
+say "up: $NODES kwok nodes and the real node $NODE_NAME ready; kubectl --kubeconfig $kubeconfig get nodes"
