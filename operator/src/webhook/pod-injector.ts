@@ -128,6 +128,17 @@ export function injectSidecar(
     ...mutated.metadata.annotations,
     [INJECTION_STATUS_ANNOTATION]: JSON.stringify(status),
   };
+  // The phone and the sidecar run as different users, and share frame memory and the control socket (both mode
+  // 06x0) through a group: with a pod fsGroup the kubelet makes the shared volume set-group-id, so every file and
+  // socket made in it belongs to that group, and every container of the pod is a member. A pod that has an
+  // fsGroup keeps it; otherwise it gets the sidecar's group, changed only where a volume's root does not have it.
+  if (mutated.spec.securityContext?.fsGroup === undefined) {
+    mutated.spec.securityContext = {
+      ...mutated.spec.securityContext,
+      fsGroup: SIDECAR_SECURITY_CONTEXT.runAsGroup,
+      fsGroupChangePolicy: mutated.spec.securityContext?.fsGroupChangePolicy ?? 'OnRootMismatch',
+    };
+  }
   mutated.spec.volumes = [
     ...(mutated.spec.volumes ?? []),
     { name: SHARED_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: settings.sharedVolumeSizeLimit } },

@@ -103,4 +103,21 @@ describe('injectSidecar', () => {
       capabilities: { drop: ['ALL'] },
     });
   });
+
+  it('shares the frame memory and control socket through the pod fsGroup, keeping one the pod has', () => {
+    const { settings, streams, pod } = load('basic');
+    const fresh = outcome('basic').patched;
+    expect(fresh?.spec?.securityContext).toEqual({ fsGroup: 65532, fsGroupChangePolicy: 'OnRootMismatch' });
+
+    const own = structuredClone(pod);
+    own.spec = {
+      ...own.spec,
+      containers: own.spec?.containers ?? [],
+      securityContext: { fsGroup: 3003, runAsUser: 1000 },
+    };
+    const decision = injectSidecar(own, streams, settings, validator);
+    if (!decision.allowed) throw new Error(decision.message);
+    const patched = fastJsonPatch.applyPatch(structuredClone(own), decision.patch, true, false).newDocument;
+    expect(patched.spec?.securityContext).toEqual({ fsGroup: 3003, runAsUser: 1000 });
+  });
 });
