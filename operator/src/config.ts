@@ -1,5 +1,6 @@
 // The operator's settings, from command-line flags with environment fallbacks (the Helm chart sets flags).
 
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.ts';
@@ -8,7 +9,13 @@ export interface OperatorConfig {
   /** Out of the cluster against $KUBECONFIG: webhooks call https://127.0.0.1, and the operator installs them. */
   dev: boolean;
   namespace: string;
+  /**
+   * This process's name in the leader Lease: its pod's name and a random part, so that a container restarted in
+   * the same pod is a new candidate, not the old holder resuming a lease it cannot know is still its own.
+   */
   identity: string;
+  /** The pod this replica runs in (its name among the other replicas' pods). */
+  podName: string;
   listenHost: string;
   httpsPort: number;
   healthPort: number;
@@ -35,6 +42,11 @@ export interface OperatorConfig {
   leaseDurationSeconds: number;
   reportIntervalSeconds: number;
   reportGraceSeconds: number;
+  /**
+   * Labels of this operator's own pods (key=value,...): a replica passes each sidecar report it takes on to the
+   * others it finds by them. Empty: no other replica is looked for (one replica, or development).
+   */
+  peerLabels: Record<string, string>;
 }
 
 const options = {
@@ -63,7 +75,21 @@ const options = {
   'lease-duration-seconds': { type: 'string', default: '15' },
   'report-interval-seconds': { type: 'string', default: '10' },
   'report-grace-seconds': { type: 'string', default: '60' },
+  'peer-selector': { type: 'string', default: '' },
 } as const;
+
+const LABEL_PAIR = /^([A-Za-z0-9][-A-Za-z0-9_./]{0,252})=([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+/** key=value,key=value: the equality-only form of a label selector, which is all the chart needs. */
+function labelPairs(flag: string, value: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of value.split(',').filter((p) => p !== '')) {
+    const match = LABEL_PAIR.exec(pair.trim());
+    if (!match) throw new ConfigError(`--${flag} must be key=value pairs separated by commas, got ${value}`);
+    labels[match[1] ?? ''] = match[2] ?? '';
+  }
+  return labels;
+}
 
 const QUANTITY =
   /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
@@ -102,7 +128,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
   return {
     dev: values.dev,
     namespace: values.namespace ?? env.POD_NAMESPACE ?? 'cloudphone-system',
-    identity: values.identity ?? env.POD_NAME ?? `${hostname()}-${String(process.pid)}`,
+    identity: values.identity ?? `${env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`,
+    podName: env.POD_NAME ?? hostname(),
     listenHost: values['listen-host'] ?? (values.dev ? '127.0.0.1' : '0.0.0.0'),
     httpsPort: integer('https-port', values['https-port'], 0, 65535),
     healthPort: integer('health-port', values['health-port'], 0, 65535),
@@ -122,6 +149,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     leaseDurationSeconds: integer('lease-duration-seconds', values['lease-duration-seconds'], 2, 600),
     reportIntervalSeconds: integer('report-interval-seconds', values['report-interval-seconds'], 1, 300),
     reportGraceSeconds: integer('report-grace-seconds', values['report-grace-seconds'], 1, 3600),
+    peerLabels: labelPairs('peer-selector', values['peer-selector']),
   };
 }
 

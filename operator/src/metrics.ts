@@ -47,6 +47,12 @@ export class OperatorMetrics {
     labelNames: ['code'] as const,
     registers: [this.registry],
   });
+  readonly reportRelays = new Counter({
+    name: 'cloudphone_report_relays_total',
+    help: 'Sidecar reports passed on to another operator replica, by result (sent, refused, failed).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly httpsConnections = new Gauge({
     name: 'cloudphone_https_connections',
     help: 'TLS connections accepted by the webhook and report endpoint since start.',

@@ -21,6 +21,7 @@ import { SchemaValidator } from '../../schemas/runtime/validator.ts';
 import type { OperatorConfig } from './config.ts';
 import { Controller } from './controller/controller.ts';
 import { EventRecorder } from './controller/event-recorder.ts';
+import { ReportRelay } from './controller/report-relay.ts';
 import { ReportStore, SidecarReports } from './controller/sidecar-reports.ts';
 import { StatusWriter } from './controller/status-writer.ts';
 import { ClaimReconciler } from './controller/claim-reconciler.ts';
@@ -338,6 +339,31 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     log: moduleLogger('admission', root),
     operatorNamespace: config.namespace,
   });
+  // The other replicas: Running pods of this operator, by the labels the chart gives them all.
+  const peerLabels = Object.entries(config.peerLabels);
+  const relay = new ReportRelay({
+    peers: () =>
+      peerLabels.length === 0
+        ? []
+        : pods
+            .list(config.namespace)
+            .filter(
+              (pod) =>
+                pod.metadata?.name !== config.podName &&
+                pod.status?.phase === 'Running' &&
+                pod.status.podIP &&
+                peerLabels.every(([key, value]) => pod.metadata?.labels?.[key] === value),
+            )
+            .map((pod) => pod.status?.podIP ?? ''),
+    port: config.httpsPort,
+    path: REPORT_PATH,
+    caPem: () => certificates.material?.caPem ?? tls.caPem,
+    serverName: serviceHost,
+    log: moduleLogger('report-relay', root),
+    onResult: (result) => {
+      metrics.reportRelays.inc({ result });
+    },
+  });
   const reports = new SidecarReports({
     authentication: kc.makeApiClient(AuthenticationV1Api),
     validator,
@@ -348,6 +374,9 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
       const pod = pods.get(report.pod, report.stream.namespace);
       const pool = pod && poolKeyOf(pod);
       if (pool) poolController.enqueue(pool);
+    },
+    relay: (authorization, body) => {
+      relay.forward(authorization, body);
     },
     log: moduleLogger('reports', root),
   });
@@ -399,6 +428,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
       // A development operator installed its webhooks itself; it leaves no webhook pointing at a closed port.
       if (config.dev && wasLeader) await deleteWebhookConfigurations(admission);
       certificates.stop();
+      relay.close();
       await Promise.all([
         streams.stop(),
         pools.stop(),

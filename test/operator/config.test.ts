@@ -8,7 +8,7 @@ describe('parseConfig', () => {
     expect(config).toMatchObject({
       dev: false,
       namespace: 'ops',
-      identity: 'operator-0',
+      podName: 'operator-0',
       listenHost: '0.0.0.0',
       httpsPort: 9443,
       healthPort: 8080,
@@ -16,6 +16,14 @@ describe('parseConfig', () => {
       sharedVolumeSize: '256Mi',
       sidecarResources: { requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '512Mi' } },
     });
+  });
+
+  it('is a new Lease candidate in every process, even in the same pod', () => {
+    const first = parseConfig([], { POD_NAME: 'operator-0' }).identity;
+    const restarted = parseConfig([], { POD_NAME: 'operator-0' }).identity;
+    expect(first).toMatch(/^operator-0_[0-9a-f]{8}$/);
+    expect(restarted).not.toBe(first);
+    expect(parseConfig(['--identity', 'fixed'], { POD_NAME: 'operator-0' }).identity).toBe('fixed');
   });
 
   it('listens on loopback in development mode', () => {
@@ -31,7 +39,21 @@ describe('parseConfig', () => {
     expect(config.sharedVolumeSize).toBe('64Mi');
   });
 
+  it('reads the labels of its peer replicas, and looks for none without them', () => {
+    const config = parseConfig(
+      ['--peer-selector', 'app.kubernetes.io/name=cloudphone-operator,app.kubernetes.io/instance=cp'],
+      {},
+    );
+    expect(config.peerLabels).toEqual({
+      'app.kubernetes.io/name': 'cloudphone-operator',
+      'app.kubernetes.io/instance': 'cp',
+    });
+    expect(parseConfig([], {}).peerLabels).toEqual({});
+  });
+
   it.each([
+    [['--peer-selector', 'app in (a,b)'], '--peer-selector must be key=value pairs separated by commas'],
+    [['--peer-selector', 'app=-bad-'], '--peer-selector must be key=value pairs separated by commas'],
     [['--https-port', '70000'], '--https-port must be an integer from 0 to 65535, got 70000'],
     [['--sidecar-memory-limit', 'lots'], '--sidecar-memory-limit must be a Kubernetes quantity'],
     [['--sidecar-image-pull-policy', 'Sometimes'], '--sidecar-image-pull-policy must be Always, IfNotPresent or Never'],

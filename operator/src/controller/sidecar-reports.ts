@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { SidecarReport } from '../../../generated/ts/api-types.ts';
 import { ValidationError, type SchemaValidator } from '../../../schemas/runtime/validator.ts';
 import type { HttpReply } from '../https-endpoints.ts';
+import { RELAYED_HEADER } from './report-relay.ts';
 import {
   CLAIM_ACCESS_ANNOTATION,
   CLAIM_TOKEN_DIGEST_ANNOTATION,
@@ -58,13 +59,15 @@ export interface SidecarReportsOptions {
   store: ReportStore;
   pod: (namespace: string, name: string) => V1Pod | undefined;
   onReport: (report: SidecarReport) => void;
+  /** Called with a report a sidecar sent to this replica (not one another replica passed on), once accepted. */
+  relay?: (authorization: string, body: Buffer) => void;
   log: Logger;
   /** How long a successful TokenReview is trusted for the same token. */
   tokenCacheMs?: number;
 }
 
 export class SidecarReports {
-  private readonly o: Required<SidecarReportsOptions>;
+  private readonly o: Required<Omit<SidecarReportsOptions, 'relay'>> & Pick<SidecarReportsOptions, 'relay'>;
   private readonly tokens = new Map<string, { identity: Identity | undefined; until: number }>();
 
   constructor(options: SidecarReportsOptions) {
@@ -98,6 +101,7 @@ export class SidecarReports {
     }
     this.o.store.put(report);
     this.o.onReport(report);
+    if (req.headers[RELAYED_HEADER] === undefined) this.o.relay?.(req.headers.authorization ?? '', body);
     // The reply tells the sidecar which claim tokens its phone takes now (digests only; none when unclaimed).
     const digest = pod.metadata.annotations?.[CLAIM_TOKEN_DIGEST_ANNOTATION];
     const access = pod.metadata.annotations?.[CLAIM_ACCESS_ANNOTATION];
