@@ -55,8 +55,10 @@ export default defineConfig({
           pool: 'threads',
           // One at a time: they share the cluster, and some restart its apiserver or hold cluster-wide objects.
           fileParallelism: false,
-          include: ['test/integration/**/*.test.ts'],
-          // Brings the local control plane up once per run (or reuses a running one): test/cluster/up.sh.
+          // test/e2e: the product on the real node (the chart's pods, phone pods); in this project because it
+          // shares the cluster and installs cluster-wide objects (the chart's webhooks) like the integration tests.
+          include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          // Brings the local cluster up once per run (or reuses a running one): test/cluster/up.sh.
           globalSetup: ['test/cluster/global-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 600_000,

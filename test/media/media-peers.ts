@@ -290,8 +290,19 @@ export class SrtReceiver {
   readonly #ffmpeg: ChildProcess;
   readonly #reader: ChildProcess;
 
-  constructor(options: { port: number; width: number; height: number; latencyMs?: number; passphrase?: string }) {
-    const query = new URLSearchParams({ mode: 'listener', latency: String((options.latencyMs ?? 20) * 1000) });
+  /** Listens on 127.0.0.1:port; with `connectTo`, calls that host's listener instead (a phone pod's sidecar). */
+  constructor(options: {
+    port: number;
+    width: number;
+    height: number;
+    latencyMs?: number;
+    passphrase?: string;
+    connectTo?: string;
+  }) {
+    const query = new URLSearchParams({
+      mode: options.connectTo ? 'caller' : 'listener',
+      latency: String((options.latencyMs ?? 20) * 1000),
+    });
     if (options.passphrase) {
       query.set('passphrase', options.passphrase);
       query.set('pbkeylen', '16');
@@ -314,7 +325,7 @@ export class SrtReceiver {
         '-f',
         'mpegts',
         '-i',
-        `srt://127.0.0.1:${String(options.port)}?${query.toString()}`,
+        `srt://${options.connectTo ?? '127.0.0.1'}:${String(options.port)}?${query.toString()}`,
         '-fps_mode',
         'passthrough',
         '-vf',

@@ -31,11 +31,18 @@ export class MediaServer {
   readonly rtspPort: number;
   readonly apiPort: number;
   readonly #udpPort: number;
+  /** The address every port listens on: loopback, or the real node's bridge for phones in pods. */
+  readonly host: string;
   readonly #dir: { path: string; remove: () => void };
   readonly log: string[] = [];
   #child: ChildProcess | undefined;
 
-  private constructor(ports: { webrtc: number; rtsp: number; api: number; udp: number }, password: string) {
+  private constructor(
+    ports: { webrtc: number; rtsp: number; api: number; udp: number },
+    password: string,
+    host: string,
+  ) {
+    this.host = host;
     this.webrtcPort = ports.webrtc;
     this.rtspPort = ports.rtsp;
     this.apiPort = ports.api;
@@ -44,10 +51,11 @@ export class MediaServer {
     this.#dir = tempDir('cloudphone-mediamtx-');
   }
 
-  static async start(password = 'whip-secret-0123456789'): Promise<MediaServer> {
+  static async start(password = 'whip-secret-0123456789', host = '127.0.0.1'): Promise<MediaServer> {
     const server = new MediaServer(
       { webrtc: await freeTcpPort(), rtsp: await freeTcpPort(), api: await freeTcpPort(), udp: await freeUdpPort() },
       password,
+      host,
     );
     await server.startProcess();
     return server;
@@ -55,7 +63,7 @@ export class MediaServer {
 
   /** The WHIP endpoint of a path. */
   whipUrl(path: string): string {
-    return `http://127.0.0.1:${String(this.webrtcPort)}/${path}/whip`;
+    return `http://${this.host}:${String(this.webrtcPort)}/${path}/whip`;
   }
 
   /** The token a publisher presents. */
@@ -80,12 +88,12 @@ export class MediaServer {
         'srt: no',
         'rtsp: yes',
         'rtspTransports: [tcp]',
-        `rtspAddress: 127.0.0.1:${String(this.rtspPort)}`,
+        `rtspAddress: ${this.host}:${String(this.rtspPort)}`,
         'webrtc: yes',
-        `webrtcAddress: 127.0.0.1:${String(this.webrtcPort)}`,
-        `webrtcLocalUDPAddress: 127.0.0.1:${String(this.#udpPort)}`,
+        `webrtcAddress: ${this.host}:${String(this.webrtcPort)}`,
+        `webrtcLocalUDPAddress: ${this.host}:${String(this.#udpPort)}`,
         'webrtcIPsFromInterfaces: no',
-        'webrtcAdditionalHosts: [127.0.0.1]',
+        `webrtcAdditionalHosts: [${this.host}]`,
         'authMethod: internal',
         'authInternalUsers:',
         '- user: cloudphone',
@@ -109,7 +117,7 @@ export class MediaServer {
     for (;;) {
       if (child.exitCode !== null) throw new Error(`mediamtx exited: ${this.log.slice(-5).join(' | ')}`);
       try {
-        await fetch(`http://127.0.0.1:${String(this.webrtcPort)}/`);
+        await fetch(`http://${this.host}:${String(this.webrtcPort)}/`);
         return;
       } catch {
         if (Date.now() > deadline) throw new Error('mediamtx did not start listening in 10 s');
