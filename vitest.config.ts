@@ -18,7 +18,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/integration/**', 'test/media/**'],
+          exclude: ['test/integration/**', 'test/media/**', 'test/e2e/**'],
           testTimeout: 30_000,
         },
       },

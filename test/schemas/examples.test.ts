@@ -40,8 +40,14 @@ function secretRefs(node: unknown, found: string[] = []): string[] {
 }
 
 describe('examples/', () => {
-  it('has the four starting points', () => {
-    expect(files).toEqual(['pool-with-claims.yaml', 'quickstart.yaml', 'srt-ingest.yaml', 'whep-turn.yaml']);
+  it('has the five starting points', () => {
+    expect(files).toEqual([
+      'pool-with-claims.yaml',
+      'quickstart.yaml',
+      'simulated-phones.yaml',
+      'srt-ingest.yaml',
+      'whep-turn.yaml',
+    ]);
   });
 
   it.each(files)('%s: every cloudphone.io resource is valid', (file) => {
