@@ -161,7 +161,8 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   });
 
   const statusWriter = new StatusWriter(custom, config.maxStatusWritesPerSecond);
-  const reportStore = new ReportStore();
+  // A report speaks for its phone for three intervals, as in the stream's status (reportFreshMs there).
+  const reportStore = new ReportStore(config.reportIntervalSeconds * 1000 * 3);
   const reconciler = new StreamReconciler({
     streams,
     pods,

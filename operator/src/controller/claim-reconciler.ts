@@ -131,11 +131,10 @@ export class ClaimReconciler {
         this.reserved.delete(reserved);
     }
     const stream = pool.spec.streamRef.name;
-    const reports = this.o.reports.forStream(namespace, stream);
     const phone = phoneForClaim(
       pods
         .filter((p) => !this.reserved.has(`${namespace}/${p.metadata?.name ?? ''}`))
-        .map((p) => phoneOf(p, reports.get(p.metadata?.name ?? '')?.report.controlViewers ?? 0)),
+        .map((p) => phoneOf(p, this.o.reports.controlViewers(namespace, stream, p.metadata?.name ?? ''))),
     );
     const pod = phone && candidates.get(phone.name);
     if (!pod) {

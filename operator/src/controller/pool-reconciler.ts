@@ -155,10 +155,12 @@ export class PoolReconciler {
   }
 
   private phone(pod: V1Pod, stream: CloudPhoneStream): Phone {
-    const report = this.o.reports
-      .forStream(stream.metadata?.namespace ?? '', stream.metadata?.name ?? '')
-      .get(pod.metadata?.name ?? '');
-    return phoneOf(pod, report?.report.controlViewers ?? 0);
+    const viewers = this.o.reports.controlViewers(
+      stream.metadata?.namespace ?? '',
+      stream.metadata?.name ?? '',
+      pod.metadata?.name ?? '',
+    );
+    return phoneOf(pod, viewers);
   }
 
   private async setReplicas(pool: CloudPhonePool, replicas: number): Promise<void> {

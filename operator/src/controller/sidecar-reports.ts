@@ -27,6 +27,21 @@ const EMPTY: ReadonlyMap<string, ReceivedReport> = new Map<string, ReceivedRepor
 /** The latest report of each pod, by stream. */
 export class ReportStore {
   private readonly byStream = new Map<string, Map<string, ReceivedReport>>();
+  private readonly freshMs: number;
+
+  /** @param freshMs how long a report speaks for its phone: a sidecar silent for longer is not heard. */
+  constructor(freshMs = 30_000) {
+    this.freshMs = freshMs;
+  }
+
+  /**
+   * How many control viewers a pod's sidecar last reported, if it reported recently: the viewers of a sidecar
+   * that died or lost its way to the operator are not counted, so they cannot keep its phone busy for ever.
+   */
+  controlViewers(namespace: string, stream: string, pod: string, now = Date.now()): number {
+    const received = this.byStream.get(`${namespace}/${stream}`)?.get(pod);
+    return received && now - received.receivedAt <= this.freshMs ? received.report.controlViewers : 0;
+  }
 
   put(report: SidecarReport, now = Date.now()): void {
     const key = `${report.stream.namespace}/${report.stream.name}`;
