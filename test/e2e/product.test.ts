@@ -219,7 +219,9 @@ describe('cloudphone on a real node', () => {
         },
       },
     );
-    const phoneSpec = {
+    // The pool's phones put frames in a file of the shared volume, the fleet's in a sealed memfd passed over the
+    // control socket: both ways a phone may share its screen, under the kubelet's users and seccomp profile.
+    const phoneSpec = (memory: 'file' | 'memfd'): object => ({
       ...realNode.placement,
       terminationGracePeriodSeconds: 2,
       containers: [
@@ -227,10 +229,13 @@ describe('cloudphone on a real node', () => {
           name: 'android',
           image: localImages.simulator,
           imagePullPolicy: 'Never',
-          args: ['--dir', '/run/cloudphone', '--width', String(WIDTH), '--height', String(HEIGHT), '--fps', '30'],
+          args: [
+            ...['--dir', '/run/cloudphone', '--width', String(WIDTH), '--height', String(HEIGHT)],
+            ...['--fps', '30', '--memory', memory],
+          ],
         },
       ],
-    };
+    });
     apply(
       {
         apiVersion: 'cloudphone.io/v1alpha1',
@@ -240,7 +245,7 @@ describe('cloudphone on a real node', () => {
           streamRef: { name: 'pool' },
           replicas: 2,
           autoscaling: { enabled: false, maxReplicas: 2 },
-          template: { metadata: { labels: { app: 'sim-pool' } }, spec: phoneSpec },
+          template: { metadata: { labels: { app: 'sim-pool' } }, spec: phoneSpec('file') },
         },
       },
       {
@@ -251,7 +256,7 @@ describe('cloudphone on a real node', () => {
           serviceName: 'fleet',
           replicas: 1,
           selector: { matchLabels: { app: 'sim-fleet' } },
-          template: { metadata: { labels: { app: 'sim-fleet' } }, spec: phoneSpec },
+          template: { metadata: { labels: { app: 'sim-fleet' } }, spec: phoneSpec('memfd') },
         },
       },
     );
