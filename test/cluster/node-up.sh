@@ -32,22 +32,8 @@ for need in /usr/sbin/runc /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/
 done
 mkdir -p "$state"/{containerd,cni/net.d,cni/ipam,kubelet} "$data"/{containerd,kubelet,kubelet-pki}
 
-start() { # name binary args... (the same way up.sh starts the control plane)
-  local name=$1
-  shift
-  printf '%q ' "$@" >"$dir/cmd/$name"
-  setsid "$@" >>"$dir/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$dir/pids/$name.pid"
-}
-wait_for() { # what command...
-  local what=$1
-  shift
-  for _ in $(seq 1 240); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.5
-  done
-  fail "$what did not come up"
-}
+source "$here/background.sh"
+gave_up() { fail "$1 did not come up"; }
 
 # --- containerd ----------------------------------------------------------------------------------------------
 # containerd's own limits: no CAP_SYS_RESOURCE in this VM, so it may not raise a container's OOM score

@@ -114,3 +114,15 @@ export function impersonatingKubeconfig(namespace: string, serviceAccount: strin
   );
   return path;
 }
+
+/** Lets a Helm release take over CRDs that another test installed without Helm, as a user would. */
+export function adoptCrds(release: string, releaseNamespace: string): void {
+  const existing = kubectl('get', 'crd', '-o', 'name').split('\n');
+  for (const crd of ['cloudphonestreams', 'cloudphonepools', 'cloudphoneclaims']) {
+    const name = `${crd}.cloudphone.io`;
+    if (!existing.includes(`customresourcedefinition.apiextensions.k8s.io/${name}`)) continue;
+    const owner = [`meta.helm.sh/release-name=${release}`, `meta.helm.sh/release-namespace=${releaseNamespace}`];
+    kubectl('annotate', 'crd', name, '--overwrite', ...owner);
+    kubectl('label', 'crd', name, '--overwrite', 'app.kubernetes.io/managed-by=Helm');
+  }
+}

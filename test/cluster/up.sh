@@ -93,23 +93,9 @@ done
 write_kubeconfig "$dir/kubelet.kubeconfig" kubelet kubelet-client
 
 # --- processes ----------------------------------------------------------------------------------
-start() { # name binary args...
-  local name=$1
-  shift
-  # The command is kept so that restart.sh can start the same process again (tests restart the apiserver).
-  printf '%q ' "$@" >"$dir/cmd/$name"
-  # setsid: the control plane outlives the shell (or test runner) that started it; down.sh stops it.
-  setsid "$@" >>"$dir/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$dir/pids/$name.pid"
-}
-wait_for() { # what command...
-  local what=$1
-  shift
-  for _ in $(seq 1 240); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.5
-  done
-  say "$what did not come up; last log lines:" >&2
+source "$here/background.sh"
+gave_up() {
+  say "$1 did not come up; last log lines:" >&2
   tail -n 30 "$dir/logs/"*.log >&2 || true
   bash "$here/down.sh" >&2 || true
   exit 1

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { inject } from 'vitest';
-import { kubectl, repoRoot } from '../cluster/test-cluster.ts';
+import { adoptCrds, repoRoot } from '../cluster/test-cluster.ts';
 
 function envFile(name: string): Record<string, string> {
   const values: Record<string, string> = {};
@@ -44,18 +44,6 @@ export function helm(...args: string[]): string {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-}
-
-/** Lets a Helm release take over CRDs that another test installed without Helm, as a user would. */
-export function adoptCrds(release: string, releaseNamespace: string): void {
-  const existing = kubectl('get', 'crd', '-o', 'name').split('\n');
-  for (const crd of ['cloudphonestreams', 'cloudphonepools', 'cloudphoneclaims']) {
-    const name = `${crd}.cloudphone.io`;
-    if (!existing.includes(`customresourcedefinition.apiextensions.k8s.io/${name}`)) continue;
-    const owner = [`meta.helm.sh/release-name=${release}`, `meta.helm.sh/release-namespace=${releaseNamespace}`];
-    kubectl('annotate', 'crd', name, '--overwrite', ...owner);
-    kubectl('label', 'crd', name, '--overwrite', 'app.kubernetes.io/managed-by=Helm');
-  }
 }
 
 /** Installs the chart with the images built for the node, its pods on the real node. */

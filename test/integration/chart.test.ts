@@ -20,6 +20,7 @@ import { parse } from 'yaml';
 import { jsonPatchOptions } from '../../operator/src/kube/patch-options.ts';
 import { OperatorProcess } from '../cluster/operator-process.ts';
 import {
+  adoptCrds,
   deleteStreams,
   impersonatingKubeconfig,
   kubeConfig,
@@ -55,14 +56,7 @@ describe('the chart on the local control plane', () => {
 
   beforeAll(() => {
     // Other test files may have installed the CRDs without Helm: let this release adopt them, as a user would.
-    const existing = kubectl('get', 'crd', '-o', 'name').split('\n');
-    for (const crd of ['cloudphonestreams', 'cloudphonepools', 'cloudphoneclaims']) {
-      const name = `${crd}.cloudphone.io`;
-      if (!existing.includes(`customresourcedefinition.apiextensions.k8s.io/${name}`)) continue;
-      const owner = [`meta.helm.sh/release-name=${release}`, `meta.helm.sh/release-namespace=${releaseNamespace}`];
-      kubectl('annotate', 'crd', name, '--overwrite', ...owner);
-      kubectl('label', 'crd', name, '--overwrite', 'app.kubernetes.io/managed-by=Helm');
-    }
+    adoptCrds(release, releaseNamespace);
     const chart = join(repoRoot, 'charts/cloudphone-operator');
     helm('install', release, chart, '--namespace', releaseNamespace, '--create-namespace');
     installed = true;
