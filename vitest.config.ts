@@ -17,6 +17,9 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
+          // Groups run one after another: the media tests measure frames and latency, and must not share the two
+          // cores with the real node's phones and Chromium in the end-to-end tests.
+          sequence: { groupOrder: 0 },
           include: ['test/**/*.test.ts'],
           exclude: ['test/integration/**', 'test/media/**', 'test/e2e/**'],
           testTimeout: 30_000,
@@ -25,6 +28,7 @@ export default defineConfig({
       {
         test: {
           name: 'media',
+          sequence: { groupOrder: 1 },
           // Threads, not forks: libsrt's own threads outlive a stopped sidecar, and a forked worker holding them
           // lingers until vitest's termination timeout.
           pool: 'threads',
@@ -38,6 +42,7 @@ export default defineConfig({
       {
         test: {
           name: 'webrtc',
+          sequence: { groupOrder: 1 },
           // Forks, not threads: node-datachannel in a worker thread segfaults when the thread is torn down (seen
           // here, taking the whole test run with it); in a forked process it does not.
           pool: 'forks',
@@ -50,6 +55,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
+          sequence: { groupOrder: 2 },
           // Threads, not forks: a forked worker whose keep-alive connections outlive the cluster (stopped by the
           // global teardown) lingers until vitest's termination timeout.
           pool: 'threads',
