@@ -409,11 +409,22 @@ describe('the operator', () => {
       },
       (await import('../../operator/src/kube/patch-options.ts')).mergePatchOptions(),
     );
-    // early-phone has no controller: deleted, it is gone for good, and the stream matches the two others.
-    await waitFor('early-phone to be deleted', async () => {
-      const list = await core().listNamespacedPod({ namespace: phones(), fieldSelector: 'metadata.name=early-phone' });
-      return list.items.length === 0 ? true : undefined;
+    // early-phone has no controller: nothing would bring it back, so it is reported and left alone.
+    const early = await core().readNamespacedPod({ namespace: phones(), name: 'early-phone' });
+    const blocked = await waitFor('the stream to say early-phone cannot be restarted', async () => {
+      const s = await getStream(phones(), 'phones');
+      const progressing = condition(s, 'Progressing');
+      return s.status?.observedGeneration === 2 && progressing?.reason === 'PodsCannotRestart'
+        ? progressing
+        : undefined;
     });
+    expect(blocked.message).toContain('early-phone (no controller would recreate it (a bare pod))');
+    await new Promise((resolve) => setTimeout(resolve, 3000)); // a few more reconciles
+    expect((await core().readNamespacedPod({ namespace: phones(), name: 'early-phone' })).metadata?.uid).toBe(
+      early.metadata?.uid,
+    );
+    // Its owner restarts it, as the condition asks: then the stream matches the two others.
+    await core().deleteNamespacedPod({ namespace: phones(), name: 'early-phone', gracePeriodSeconds: 0 });
     const injected = (await runningPods(phones(), 'phone', 2)).filter((p) => sidecarOf(p));
     for (const pod of injected) expect(await report(first, pod, 'phones')).toBe(200);
     const stream = await waitFor('Ready', async () => {
@@ -426,7 +437,56 @@ describe('the operator', () => {
       namespace: phones(),
       fieldSelector: 'involvedObject.name=phones',
     });
-    expect(events.items.map((e) => e.reason)).toContain('RestartedPod');
+    // Nothing was restarted for this stream: its only pod without the sidecar was a bare one.
+    expect(events.items.map((e) => e.reason)).not.toContain('RestartedPod');
+  });
+
+  it('restarts by eviction only pods a controller recreates in an opted-in namespace, and reports the others', async () => {
+    // Phones of two Deployments, running before any stream selects them: one in the opted-in namespace, one in a
+    // namespace without injection; and a bare pod beside the first.
+    await deployment(phones(), 'legacy', 'legacy', 2);
+    await deployment(plain(), 'legacy', 'legacy', 1);
+    await core().createNamespacedPod({ namespace: phones(), body: phonePod('legacy-bare', { app: 'legacy' }) });
+    const before = await runningPods(phones(), 'legacy', 3);
+    const [plainPod] = await runningPods(plain(), 'legacy', 1);
+    const restartExisting = { rollout: 'restartExisting' };
+    await createStream(phones(), streamBody('legacy', 'legacy', restartExisting));
+    await createStream(plain(), streamBody('legacy', 'legacy', restartExisting));
+
+    // The Deployment's pods are evicted one at a time and come back with the sidecar; the bare pod stays.
+    const after = await waitFor(
+      'the Deployment pods to come back injected',
+      async () => {
+        const list = await core().listNamespacedPod({ namespace: phones(), labelSelector: 'app=legacy' });
+        const live = list.items.filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
+        return live.length === 3 && live.filter((p) => sidecarOf(p)).length === 2 ? live : undefined;
+      },
+      60_000,
+    );
+    const bare = after.find((p) => p.metadata?.name === 'legacy-bare');
+    if (!bare) throw new Error('legacy-bare is gone');
+    expect(bare.metadata?.uid).toBe(before.find((p) => p.metadata?.name === 'legacy-bare')?.metadata?.uid);
+    expect(sidecarOf(bare)).toBeUndefined();
+    const legacy = await waitFor('the stream to report the bare pod', async () => {
+      const st = await getStream(phones(), 'legacy');
+      return condition(st, 'Progressing')?.reason === 'PodsCannotRestart' ? st : undefined;
+    });
+    expect(legacy.status?.podsNeedingRestart).toEqual(['legacy-bare']);
+    const events = await core().listNamespacedEvent({
+      namespace: phones(),
+      fieldSelector: 'involvedObject.name=legacy',
+    });
+    expect(events.items.filter((e) => e.reason === 'RestartedPod').map((e) => e.message)).toHaveLength(2);
+
+    // Without injection in its namespace, a restarted pod would come back bare, again and again: left alone.
+    const plainStream = await waitFor('the plain stream to say why it restarts nothing', async () => {
+      const st = await getStream(plain(), 'legacy');
+      return condition(st, 'Progressing')?.reason === 'PodsCannotRestart' ? st : undefined;
+    });
+    expect(condition(plainStream, 'Progressing')?.message).toContain('is not labelled cloudphone.io/injection=enabled');
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const [stillThere] = await runningPods(plain(), 'legacy', 1);
+    expect(stillThere?.metadata?.uid).toBe(plainPod?.metadata?.uid);
   });
 
   it('marks the stream Degraded when a sidecar stops reporting', async () => {

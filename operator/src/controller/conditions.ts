@@ -17,6 +17,7 @@ export const Reason = {
   WaitingForSidecars: 'WaitingForSidecars',
   PodsNeedRestart: 'PodsNeedRestart',
   RestartingPods: 'RestartingPods',
+  PodsCannotRestart: 'PodsCannotRestart',
   Complete: 'Complete',
   // Degraded
   AsExpected: 'AsExpected',

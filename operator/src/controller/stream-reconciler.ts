@@ -21,6 +21,7 @@ import { selectorMatches } from '../webhook/label-selector.ts';
 import { ConditionType, EventReason, setCondition } from './conditions.ts';
 import type { EventRecorder } from './event-recorder.ts';
 import { withFinalizer, type Outcome } from './finalizer.ts';
+import { cannotRestart } from './pod-restart.ts';
 import { assessStream, isPodReady } from './stream-status.ts';
 import type { ReportStore } from './sidecar-reports.ts';
 import { FIELD_MANAGER, type StatusWriter } from './status-writer.ts';
@@ -143,14 +144,25 @@ export class StreamReconciler {
 
     const pods = this.o.pods.list(namespace).filter((p) => selectorMatches(stream.spec.selector, p.metadata?.labels));
     const now = new Date();
-    const assessment = assessStream({
+    const observation = {
       stream,
       pods,
       reports: this.o.reports.forStream(namespace, name),
       now,
       reportFreshMs: this.o.reportIntervalMs * 3,
       reportGraceMs: this.o.reportGraceMs,
-    });
+    };
+    let assessment = assessStream(observation);
+    const restartExisting = stream.spec.rollout === 'restartExisting' && assessment.needRestart.length > 0;
+    const blocked = new Map<string, string>();
+    if (restartExisting) {
+      const labels = (await this.o.core.readNamespace({ name: namespace })).metadata?.labels ?? {};
+      for (const pod of assessment.needRestart) {
+        const why = cannotRestart(pod, labels);
+        if (why) blocked.set(pod.metadata?.name ?? '', why);
+      }
+      assessment = assessStream({ ...observation, cannotRestart: blocked });
+    }
 
     await this.announceInjected(stream, pods);
     const notReporting = assessment.notReporting.join(',');
@@ -165,8 +177,9 @@ export class StreamReconciler {
     this.lastNotReporting.set(key, notReporting);
 
     let requeueAfterMs = assessment.recheckInMs ?? this.o.reportIntervalMs * 3;
-    if (stream.spec.rollout === 'restartExisting' && assessment.needRestart.length > 0) {
-      requeueAfterMs = Math.min(requeueAfterMs, await this.restartOne(stream, pods, assessment.needRestart));
+    const restartable = assessment.needRestart.filter((p) => !blocked.has(p.metadata?.name ?? ''));
+    if (restartExisting && restartable.length > 0) {
+      requeueAfterMs = Math.min(requeueAfterMs, await this.restartOne(stream, pods, restartable));
     }
     await this.writeStatus(stream, assessment.status);
     return { requeueAfterMs };
@@ -290,8 +303,9 @@ export class StreamReconciler {
   }
 
   /**
-   * restartExisting: deletes one pod created without the sidecar, so its controller recreates it with one, and
-   * only while every other matching pod is Ready: a rolling restart, never a whole fleet at once.
+   * restartExisting: evicts one pod created without the sidecar, so its controller recreates it with one, and
+   * only while every other matching pod is Ready: a rolling restart, never a whole fleet at once. Eviction, not
+   * deletion, so that a PodDisruptionBudget holds: a refused eviction (429) is tried again later.
    */
   private async restartOne(stream: CloudPhoneStream, pods: V1Pod[], needRestart: V1Pod[]): Promise<number> {
     const busy = pods.some((p) => p.metadata?.deletionTimestamp !== undefined || !isPodReady(p));
@@ -300,20 +314,28 @@ export class StreamReconciler {
       String(a.metadata?.creationTimestamp ?? '').localeCompare(String(b.metadata?.creationTimestamp ?? '')),
     )[0];
     if (!victim?.metadata?.name) return 2000;
+    const podNamespace = victim.metadata.namespace ?? '';
     try {
-      await this.o.core.deleteNamespacedPod({
+      await this.o.core.createNamespacedPodEviction({
         name: victim.metadata.name,
-        namespace: victim.metadata.namespace ?? '',
-        body: { preconditions: { uid: victim.metadata.uid } },
+        namespace: podNamespace,
+        body: {
+          apiVersion: 'policy/v1',
+          kind: 'Eviction',
+          metadata: { name: victim.metadata.name, namespace: podNamespace },
+          deleteOptions: { preconditions: { uid: victim.metadata.uid } },
+        },
       });
     } catch (error) {
+      if (error instanceof ApiException && error.code === 429) return 5000; // a PodDisruptionBudget says not now
       if (!(error instanceof ApiException) || (error.code !== 404 && error.code !== 409)) throw error;
+      return 2000;
     }
     await this.o.events.record(
       stream,
       'Normal',
       EventReason.RestartedPod,
-      `deleted pod ${victim.metadata.name}, created without the sidecar, so that it is recreated with it`,
+      `evicted pod ${victim.metadata.name}, created without the sidecar, so that its controller recreates it with it`,
     );
     return 2000;
   }

@@ -18,6 +18,8 @@ export interface StreamObservation {
   reportFreshMs: number;
   /** How long an injected pod may run before its sidecar must have reported. */
   reportGraceMs: number;
+  /** With rollout restartExisting: pods that need the sidecar but cannot be restarted for it, and why. */
+  cannotRestart?: ReadonlyMap<string, string>;
 }
 
 export interface StreamAssessment {
@@ -103,15 +105,32 @@ export function assessStream(o: StreamObservation): StreamAssessment {
       `${String(streaming.length)} of ${plural(live.length, 'pod')} streaming`,
     );
   }
-  if (needRestart.length > 0) {
-    const restarting = o.stream.spec.rollout === 'restartExisting';
+  const blocked = needRestart.flatMap((p) => {
+    const why = o.cannotRestart?.get(p.metadata?.name ?? '');
+    return why ? [`${p.metadata?.name ?? ''} (${why})`] : [];
+  });
+  const listedBlocked = `${blocked.slice(0, 5).join('; ')}${blocked.length > 5 ? '; ...' : ''}`;
+  if (needRestart.length > 0 && o.stream.spec.rollout !== 'restartExisting') {
     set(
       ConditionType.Progressing,
       'True',
-      restarting ? Reason.RestartingPods : Reason.PodsNeedRestart,
-      restarting
-        ? `restarting ${plural(needRestart.length, 'pod')} created without the sidecar, one at a time`
-        : `${plural(needRestart.length, 'pod')} created before the stream carry no sidecar: restart them, or set spec.rollout: restartExisting`,
+      Reason.PodsNeedRestart,
+      `${plural(needRestart.length, 'pod')} created before the stream carry no sidecar: restart them, or set spec.rollout: restartExisting`,
+    );
+  } else if (needRestart.length > blocked.length) {
+    set(
+      ConditionType.Progressing,
+      'True',
+      Reason.RestartingPods,
+      `restarting ${plural(needRestart.length - blocked.length, 'pod')} created without the sidecar, one at a time` +
+        (blocked.length > 0 ? `; not restarting ${listedBlocked}` : ''),
+    );
+  } else if (needRestart.length > 0) {
+    set(
+      ConditionType.Progressing,
+      'True',
+      Reason.PodsCannotRestart,
+      `${plural(needRestart.length, 'pod')} without the sidecar cannot be restarted for it: ${listedBlocked}`,
     );
   } else if (waiting > 0) {
     set(

@@ -122,3 +122,43 @@ describe('assessStream', () => {
     expect(observe(stream(), [leaving]).status.pods).toBe(0);
   });
 });
+
+describe('assessStream with pods that cannot be restarted for the sidecar', () => {
+  const assess = (cannotRestart: Map<string, string>) =>
+    assessStream({
+      stream: stream('restartExisting'),
+      pods: [pod('owned', { runningFor: 120 }), pod('bare', { runningFor: 120 })],
+      reports: new Map(),
+      now,
+      reportFreshMs: 30_000,
+      reportGraceMs: 60_000,
+      cannotRestart,
+    });
+
+  it('restarts the others and names the ones it leaves, with why', () => {
+    const result = assess(new Map([['bare', 'no controller would recreate it (a bare pod)']]));
+    expect(condition(result, 'Progressing')).toMatchObject({
+      status: 'True',
+      reason: 'RestartingPods',
+      message:
+        'restarting 1 pod created without the sidecar, one at a time; not restarting bare (no controller would recreate it (a bare pod))',
+    });
+    expect(result.status.podsNeedingRestart).toEqual(['bare', 'owned']);
+  });
+
+  it('says so when none can be restarted', () => {
+    const result = assess(
+      new Map([
+        ['bare', 'no controller would recreate it (a bare pod)'],
+        [
+          'owned',
+          'namespace n is not labelled cloudphone.io/injection=enabled, so a new pod would get no sidecar either',
+        ],
+      ]),
+    );
+    expect(condition(result, 'Progressing')).toMatchObject({ status: 'True', reason: 'PodsCannotRestart' });
+    expect(condition(result, 'Progressing')?.message).toMatch(
+      /^2 pods without the sidecar cannot be restarted for it: /,
+    );
+  });
+});
