@@ -12,12 +12,13 @@ bash scripts/setup.sh
 stopping=0
 sleeper=""
 stop_all() {
+  # Whatever else failed (a Ctrl-C also ends a pipe this script's output went through): the cluster goes.
+  set +e
   [ "$stopping" -eq 1 ] && return
   stopping=1
   [ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null
-  echo
-  echo "stopping the cluster"
-  bash test/cluster/down.sh >/dev/null || echo "cluster:down reported a problem: run npm run cluster:down" >&2
+  printf '\nstopping the cluster\n' 2>/dev/null
+  bash test/cluster/down.sh >/dev/null 2>&1 || echo "cluster:down reported a problem: run npm run cluster:down" >&2
 }
 trap stop_all EXIT
 trap 'exit 0' INT TERM
