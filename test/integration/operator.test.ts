@@ -11,6 +11,7 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
+  PolicyV1Api,
   type V1Pod,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -487,6 +488,39 @@ describe('the operator', () => {
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const [stillThere] = await runningPods(plain(), 'legacy', 1);
     expect(stillThere?.metadata?.uid).toBe(plainPod?.metadata?.uid);
+  });
+
+  it('restarts a pod only when its PodDisruptionBudget allows it', async () => {
+    await deployment(phones(), 'guarded', 'guarded', 1);
+    const [guarded] = await runningPods(phones(), 'guarded', 1);
+    const policy = kubeConfig().makeApiClient(PolicyV1Api);
+    await policy.createNamespacedPodDisruptionBudget({
+      namespace: phones(),
+      body: { metadata: { name: 'guarded' }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'guarded' } } } },
+    });
+    await waitFor('the budget to be computed', async () => {
+      const pdb = await policy.readNamespacedPodDisruptionBudget({ namespace: phones(), name: 'guarded' });
+      return pdb.status?.currentHealthy === 1 ? pdb : undefined;
+    });
+    await createStream(phones(), streamBody('guarded', 'guarded', { rollout: 'restartExisting' }));
+    const restarting = await waitFor('the stream to want the restart', async () => {
+      const st = await getStream(phones(), 'guarded');
+      return condition(st, 'Progressing')?.reason === 'RestartingPods' ? st : undefined;
+    });
+    expect(restarting.status?.podsNeedingRestart).toEqual([guarded?.metadata?.name]);
+    await new Promise((resolve) => setTimeout(resolve, 4000)); // the eviction is refused, and tried again
+    const [still] = await runningPods(phones(), 'guarded', 1);
+    expect(still?.metadata?.uid).toBe(guarded?.metadata?.uid);
+    // The budget goes: the pod is evicted and comes back with the sidecar.
+    await policy.deleteNamespacedPodDisruptionBudget({ namespace: phones(), name: 'guarded' });
+    await waitFor(
+      'the pod to come back injected',
+      async () => {
+        const [pod] = await runningPods(phones(), 'guarded', 1);
+        return pod && pod.metadata?.uid !== guarded?.metadata?.uid && sidecarOf(pod) ? pod : undefined;
+      },
+      60_000,
+    );
   });
 
   it('marks the stream Degraded when a sidecar stops reporting', async () => {
