@@ -60,8 +60,14 @@ describe('the player page in Chromium', () => {
     await withPlayer(CONTROL_TOKEN, async (page) => {
       await framesShown(page, 60);
       const browserFrames = (await shownFrames(page)).map((f) => f.frame);
-      for (let i = 1; i < browserFrames.length; i++)
-        expect(browserFrames[i]).toBeGreaterThan(browserFrames[i - 1] ?? Infinity);
+      // In order, never back. A frame may show twice: a viewer joining asks for a keyframe, and when the phone
+      // has stalled past 100 ms (the media tests share the two cores) the last picture is encoded again.
+      let repeats = 0;
+      for (let i = 1; i < browserFrames.length; i++) {
+        expect(browserFrames[i]).toBeGreaterThanOrEqual(browserFrames[i - 1] ?? Infinity);
+        if (browserFrames[i] === browserFrames[i - 1]) repeats++;
+      }
+      expect(repeats).toBeLessThan(5);
       await waitUntil('werift decoding', () => werift.decoder.stamps.length >= 30, 20_000);
       const weriftFrames = new Set(werift.decoder.stamps.map((s) => s.frame));
       const common = browserFrames.filter((frame) => weriftFrames.has(frame));
