@@ -127,6 +127,16 @@ describe('the cloudphone-operator chart', () => {
     expect(pod.containers[0]?.args).toContain('--shared-volume-size=256Mi');
   });
 
+  it('gives a slow start (waiting for cert-manager, listing a big cluster) five minutes before liveness counts', () => {
+    const deployment = render().find((d) => d.kind === 'Deployment') as {
+      spec: {
+        template: { spec: { containers: Record<string, { periodSeconds: number; failureThreshold: number }>[] } };
+      };
+    };
+    const startup = deployment.spec.template.spec.containers[0]?.startupProbe;
+    expect((startup?.periodSeconds ?? 0) * (startup?.failureThreshold ?? 0)).toBeGreaterThanOrEqual(300);
+  });
+
   it('in cert-manager mode asks cert-manager for the certificate and gives the operator no write on it', () => {
     const docs = render('--values', join(chart, 'ci/cert-manager-values.yaml'));
     const certificates = docs.filter((d) => d.kind === 'Certificate');
