@@ -30,6 +30,7 @@ import { keyOf, MANAGED_BY, MANAGED_BY_LABEL, StreamReconciler } from './control
 import { startHealthServer } from '../../common/health-server.ts';
 import { HttpsEndpoints } from './https-endpoints.ts';
 import { pooledKubeConfig } from './kube/kube-config.ts';
+import { selectorMatches } from './webhook/label-selector.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { ResilientInformer } from './kube/resilient-informer.ts';
 import { GROUP, VERSION } from './labels.ts';
@@ -175,7 +176,6 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     validator,
     metricsPort: config.sidecarMetricsPort,
     log: moduleLogger('stream-reconciler', root),
-    reportIntervalMs: config.reportIntervalSeconds * 1000,
     reportGraceMs: config.reportGraceSeconds * 1000,
   });
   const controller = new Controller({
@@ -340,22 +340,21 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     log: moduleLogger('admission', root),
     operatorNamespace: config.namespace,
   });
-  // The other replicas: Running pods of this operator, by the labels the chart gives them all.
-  const peerLabels = Object.entries(config.peerLabels);
+  // The other replicas: Running pods of this operator, by the labels the chart gives them all (an empty selector
+  // matches nothing: no peers).
+  const peerSelector = { matchLabels: config.peerLabels };
   const relay = new ReportRelay({
     peers: () =>
-      peerLabels.length === 0
-        ? []
-        : pods
-            .list(config.namespace)
-            .filter(
-              (pod) =>
-                pod.metadata?.name !== config.podName &&
-                pod.status?.phase === 'Running' &&
-                pod.status.podIP &&
-                peerLabels.every(([key, value]) => pod.metadata?.labels?.[key] === value),
-            )
-            .map((pod) => pod.status?.podIP ?? ''),
+      pods
+        .list(config.namespace)
+        .filter(
+          (pod) =>
+            pod.metadata?.name !== config.podName &&
+            pod.status?.phase === 'Running' &&
+            pod.status.podIP &&
+            selectorMatches(peerSelector, pod.metadata?.labels),
+        )
+        .map((pod) => pod.status?.podIP ?? ''),
     port: config.httpsPort,
     path: REPORT_PATH,
     caPem: () => certificates.material?.caPem ?? tls.caPem,

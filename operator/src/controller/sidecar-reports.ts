@@ -27,7 +27,8 @@ const EMPTY: ReadonlyMap<string, ReceivedReport> = new Map<string, ReceivedRepor
 /** The latest report of each pod, by stream. */
 export class ReportStore {
   private readonly byStream = new Map<string, Map<string, ReceivedReport>>();
-  private readonly freshMs: number;
+  /** How long a report speaks for its phone (the streams' status and the pools' busy phones alike). */
+  readonly freshMs: number;
 
   /** @param freshMs how long a report speaks for its phone: a sidecar silent for longer is not heard. */
   constructor(freshMs = 30_000) {

@@ -44,7 +44,6 @@ export interface StreamReconcilerOptions {
   validator: SchemaValidator;
   metricsPort: number;
   log: Logger;
-  reportIntervalMs: number;
   /** How long an injected, running pod may stay silent before its sidecar counts as not reporting. */
   reportGraceMs: number;
 }
@@ -149,7 +148,7 @@ export class StreamReconciler {
       pods,
       reports: this.o.reports.forStream(namespace, name),
       now,
-      reportFreshMs: this.o.reportIntervalMs * 3,
+      reportFreshMs: this.o.reports.freshMs,
       reportGraceMs: this.o.reportGraceMs,
     };
     let assessment = assessStream(observation);
@@ -176,7 +175,7 @@ export class StreamReconciler {
     }
     this.lastNotReporting.set(key, notReporting);
 
-    let requeueAfterMs = assessment.recheckInMs ?? this.o.reportIntervalMs * 3;
+    let requeueAfterMs = assessment.recheckInMs ?? this.o.reports.freshMs;
     const restartable = assessment.needRestart.filter((p) => !blocked.has(p.metadata?.name ?? ''));
     if (restartExisting && restartable.length > 0) {
       requeueAfterMs = Math.min(requeueAfterMs, await this.restartOne(stream, pods, restartable));
