@@ -17,8 +17,7 @@ root=$(cd "$here/../.." && pwd)
 source "$here/images.env"
 started=$SECONDS
 say() { echo "images: [$((SECONDS - started))s] $*"; }
-# No systemd and cgroup v1 here: podman runs with cgroupfs and keeps its events in a file; Debian's runc.
-podman() { command podman --runtime /usr/sbin/runc --cgroup-manager cgroupfs --events-backend file "$@"; }
+source "$here/podman.sh"
 quiet() { # runs a command, showing its output only when it fails
   local log
   log=$(mktemp)

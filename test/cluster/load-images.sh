@@ -8,10 +8,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 source "$here/ports.env"
 source "$here/images.env"
+source "$here/podman.sh"
 archive="$root/.cache/images/node-images.tar"
 mkdir -p "$(dirname "$archive")"
-command podman --runtime /usr/sbin/runc --cgroup-manager cgroupfs --events-backend file save --quiet -m \
-  --format docker-archive -o "$archive.tmp" "$PAUSE_IMAGE" "$OPERATOR_IMAGE" "$SIDECAR_IMAGE" "$SIMULATOR_IMAGE"
+podman save --quiet -m --format docker-archive -o "$archive.tmp" "$PAUSE_IMAGE" "$OPERATOR_IMAGE" "$SIDECAR_IMAGE" "$SIMULATOR_IMAGE"
 mv "$archive.tmp" "$archive"
 # ctr warns on every call that cgroup v1 is deprecated: only its errors are worth showing.
 if ! "$root/.cache/bin/ctr" --address "$NODE_STATE_DIR/containerd/containerd.sock" --namespace k8s.io \

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ApiException, CoreV1Api } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { stringify } from 'yaml';
 import { pooledKubeConfig } from '../../operator/src/kube/kube-config.ts';
@@ -125,4 +125,25 @@ export function adoptCrds(release: string, releaseNamespace: string): void {
     kubectl('annotate', 'crd', name, '--overwrite', ...owner);
     kubectl('label', 'crd', name, '--overwrite', 'app.kubernetes.io/managed-by=Helm');
   }
+}
+
+/**
+ * The token a phone's sidecar reports with, as the kubelet projects it into the pod: its ServiceAccount's, for the
+ * operator's audience, bound to that pod (here made with a TokenRequest, for a sidecar this test plays itself).
+ */
+export async function sidecarReportToken(pod: V1Pod): Promise<string> {
+  const request = await kubeConfig()
+    .makeApiClient(CoreV1Api)
+    .createNamespacedServiceAccountToken({
+      name: pod.spec?.serviceAccountName ?? 'default',
+      namespace: pod.metadata?.namespace ?? '',
+      body: {
+        spec: {
+          audiences: ['cloudphone-operator'],
+          expirationSeconds: 600,
+          boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name, uid: pod.metadata?.uid },
+        },
+      },
+    });
+  return request.status?.token ?? '';
 }

@@ -22,3 +22,13 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 export async function waitUntil(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
   await waitFor(what, () => Promise.resolve(condition() ? true : undefined), timeoutMs);
 }
+
+/** Checks a synchronous condition every 500 ms for forMs, and fails the first time it does not hold. */
+export async function holdsFor(what: string, condition: () => boolean, forMs: number): Promise<void> {
+  const until = Date.now() + forMs;
+  for (;;) {
+    if (!condition()) throw new Error(`${what} stopped holding`);
+    if (Date.now() >= until) return;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}

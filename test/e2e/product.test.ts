@@ -13,7 +13,15 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { CloudPhoneClaim, CloudPhoneStream } from '../../generated/ts/api-types.ts';
-import { kubeConfig, kubectl, repoRoot, useTestNamespace, waitFor } from '../cluster/test-cluster.ts';
+import {
+  kubeConfig,
+  kubectl,
+  repoRoot,
+  sidecarReportToken,
+  useTestNamespace,
+  waitFor,
+} from '../cluster/test-cluster.ts';
+import { holdsFor } from '../cluster/wait-for.ts';
 import { launchChromium, openPlayer, pagePoint, shownFrames } from '../media/chromium-player.ts';
 import { SrtReceiver, type Stamp } from '../media/media-peers.ts';
 import { MediaServer, RtspReader } from '../media/media-server.ts';
@@ -333,17 +341,7 @@ describe('cloudphone on a real node', () => {
     const holder = await leaseHolder();
     const follower = operatorPods().find((p) => !holder.startsWith(`${p.metadata?.name ?? ''}_`));
     if (!follower) throw new Error('no replica besides the leader');
-    const token = await core().createNamespacedServiceAccountToken({
-      name: silent.spec?.serviceAccountName ?? 'default',
-      namespace: phones(),
-      body: {
-        spec: {
-          audiences: ['cloudphone-operator'],
-          expirationSeconds: 600,
-          boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: 'silent-phone', uid: silent.metadata?.uid },
-        },
-      },
-    });
+    const token = await sidecarReportToken(silent);
     const tls = await core().readNamespacedSecret({ name: 'cloudphone-operator-tls', namespace: releaseNamespace });
     const report = {
       stream: { namespace: phones(), name: 'fleet' },
@@ -354,7 +352,7 @@ describe('cloudphone on a real node', () => {
     };
     const send = (): Promise<number> =>
       postJson(`https://${podIp(follower)}:9443/report`, report, {
-        token: token.status?.token ?? '',
+        token,
         ca: Buffer.from(tls.data?.['ca.crt'] ?? '', 'base64').toString(),
         serverName: `cloudphone-operator.${releaseNamespace}.svc`,
       });
@@ -468,11 +466,14 @@ describe('cloudphone on a real node', () => {
       60_000,
     );
     expect(successor).not.toBe(holder);
-    // The new leader knew every phone's report already: the streams stay fully reported.
-    await waitFor(
-      'both streams to count every phone streaming under the new leader',
-      () => Promise.resolve((allStreaming('pool', 2) && allStreaming('fleet', 1)) || undefined),
-      30_000,
+    // The new leader knew every phone's report already: the streams stay fully reported. The status the old
+    // leader wrote would still read so for a moment, so it must hold over a report interval and more, long after
+    // the new leader reconciled every stream on taking over (a leader knowing only its own reports would have
+    // written fewer phones by then).
+    await holdsFor(
+      'both streams counting every phone streaming under the new leader',
+      () => allStreaming('pool', 2) && allStreaming('fleet', 1),
+      15_000,
     );
     const after = new Map(
       [...phonePods('sim-pool'), ...phonePods('sim-fleet')].map((p) => [p.metadata?.name, p.metadata?.uid]),

@@ -23,6 +23,7 @@ import {
   installCrds,
   kubeConfig,
   repoRoot,
+  sidecarReportToken,
   useTestNamespace,
   waitFor,
 } from '../cluster/test-cluster.ts';
@@ -112,17 +113,7 @@ function sidecarOf(pod: V1Pod) {
 /** What a sidecar does: POST a report with its pod's projected token (here obtained with a TokenRequest). */
 async function report(op: OperatorProcess, pod: V1Pod, stream: string, body: Partial<Record<string, unknown>> = {}) {
   const namespace = pod.metadata?.namespace ?? '';
-  const token = await core().createNamespacedServiceAccountToken({
-    name: pod.spec?.serviceAccountName ?? 'default',
-    namespace,
-    body: {
-      spec: {
-        audiences: ['cloudphone-operator'],
-        expirationSeconds: 600,
-        boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name, uid: pod.metadata?.uid },
-      },
-    },
-  });
+  const token = await sidecarReportToken(pod);
   const payload = JSON.stringify({
     stream: { namespace, name: stream },
     pod: pod.metadata?.name,
@@ -131,7 +122,7 @@ async function report(op: OperatorProcess, pod: V1Pod, stream: string, body: Par
     controlViewers: 1,
     ...body,
   });
-  return postReport(op, token.status?.token ?? '', payload);
+  return postReport(op, token, payload);
 }
 
 /** POSTs a report body with a bearer token to the operator's report endpoint; returns the HTTP status. */

@@ -13,7 +13,7 @@ import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CloudPhoneClaim, CloudPhonePool, CloudPhoneStream } from '../../generated/ts/api-types.ts';
 import { OperatorProcess } from '../cluster/operator-process.ts';
-import { installCrds, kubeConfig, useTestNamespace, waitFor } from '../cluster/test-cluster.ts';
+import { installCrds, kubeConfig, sidecarReportToken, useTestNamespace, waitFor } from '../cluster/test-cluster.ts';
 import { freeTcpPort, SidecarProcess, Simulator, tempDir } from '../media/media-peers.ts';
 
 const namespace = useTestNamespace('reports', { 'cloudphone.io/injection': 'enabled' });
@@ -115,23 +115,13 @@ beforeAll(async () => {
     writeFileSync(join(work.path, name), content);
     return join(work.path, name);
   };
-  const token = await core().createNamespacedServiceAccountToken({
-    name: phone.spec?.serviceAccountName ?? 'default',
-    namespace: namespace(),
-    body: {
-      spec: {
-        audiences: ['cloudphone-operator'],
-        expirationSeconds: 600,
-        boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: phone.metadata?.name, uid: phone.metadata?.uid },
-      },
-    },
-  });
+  const token = await sidecarReportToken(phone);
   whepPort = await freeTcpPort();
   const webrtc = rendered.webrtc as { whep: Record<string, unknown> };
   const config = {
     ...rendered,
     shared: { dir: shared },
-    report: { ...rendered.report, tokenFile: files('report-token', token.status?.token ?? ''), intervalSeconds: 2 },
+    report: { ...rendered.report, tokenFile: files('report-token', token), intervalSeconds: 2 },
     webrtc: {
       ...webrtc,
       whep: {
