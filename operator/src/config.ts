@@ -40,6 +40,8 @@ export interface OperatorConfig {
   maxStatusWritesPerSecond: number;
   leaseName: string;
   leaseDurationSeconds: number;
+  /** Every API call (other than watches) is given up after this long. */
+  apiTimeoutSeconds: number;
   reportIntervalSeconds: number;
   reportGraceSeconds: number;
   /**
@@ -73,6 +75,7 @@ const options = {
   'max-status-writes-per-second': { type: 'string', default: '10' },
   'lease-name': { type: 'string', default: 'cloudphone-operator' },
   'lease-duration-seconds': { type: 'string', default: '15' },
+  'api-timeout-seconds': { type: 'string', default: '30' },
   'report-interval-seconds': { type: 'string', default: '10' },
   'report-grace-seconds': { type: 'string', default: '60' },
   'peer-selector': { type: 'string', default: '' },
@@ -147,6 +150,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     maxStatusWritesPerSecond: integer('max-status-writes-per-second', values['max-status-writes-per-second'], 1, 1000),
     leaseName: values['lease-name'],
     leaseDurationSeconds: integer('lease-duration-seconds', values['lease-duration-seconds'], 2, 600),
+    apiTimeoutSeconds: integer('api-timeout-seconds', values['api-timeout-seconds'], 1, 600),
     reportIntervalSeconds: integer('report-interval-seconds', values['report-interval-seconds'], 1, 300),
     reportGraceSeconds: integer('report-grace-seconds', values['report-grace-seconds'], 1, 3600),
     peerLabels: labelPairs('peer-selector', values['peer-selector']),

@@ -32,6 +32,7 @@ import { HttpsEndpoints } from './https-endpoints.ts';
 import { pooledKubeConfig } from './kube/kube-config.ts';
 import { selectorMatches } from './webhook/label-selector.ts';
 import { LeaderElector } from './kube/leader-election.ts';
+import { LeadershipFence } from './kube/leadership-fence.ts';
 import { ResilientInformer } from './kube/resilient-informer.ts';
 import { GROUP, VERSION } from './labels.ts';
 import { moduleLogger } from './log.ts';
@@ -68,11 +69,26 @@ async function supportsNativeSidecars(kc: KubeConfig): Promise<boolean> {
 
 export async function startOperator(config: OperatorConfig, root: Logger): Promise<RunningOperator> {
   const log = moduleLogger('operator', root);
-  const kc = pooledKubeConfig();
+  const requestTimeoutMs = config.apiTimeoutSeconds * 1000;
+  // Two clients: one for what every replica does (caches, admission, token reviews, certificates), and one for
+  // the leader's work, whose calls are refused outside a leadership term and aborted when it ends.
+  const kc = pooledKubeConfig(undefined, { requestTimeoutMs });
+  const fence = new LeadershipFence();
+  const leaderKc = pooledKubeConfig(undefined, { requestTimeoutMs, fence });
   const core = kc.makeApiClient(CoreV1Api);
+  const leaderCore = leaderKc.makeApiClient(CoreV1Api);
+  const leaderCustom = leaderKc.makeApiClient(CustomObjectsApi);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+  const leaderAdmission = leaderKc.makeApiClient(AdmissionregistrationV1Api);
+  const renewDeadlineMs = Math.floor((config.leaseDurationSeconds * 1000 * 2) / 3);
   const metrics = new OperatorMetrics();
+  // Health first: while the start waits (for cert-manager's Secret, for a big cluster's lists) the kubelet sees a
+  // live process that is not ready yet, rather than a closed port. Ready: certificates loaded, caches synced, and
+  // the webhooks served.
+  let ready = false;
+  const health = await startHealthServer(config.healthPort, config.listenHost, () => ready, metrics.registry);
+  log.info({ healthPort: health.port }, 'health server listening');
   const validator = new SchemaValidator();
   const nativeSidecars = await supportsNativeSidecars(kc);
 
@@ -139,7 +155,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   // With external certificates the caBundle is cert-manager's (cainjector) to keep, not the operator's.
   const syncWebhooks = async (tls: TlsMaterial): Promise<void> => {
     if (config.certificates === 'external') return;
-    await syncWebhookConfigurations(admission, endpoint(), tls.caPem, config.dev, log).catch((error: unknown) => {
+    await syncWebhookConfigurations(leaderAdmission, endpoint(), tls.caPem, config.dev, log).catch((error: unknown) => {
       log.warn({ error: describeError(error) }, 'could not update the webhook configurations');
     });
   };
@@ -161,17 +177,17 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     },
   });
 
-  const statusWriter = new StatusWriter(custom, config.maxStatusWritesPerSecond);
+  const statusWriter = new StatusWriter(leaderCustom, config.maxStatusWritesPerSecond);
   // A report speaks for its phone for three intervals, as in the stream's status (reportFreshMs there).
   const reportStore = new ReportStore(config.reportIntervalSeconds * 1000 * 3);
   const reconciler = new StreamReconciler({
     streams,
     pods,
     services,
-    core,
-    custom,
+    core: leaderCore,
+    custom: leaderCustom,
     statusWriter,
-    events: new EventRecorder(core, moduleLogger('events', root)),
+    events: new EventRecorder(leaderCore, moduleLogger('events', root)),
     reports: reportStore,
     validator,
     metricsPort: config.sidecarMetricsPort,
@@ -196,8 +212,8 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     pools,
     streams,
     pods,
-    core,
-    custom,
+    core: leaderCore,
+    custom: leaderCustom,
     statusWriter,
     reports: reportStore,
     metrics,
@@ -206,15 +222,15 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   });
   // A claim's status is the answer someone is waiting for: it gets its own, higher write budget, apart from the
   // streams' (which follow every pod's reports and are kept to --max-status-writes-per-second).
-  const claimStatusWriter = new StatusWriter(custom, CLAIM_STATUS_WRITES_PER_SECOND);
+  const claimStatusWriter = new StatusWriter(leaderCustom, CLAIM_STATUS_WRITES_PER_SECOND);
   const claimReconciler = new ClaimReconciler({
     claims,
     pools,
     streams,
     pods,
     reports: reportStore,
-    core,
-    custom,
+    core: leaderCore,
+    custom: leaderCustom,
     statusWriter: claimStatusWriter,
     metrics,
     log: moduleLogger('claim-reconciler', root),
@@ -290,30 +306,33 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     });
   }
 
+  const controllers = [controller, poolController, claimController];
   const leader: LeaderElector = new LeaderElector({
-    coordination: kc.makeApiClient(CoordinationV1Api),
+    // A Lease call that hangs must not outlast the deadline it is racing against.
+    coordination: pooledKubeConfig(undefined, { requestTimeoutMs: renewDeadlineMs }).makeApiClient(CoordinationV1Api),
     namespace: config.namespace,
     name: config.leaseName,
     identity: config.identity,
     leaseDurationSeconds: config.leaseDurationSeconds,
-    renewDeadlineMs: Math.floor((config.leaseDurationSeconds * 1000 * 2) / 3),
+    renewDeadlineMs,
     retryPeriodMs: Math.max(500, Math.floor((config.leaseDurationSeconds * 1000) / 7)),
+    fence,
     log: moduleLogger('leader-election', root),
-    onStartedLeading: () => {
+    onStartedLeading: async () => {
+      // Each waits for its previous workers (if a step-down is still draining) before taking keys.
+      await Promise.all(controllers.map((c) => c.start()));
+      if (!fence.open) return; // lost again meanwhile: the stop that follows finds nothing new to drain
       metrics.leader.set(1);
-      controller.start();
-      poolController.start();
-      claimController.start();
       for (const stream of streams.list()) controller.enqueue(keyOf(stream));
       for (const pool of pools.list()) poolController.enqueue(keyOf(pool));
       for (const claim of claims.list()) claimController.enqueue(keyOf(claim));
       if (certificates.material) void syncWebhooks(certificates.material);
     },
-    onStoppedLeading: () => {
+    onStoppedLeading: async () => {
       metrics.leader.set(0);
-      void controller.stop();
-      void poolController.stop();
-      void claimController.stop();
+      // The elector closed the fence already (calls in flight were aborted, so the workers finish now).
+      await Promise.all(controllers.map((c) => c.stop()));
+      log.info('leader work stopped');
     },
   });
   const tls = await certificates.start(() => leader.isLeader());
@@ -391,8 +410,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   // Webhooks answer from the informers' caches: serve them only once the caches are filled.
   await Promise.all([streams.start(), pools.start(), claims.start(), pods.start(), services.start()]);
   httpsPort = await endpoints.listen(config.httpsPort, config.listenHost, tls);
-  let ready = true;
-  const health = await startHealthServer(config.healthPort, config.listenHost, () => ready, metrics.registry);
+  ready = true;
   const informerRestarts = setInterval(() => {
     for (const [name, informer] of [
       ['streams', streams],
@@ -421,10 +439,9 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
       ready = false;
       clearInterval(informerRestarts);
       const wasLeader = leader.isLeader();
+      // Stops the leader work first, then releases the Lease: the next leader never overlaps with this one.
       await leader.stop();
-      await controller.stop();
-      await poolController.stop();
-      await claimController.stop();
+      await Promise.all(controllers.map((c) => c.stop()));
       // A development operator installed its webhooks itself; it leaves no webhook pointing at a closed port.
       if (config.dev && wasLeader) await deleteWebhookConfigurations(admission);
       certificates.stop();

@@ -85,6 +85,16 @@ export class OperatorProcess {
     return this;
   }
 
+  /** The health port, known as soon as the health server listens (before the start has finished). */
+  async healthServer(): Promise<number> {
+    const line = await waitFor('the health server to listen', () => {
+      if (this.exited) throw new Error(`the operator exited:\n${this.tail()}`);
+      return Promise.resolve(this.logs.find((l) => l.msg === 'health server listening'));
+    });
+    this.healthPort = Number(line.healthPort);
+    return this.healthPort;
+  }
+
   isLeaderInLogs(): boolean {
     const changes = this.logs.filter((l) => l.msg === 'became leader' || l.msg === 'stopped leading');
     return changes.at(-1)?.msg === 'became leader';

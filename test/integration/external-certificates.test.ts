@@ -115,6 +115,11 @@ describe('the operator with external certificates (cert-manager mode)', () => {
       Promise.resolve(running.logs.find((l) => l.msg === 'waiting for the certificate Secret (external certificates)')),
     );
     expect(running.logs.some((l) => l.msg === 'operator started')).toBe(false);
+    // Alive while it waits (liveness must not kill it), but not ready: nothing to serve yet.
+    const healthPort = await running.healthServer();
+    const probe = (path: string) => fetch(`http://127.0.0.1:${String(healthPort)}${path}`).then((r) => r.status);
+    expect(await probe('/healthz')).toBe(200);
+    expect(await probe('/readyz')).toBe(503);
     // It made no Secret of its own.
     await expect(core.readNamespacedSecret({ name: SECRET, namespace: namespace() })).rejects.toThrow();
 
@@ -123,6 +128,7 @@ describe('the operator with external certificates (cert-manager mode)', () => {
     await core.createNamespacedSecret({ namespace: namespace(), body: secretBody(ca, first) });
     await running.started();
     expect(await servedFingerprint(running.httpsPort)).toBe(fingerprint(first.certPem));
+    expect(await probe('/readyz')).toBe(200);
 
     // cert-manager renews: the operator serves the new certificate, same process.
     const renewed = await issueServingCert(ca, IDENTITY, 1);

@@ -31,16 +31,20 @@ export class Controller {
     this.o.metrics.queueDepth.set({ controller: this.o.name }, this.queue.length);
   }
 
-  /** Starts the workers on a fresh queue (after a leader change nothing of the old one is kept). */
-  start(): void {
+  /**
+   * Starts the workers on a fresh queue (after a leader change nothing of the old one is kept), once the workers
+   * of an earlier start have finished: two sets never reconcile side by side.
+   */
+  async start(): Promise<void> {
+    await this.stop();
     this.queue = new WorkQueue();
     this.running = Array.from({ length: this.o.workers }, () => this.work(this.queue));
   }
 
+  /** Takes no new keys and resolves once the reconciles in flight have finished. */
   async stop(): Promise<void> {
     this.queue.shutDown();
     await Promise.all(this.running);
-    this.running = [];
   }
 
   private async work(queue: WorkQueue): Promise<void> {

@@ -1,35 +1,54 @@
 // Leader election on a coordination.k8s.io Lease, as client-go's leaderelection does it: the holder renews
 // the Lease; a candidate takes it over once it has seen no renewal for a lease duration on its own clock (so
 // clocks of different machines never get compared); every write is guarded by resourceVersion.
+//
+// One leader at a time rests on timing, so the timing is kept whatever the apiserver does:
+// - the leader steps down by a timer, renewDeadline after the start of its last successful renewal, even while a
+//   renewal hangs (the start, not the answer: a candidate may have seen that renewal as soon as it was written);
+//   since renewDeadline < leaseDuration, it has stopped before any candidate can take over;
+// - a renewal that answers after that deadline, or that was sent before a step-down, does not make it leader again;
+// - leadership changes run one after the other: onStartedLeading never runs while the previous
+//   onStoppedLeading is still stopping work, and stop() releases the Lease only after onStoppedLeading finished.
 
 import { describeError } from './api-error.ts';
 import { ApiException, V1MicroTime, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { LeadershipFence } from './leadership-fence.ts';
 
 export interface LeaderElectorOptions {
+  /** Its calls should time out (pooledKubeConfig's requestTimeoutMs), or a hung call stalls the campaign. */
   coordination: CoordinationV1Api;
   namespace: string;
   name: string;
   identity: string;
   log: Logger;
   leaseDurationSeconds?: number;
-  /** The leader steps down when it could not renew for this long. */
+  /** The leader steps down when it could not renew for this long; below the lease duration. */
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
-  onStartedLeading: () => void;
-  onStoppedLeading: () => void;
+  /** Opened the moment leadership is won and closed the moment it is lost, before the callbacks run. */
+  fence?: LeadershipFence;
+  onStartedLeading: () => void | Promise<void>;
+  /** Must stop all leader work; the Lease is released (on stop) only once it resolves. */
+  onStoppedLeading: () => void | Promise<void>;
 }
 
 export class LeaderElector {
-  private readonly o: Required<LeaderElectorOptions>;
+  private readonly o: Required<Omit<LeaderElectorOptions, 'fence'>> & Pick<LeaderElectorOptions, 'fence'>;
   private leading = false;
-  private lastRenew = 0;
   private observed: { record: string; at: number } | undefined;
+  /** When leadership was last lost: a renewal sent before it does not make this replica leader again. */
+  private steppedDownAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private deadline: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Leadership callbacks, one after the other. */
+  private transitions: Promise<void> = Promise.resolve();
 
   constructor(options: LeaderElectorOptions) {
     this.o = { leaseDurationSeconds: 15, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...options };
+    if (this.o.renewDeadlineMs >= this.o.leaseDurationSeconds * 1000)
+      throw new Error('the renew deadline must be shorter than the lease duration');
   }
 
   isLeader(): boolean {
@@ -41,12 +60,14 @@ export class LeaderElector {
     void this.tick();
   }
 
-  /** Stops campaigning; a leader gives the Lease up so that another replica takes over at once. */
+  /** Stops campaigning; a leader stops its work, then gives the Lease up so that another replica takes over at once. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    if (!this.leading) return;
-    this.setLeading(false);
+    const wasLeading = this.leading;
+    if (wasLeading) this.setLeading(false);
+    await this.transitions;
+    if (!wasLeading) return;
     try {
       const lease = await this.o.coordination.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
       if (lease.spec?.holderIdentity !== this.o.identity) return;
@@ -58,19 +79,27 @@ export class LeaderElector {
     }
   }
 
+  /** Resolves once every leadership callback started so far has finished. */
+  settled(): Promise<void> {
+    return this.transitions;
+  }
+
   private async tick(): Promise<void> {
     if (this.stopped) return;
+    const attempt = Date.now();
     try {
       const held = await this.tryAcquireOrRenew();
-      if (held) this.lastRenew = Date.now();
-      if (held && !this.leading) this.setLeading(true);
+      // An answer that comes after the deadline, or from before a step-down, counts for nothing: a candidate may
+      // be about to take over. The next tick renews afresh.
+      const inTime = Date.now() - attempt < this.o.renewDeadlineMs && attempt > this.steppedDownAt;
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may run during the await
+      if (held && inTime && !this.stopped) {
+        this.lastRenew(attempt);
+        if (!this.leading) this.setLeading(true);
+      }
       if (!held && this.leading) this.setLeading(false);
     } catch (error) {
       this.o.log.warn({ error: describeError(error) }, 'lease update failed');
-    }
-    if (this.leading && Date.now() - this.lastRenew > this.o.renewDeadlineMs) {
-      this.o.log.warn({ renewDeadlineMs: this.o.renewDeadlineMs }, 'could not renew the lease in time, stepping down');
-      this.setLeading(false);
     }
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may run during the awaits
     if (this.stopped) return;
@@ -78,11 +107,41 @@ export class LeaderElector {
     this.timer.unref();
   }
 
+  /** A renewal sent at `at` succeeded: the leader may act until at + renewDeadline. */
+  private lastRenew(at: number): void {
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(
+      () => {
+        if (!this.leading) return;
+        this.o.log.warn(
+          { renewDeadlineMs: this.o.renewDeadlineMs },
+          'could not renew the lease in time, stepping down',
+        );
+        this.setLeading(false);
+      },
+      Math.max(0, at + this.o.renewDeadlineMs - Date.now()),
+    );
+    this.deadline.unref();
+  }
+
   private setLeading(leading: boolean): void {
+    if (this.leading === leading) return;
     this.leading = leading;
+    if (leading) this.o.fence?.begin();
+    else {
+      this.o.fence?.end();
+      clearTimeout(this.deadline);
+      this.steppedDownAt = Date.now();
+    }
     this.o.log.info({ identity: this.o.identity, lease: this.o.name }, leading ? 'became leader' : 'stopped leading');
-    if (leading) this.o.onStartedLeading();
-    else this.o.onStoppedLeading();
+    const callback = leading ? this.o.onStartedLeading : this.o.onStoppedLeading;
+    this.transitions = this.transitions.then(async () => {
+      try {
+        await callback();
+      } catch (error) {
+        this.o.log.error({ error: describeError(error) }, 'leadership callback failed');
+      }
+    });
   }
 
   /** True when this candidate holds the Lease after the call. */
