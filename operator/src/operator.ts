@@ -178,6 +178,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   });
 
   const statusWriter = new StatusWriter(leaderCustom, config.maxStatusWritesPerSecond);
+  const events = new EventRecorder(leaderCore, moduleLogger('events', root));
   // A report speaks for its phone for three intervals, as in the stream's status (reportFreshMs there).
   const reportStore = new ReportStore(config.reportIntervalSeconds * 1000 * 3);
   const reconciler = new StreamReconciler({
@@ -187,7 +188,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     core: leaderCore,
     custom: leaderCustom,
     statusWriter,
-    events: new EventRecorder(leaderCore, moduleLogger('events', root)),
+    events,
     reports: reportStore,
     validator,
     metricsPort: config.sidecarMetricsPort,
@@ -232,6 +233,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     core: leaderCore,
     custom: leaderCustom,
     statusWriter: claimStatusWriter,
+    events,
     metrics,
     log: moduleLogger('claim-reconciler', root),
   });
@@ -246,7 +248,8 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   // Claims still waiting on a pool look again when its phones change; a bound claim follows its phone.
   const enqueueClaimsOf = (namespace: string, pool: string): void => {
     for (const claim of claims.list(namespace))
-      if (claim.spec.poolRef.name === pool && claim.status?.phase !== 'Bound') claimController.enqueue(keyOf(claim));
+      if (claim.spec.poolRef.name === pool && claim.status?.phase !== 'Bound' && claim.status?.phase !== 'Released')
+        claimController.enqueue(keyOf(claim));
   };
   for (const event of ['add', 'update', 'delete'] as const) {
     claims.on(event, (claim) => {

@@ -8,6 +8,12 @@
 //
 // Release (the claim's finalizer): the pool's recycle policy decides: delete (the default) deletes the phone, so
 // the pool makes a fresh one; reuse takes the label off and the phone is idle again.
+//
+// The pods cache may lag behind the label this reconciler itself just wrote. So whenever the cache shows no phone
+// for a claim and that matters (before marking a Bound claim Released, before binding a new phone, on release),
+// the apiserver is asked (a list by the claim label): a claim is never Released while its phone is still there,
+// never gets a second phone, and its release finds the phone it was given a moment ago. A phone that died
+// (Failed or Succeeded: evicted, its container exited) releases its claim with the reason, and an Event.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
@@ -28,7 +34,8 @@ import {
   GROUP,
   VERSION,
 } from '../labels.ts';
-import { ClaimReason, setCondition } from './conditions.ts';
+import { ClaimReason, EventReason, setCondition } from './conditions.ts';
+import type { EventRecorder } from './event-recorder.ts';
 import { withFinalizer, type JsonPatch, type Outcome } from './finalizer.ts';
 import { phoneOf, poolPods } from './pool-phones.ts';
 import { phoneForClaim } from './pool-scaling.ts';
@@ -54,6 +61,7 @@ export interface ClaimReconcilerOptions {
   core: CoreV1Api;
   custom: CustomObjectsApi;
   statusWriter: StatusWriter;
+  events: Pick<EventRecorder, 'record'>;
   metrics: ClaimMetrics;
   log: Logger;
 }
@@ -104,15 +112,15 @@ export class ClaimReconciler {
 
   private async bind(claim: CloudPhoneClaim): Promise<Outcome> {
     const namespace = claim.metadata?.namespace ?? '';
-    const bound = this.boundPod(claim);
-    if (bound) return this.writeBound(claim, bound);
-    if (claim.status?.phase === 'Bound' || claim.status?.phase === 'Released') {
-      // Its phone went away (deleted, evicted): the claim does not silently move to another phone.
-      await this.writeStatus(claim, {
-        ...claim.status,
-        phase: 'Released',
-        conditions: this.condition(claim, 'False', ClaimReason.PhoneGone, `phone ${claim.status.pod ?? ''} is gone`),
-      });
+    // Released is for good: a claim does not silently move to another phone, nor back to a dead one.
+    if (claim.status?.phase === 'Released') return {};
+    const cached = this.boundPod(claim);
+    if (cached) return this.keepBound(claim, cached);
+    if (claim.status?.phase === 'Bound') {
+      // The cache shows no phone: perhaps it is gone, perhaps the cache has not seen our label yet. Ask.
+      const live = await this.boundPodsFromApi(claim);
+      if (live) return this.keepBound(claim, live);
+      await this.released(claim, ClaimReason.PhoneGone, `phone ${claim.status.pod ?? ''} is gone`);
       return {};
     }
     const pool = this.o.pools.get(claim.spec.poolRef.name, namespace);
@@ -149,6 +157,10 @@ export class ClaimReconciler {
       );
       return { requeueAfterMs: PENDING_RETRY_MS };
     }
+    // Before a phone is added: the apiserver may hold one bound to this claim already (an earlier pass whose
+    // status write failed, or a leader that died between the two), which the cache does not show yet.
+    const already = await this.boundPodsFromApi(claim);
+    if (already) return this.keepBound(claim, already);
     const digest = await this.tokenDigest(claim);
     const access = claim.spec.access ?? 'view';
     try {
@@ -173,12 +185,76 @@ export class ClaimReconciler {
       this.firstSeen.delete(key);
       this.digests.delete(key);
       this.o.log.info({ claim: `${namespace}/${claim.metadata?.name ?? ''}`, pod: pod.metadata?.name }, 'claim bound');
-      return await this.writeBound(claim, patched);
+      const outcome = await this.writeBound(claim, patched);
+      await this.o.events.record(claim, 'Normal', EventReason.ClaimBound, `bound to phone ${pod.metadata?.name ?? ''}`);
+      return outcome;
     } catch (error) {
       // The pod changed since the cache saw it (bound by another claim, or just updated): look again at once.
       if (error instanceof ApiException && (error.code === 409 || error.code === 422)) return { requeueAfterMs: 0 };
       throw error;
     }
+  }
+
+  /** The claim has this phone: Bound, unless the phone died, which releases the claim. */
+  private async keepBound(claim: CloudPhoneClaim, pod: V1Pod): Promise<Outcome> {
+    const phase = pod.status?.phase;
+    if (phase !== 'Failed' && phase !== 'Succeeded') return this.writeBound(claim, pod);
+    const why = [pod.status?.reason, pod.status?.message].filter(Boolean).join(': ');
+    await this.released(
+      claim,
+      ClaimReason.PhoneFailed,
+      `phone ${pod.metadata?.name ?? ''} ${phase === 'Failed' ? 'failed' : 'stopped'}${why ? ` (${why})` : ''}`,
+    );
+    // It cannot run again (the pool replaces it); deleted only as the pod we judged, and its claim recorded why.
+    await this.o.core
+      .deleteNamespacedPod({
+        namespace: pod.metadata?.namespace ?? '',
+        name: pod.metadata?.name ?? '',
+        body: { preconditions: { uid: pod.metadata?.uid } },
+      })
+      .catch((error: unknown) => {
+        if (!(error instanceof ApiException) || (error.code !== 404 && error.code !== 409)) throw error;
+      });
+    return {};
+  }
+
+  /** Marks the claim Released for good, says why in its condition and in a Warning Event. */
+  private async released(claim: CloudPhoneClaim, reason: string, message: string): Promise<void> {
+    await this.writeStatus(claim, {
+      ...claim.status,
+      phase: 'Released',
+      conditions: this.condition(claim, 'False', reason, message),
+    });
+    this.o.log.info({ claim: `${claim.metadata?.namespace ?? ''}/${claim.metadata?.name ?? ''}`, reason }, message);
+    await this.o.events.record(claim, 'Warning', reason, message);
+  }
+
+  /**
+   * The phone bound to the claim as the apiserver has it now (not the cache). Should there ever be more than
+   * one, the claim keeps the one its status names (else the oldest) and the others are unbound.
+   */
+  private async boundPodsFromApi(claim: CloudPhoneClaim): Promise<V1Pod | undefined> {
+    const namespace = claim.metadata?.namespace ?? '';
+    const name = claim.metadata?.name ?? '';
+    const { items } = await this.o.core.listNamespacedPod({ namespace, labelSelector: `${CLAIM_LABEL}=${name}` });
+    const pods = items
+      .filter((pod) => !pod.metadata?.deletionTimestamp)
+      .sort(
+        (a, b) =>
+          Number(b.metadata?.name === claim.status?.pod) - Number(a.metadata?.name === claim.status?.pod) ||
+          new Date(a.metadata?.creationTimestamp ?? 0).getTime() -
+            new Date(b.metadata?.creationTimestamp ?? 0).getTime(),
+      );
+    for (const extra of pods.slice(1)) {
+      this.o.log.warn(
+        { claim: `${namespace}/${name}`, pod: extra.metadata?.name },
+        'claim held a second phone, unbinding it',
+      );
+      await this.unbind(claim, extra).catch((error: unknown) => {
+        if (!(error instanceof ApiException) || (error.code !== 404 && error.code !== 422)) throw error;
+      });
+    }
+    return pods[0];
   }
 
   private async writeBound(claim: CloudPhoneClaim, pod: V1Pod): Promise<Outcome> {
@@ -266,31 +342,16 @@ export class ClaimReconciler {
 
   /** The claim is being deleted: recycle its phone as the pool says. */
   private async release(claim: CloudPhoneClaim): Promise<Outcome> {
-    const pod = this.boundPod(claim);
+    // A phone bound a moment ago may not be in the cache yet: the finalizer comes off only once the apiserver
+    // shows none.
+    const pod = this.boundPod(claim) ?? (await this.boundPodsFromApi(claim));
     if (!pod) return {};
     const namespace = claim.metadata?.namespace ?? '';
     const pool = this.o.pools.get(claim.spec.poolRef.name, namespace);
     const recycle = pool?.spec.recycle ?? 'delete';
     try {
-      if (recycle === 'delete') {
-        await this.o.core.deleteNamespacedPod({ namespace, name: pod.metadata?.name ?? '' });
-      } else {
-        await this.o.core.patchNamespacedPod(
-          {
-            namespace,
-            name: pod.metadata?.name ?? '',
-            body: [
-              { op: 'test', path: `/metadata/labels/${escape(CLAIM_LABEL)}`, value: claim.metadata?.name },
-              { op: 'remove', path: `/metadata/labels/${escape(CLAIM_LABEL)}` },
-              // Only what is there: removing a missing key would fail the whole patch.
-              ...[CLAIM_TOKEN_DIGEST_ANNOTATION, CLAIM_ACCESS_ANNOTATION]
-                .filter((key) => pod.metadata?.annotations?.[key] !== undefined)
-                .map((key) => ({ op: 'remove' as const, path: `/metadata/annotations/${escape(key)}` })),
-            ],
-          },
-          jsonPatchOptions(),
-        );
-      }
+      if (recycle === 'delete') await this.o.core.deleteNamespacedPod({ namespace, name: pod.metadata?.name ?? '' });
+      else await this.unbind(claim, pod);
     } catch (error) {
       if (!(error instanceof ApiException) || (error.code !== 404 && error.code !== 422)) throw error;
     }
@@ -299,6 +360,25 @@ export class ClaimReconciler {
       'claim released',
     );
     return {};
+  }
+
+  /** Takes the claim's label and token digest off a phone: it is idle again. Only if the label is still ours. */
+  private async unbind(claim: CloudPhoneClaim, pod: V1Pod): Promise<void> {
+    await this.o.core.patchNamespacedPod(
+      {
+        namespace: pod.metadata?.namespace ?? '',
+        name: pod.metadata?.name ?? '',
+        body: [
+          { op: 'test', path: `/metadata/labels/${escape(CLAIM_LABEL)}`, value: claim.metadata?.name },
+          { op: 'remove', path: `/metadata/labels/${escape(CLAIM_LABEL)}` },
+          // Only what is there: removing a missing key would fail the whole patch.
+          ...[CLAIM_TOKEN_DIGEST_ANNOTATION, CLAIM_ACCESS_ANNOTATION]
+            .filter((key) => pod.metadata?.annotations?.[key] !== undefined)
+            .map((key) => ({ op: 'remove' as const, path: `/metadata/annotations/${escape(key)}` })),
+        ],
+      },
+      jsonPatchOptions(),
+    );
   }
 
   private condition(claim: CloudPhoneClaim, status: 'True' | 'False', reason: string, message: string) {

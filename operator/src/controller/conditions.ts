@@ -41,6 +41,7 @@ export const ClaimReason = {
   NoIdlePhone: 'NoIdlePhone',
   PoolAtMaximum: 'PoolAtMaximum',
   PhoneGone: 'PhoneGone',
+  PhoneFailed: 'PhoneFailed',
 } as const;
 
 /** Event reasons; Events of type Normal unless said otherwise. */
@@ -50,6 +51,10 @@ export const EventReason = {
   SidecarNotReporting: 'SidecarNotReporting', // Warning
   InvalidSpec: 'InvalidSpec', // Warning
   CleanedUp: 'CleanedUp',
+  ClaimBound: 'Bound',
+  PhoneGone: 'PhoneGone', // Warning
+  PhoneFailed: 'PhoneFailed', // Warning
+  PodsReplaced: 'PodsReplaced', // Warning
 } as const;
 
 /**
