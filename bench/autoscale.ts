@@ -8,13 +8,15 @@
 // 2. Growth: a pool scaled from 0 to 1000 phones (kubectl scale), timed until 1000 are Ready, with the
 //    operator's default of 50 pods created per pass; side by side, the peer: a Deployment of the same pods
 //    (the ReplicaSet controller of the same controller-manager) scaled from 0 to 1000 the same way.
-// Results: bench/results/autoscale.json (claim_p50_ms, claim_p99_ms, grow_0_to_1000_s).
+// 3. Overshoot: throughout, a watch counts each pool's live pods (not being deleted); the most a pool ever had is
+//    reported against the most it ever wanted (spec.replicas), and the Deployment's against its replicas.
+// Results: bench/results/autoscale.json (claim_p50_ms, claim_p99_ms, grow_0_to_1000_s, *_max_pods).
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, Watch } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, Watch, type V1Pod } from '@kubernetes/client-node';
 import type { CloudPhoneClaim, CloudPhonePool } from '../generated/ts/api-types.ts';
 import { pooledKubeConfig } from '../operator/src/kube/kube-config.ts';
 import { OperatorProcess } from '../test/cluster/operator-process.ts';
@@ -47,6 +49,43 @@ async function create(plural: string, kind: string, name: string, spec: Record<s
     plural,
     body: { apiVersion: 'cloudphone.io/v1alpha1', kind, metadata: { name }, spec },
   });
+}
+
+/** The most live pods each owner (pool, or the peer Deployment) ever had, and the most replicas each wanted. */
+const most = { pods: new Map<string, number>(), wanted: new Map<string, number>() };
+const livePods = new Map<string, string>();
+
+function ownerOf(pod: V1Pod): string | undefined {
+  return pod.metadata?.labels?.['cloudphone.io/pool'] ?? (pod.metadata?.labels?.peer ? 'peer' : undefined);
+}
+
+async function countPods(): Promise<{ abort: () => void }> {
+  return new Watch(kc).watch(
+    `/api/v1/namespaces/${namespace}/pods`,
+    {},
+    (type: string, pod: V1Pod) => {
+      const name = pod.metadata?.name ?? '';
+      const owner = ownerOf(pod);
+      if (!owner) return;
+      if (type === 'DELETED' || pod.metadata?.deletionTimestamp) livePods.delete(name);
+      else livePods.set(name, owner);
+      const count = [...livePods.values()].filter((o) => o === owner).length;
+      most.pods.set(owner, Math.max(most.pods.get(owner) ?? 0, count));
+    },
+    () => undefined,
+  );
+}
+
+async function watchWanted(): Promise<{ abort: () => void }> {
+  return new Watch(kc).watch(
+    `/apis/cloudphone.io/v1alpha1/namespaces/${namespace}/cloudphonepools`,
+    {},
+    (_type: string, object: CloudPhonePool) => {
+      const name = object.metadata?.name ?? '';
+      most.wanted.set(name, Math.max(most.wanted.get(name) ?? 0, object.spec.replicas ?? 0));
+    },
+    () => undefined,
+  );
 }
 
 async function pool(name: string): Promise<CloudPhonePool> {
@@ -165,6 +204,7 @@ async function main(): Promise<void> {
     webrtc: { whep: { authSecretRef: { name: 'tokens' } } },
   });
   const operator = await new OperatorProcess('bench-autoscale', kubeconfigPath).started();
+  const watches = [await countPods(), await watchWanted()];
   try {
     await waitFor('the operator to lead', () => Promise.resolve(operator.isLeaderInLogs() ? true : undefined), 60_000);
     const latencies = await claimLatencies();
@@ -184,18 +224,27 @@ async function main(): Promise<void> {
       grow_phones: GROW,
       grow_0_to_1000_s: round(grow),
       peer_deployment_grow_s: round(peer),
+      warm_max_pods: most.pods.get('warm') ?? 0,
+      warm_max_wanted: most.wanted.get('warm') ?? 0,
+      grow_max_pods: most.pods.get('grow') ?? 0,
+      grow_max_wanted: most.wanted.get('grow') ?? 0,
+      peer_deployment_max_pods: most.pods.get('peer') ?? 0,
     };
     console.log(
       `Pools on the local control plane (kwok):\n` +
         `  claim to bound with a warm pool (${String(CLAIMS)} claims, one every 100 ms): p50 ${String(result.claim_p50_ms)} ms, ` +
         `p99 ${String(result.claim_p99_ms)} ms, max ${String(result.claim_max_ms)} ms (target p99 < 1 s)\n` +
         `  grow 0 -> ${String(GROW)} phones Ready: ${String(result.grow_0_to_1000_s)} s ` +
-        `(the peer, a Deployment of the same pods: ${String(result.peer_deployment_grow_s)} s)`,
+        `(the peer, a Deployment of the same pods: ${String(result.peer_deployment_grow_s)} s)\n` +
+        `  most pods at once against most wanted: warm pool ${String(result.warm_max_pods)} of ` +
+        `${String(result.warm_max_wanted)}, growing pool ${String(result.grow_max_pods)} of ` +
+        `${String(result.grow_max_wanted)}, the Deployment ${String(result.peer_deployment_max_pods)} of ${String(GROW)}`,
     );
     const dir = new URL('results/', import.meta.url);
     mkdirSync(dir, { recursive: true });
     writeFileSync(new URL('autoscale.json', dir), `${JSON.stringify(result, null, 2)}\n`);
   } finally {
+    for (const watch of watches) watch.abort();
     await operator.stop();
     await core.deleteNamespace({ name: namespace });
   }

@@ -219,6 +219,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     reports: reportStore,
     metrics,
     claims,
+    events,
     log: moduleLogger('pool-reconciler', root),
   });
   // A claim's status is the answer someone is waiting for: it gets its own, higher write budget, apart from the

@@ -55,6 +55,8 @@ export const EventReason = {
   PhoneGone: 'PhoneGone', // Warning
   PhoneFailed: 'PhoneFailed', // Warning
   PodsReplaced: 'PodsReplaced', // Warning
+  PodsRefused: 'PodsRefused', // Warning
+  Autoscaled: 'Autoscaled',
 } as const;
 
 /**

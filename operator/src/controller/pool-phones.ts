@@ -27,3 +27,22 @@ export function phoneOf(pod: V1Pod, controlViewers: number): Phone {
     deleting: Boolean(pod.metadata?.deletionTimestamp),
   };
 }
+
+/** A pod that will not run again: its containers ended (Succeeded) or it failed (evicted, an exit it may not restart). */
+export function podEnded(pod: V1Pod): boolean {
+  return pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded';
+}
+
+/** Since when the scheduler has found no node for a Pending pod (ms since the epoch), or undefined. */
+export function unschedulableSince(pod: V1Pod): number | undefined {
+  if (pod.status?.phase !== 'Pending' || pod.spec?.nodeName) return undefined;
+  const scheduled = pod.status.conditions?.find((c) => c.type === 'PodScheduled');
+  if (scheduled?.status !== 'False' || scheduled.reason !== 'Unschedulable') return undefined;
+  return new Date(scheduled.lastTransitionTime ?? 0).getTime();
+}
+
+/** Why an ended or stuck pod is being replaced, for the Event: its phase and reason. */
+export function endReason(pod: V1Pod): string {
+  if (unschedulableSince(pod) !== undefined) return 'Unschedulable';
+  return [pod.status?.phase, pod.status?.reason].filter(Boolean).join(' ');
+}

@@ -4,6 +4,9 @@
 // a capped number of pods per pass, deleting idle phones only; keeps each phone's pod-deletion-cost current; and
 // writes status (replicas, ready, idle, busy, and the selector the /scale subresource gives HPA and KEDA).
 // Claims bind phones by labelling them (cloudphone.io/claim); this reconciler only reads that label.
+// Pools heal: a pod that ended (Failed, Succeeded: evicted, exited) or that no node would take for too long is
+// deleted and replaced, with a Warning Event; one bound to a claim is left for the claim's reconciler, which
+// records why its phone died first. Expectations (pool-expectations.ts) keep a pass from counting twice.
 
 import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -17,10 +20,12 @@ import type {
 } from '../../../generated/ts/api-types.ts';
 import { jsonPatchOptions, mergePatchOptions } from '../kube/patch-options.ts';
 import type { ResilientInformer } from '../kube/resilient-informer.ts';
-import { API_VERSION, DELETION_COST_ANNOTATION, GROUP, POOL_LABEL, VERSION } from '../labels.ts';
-import { PoolReason, setCondition } from './conditions.ts';
+import { API_VERSION, CLAIM_LABEL, DELETION_COST_ANNOTATION, GROUP, POOL_LABEL, VERSION } from '../labels.ts';
+import { EventReason, PoolReason, setCondition } from './conditions.ts';
+import type { EventRecorder } from './event-recorder.ts';
 import type { Outcome } from './finalizer.ts';
-import { phoneOf, poolPods } from './pool-phones.ts';
+import { PoolExpectations } from './pool-expectations.ts';
+import { endReason, phoneOf, podEnded, poolPods, unschedulableSince } from './pool-phones.ts';
 import { deletionCost, desiredReplicas, planPass, busy, type Phone } from './pool-scaling.ts';
 import type { ReportStore } from './sidecar-reports.ts';
 import type { StatusWriter } from './status-writer.ts';
@@ -45,9 +50,17 @@ export interface PoolReconcilerOptions {
   statusWriter: StatusWriter;
   reports: ReportStore;
   claims: ResilientInformer<CloudPhoneClaim>;
+  events: Pick<EventRecorder, 'record'>;
   metrics: PoolMetrics;
   log: Logger;
+  /** A pod no node would take for this long is replaced (perhaps the template changed, or the nodes did). */
+  unschedulableReplaceMs?: number;
+  expectations?: PoolExpectations;
 }
+
+const DEFAULT_UNSCHEDULABLE_REPLACE_MS = 5 * 60_000;
+/** Names listed in a PodsReplaced Event, at most. */
+const EVENT_NAMES = 5;
 
 export interface PoolMetrics {
   poolPhones: Gauge<'namespace' | 'pool' | 'state'>;
@@ -62,9 +75,13 @@ export function poolKeyOf(pod: V1Pod): string | undefined {
 
 export class PoolReconciler {
   private readonly o: PoolReconcilerOptions;
+  private readonly expectations: PoolExpectations;
+  private readonly unschedulableReplaceMs: number;
 
   constructor(options: PoolReconcilerOptions) {
     this.o = options;
+    this.expectations = options.expectations ?? new PoolExpectations();
+    this.unschedulableReplaceMs = options.unschedulableReplaceMs ?? DEFAULT_UNSCHEDULABLE_REPLACE_MS;
   }
 
   async reconcile(key: string): Promise<Outcome> {
@@ -75,6 +92,7 @@ export class PoolReconciler {
       for (const state of ['idle', 'busy', 'starting'])
         this.o.metrics.poolPhones.remove({ namespace: poolNamespace, pool: poolName, state });
       this.o.metrics.poolPendingClaims.remove({ namespace: poolNamespace, pool: poolName });
+      this.expectations.forget(key);
       return {};
     }
     const namespace = pool.metadata.namespace ?? '';
@@ -86,8 +104,24 @@ export class PoolReconciler {
         PoolReason.StreamNotFound,
         `CloudPhoneStream ${pool.spec.streamRef.name} does not exist`,
       );
-    const pods = poolPods(this.o.pods, pool);
-    const phones = pods.map((pod) => this.phone(pod, stream));
+    const cached = poolPods(this.o.pods, pool);
+    const observed = this.expectations.observe(key, cached);
+    const { pods, replaced } = await this.replaceDead(pool, key, cached);
+    const phones = [
+      ...pods.map((pod) => {
+        const phone = this.phone(pod, stream);
+        return observed.going.has(phone.name) ? { ...phone, deleting: true } : phone;
+      }),
+      // Created by an earlier pass, not in the cache yet: a phone starting.
+      ...observed.unseen.map((name) => ({
+        name,
+        createdAt: Date.now(),
+        ready: false,
+        claimed: false,
+        controlViewers: 0,
+        deleting: false,
+      })),
+    ];
     let replicas = pool.spec.replicas ?? 0;
     const autoscaling = pool.spec.autoscaling;
     if (autoscaling && autoscaling.enabled !== false) {
@@ -99,6 +133,12 @@ export class PoolReconciler {
       if (wanted !== replicas) {
         await this.setReplicas(pool, wanted);
         this.o.log.info({ pool: key, from: replicas, to: wanted }, 'autoscaled');
+        await this.o.events.record(
+          pool,
+          'Normal',
+          EventReason.Autoscaled,
+          `autoscaled from ${String(replicas)} to ${String(wanted)} phones`,
+        );
         replicas = wanted;
       }
     }
@@ -114,6 +154,7 @@ export class PoolReconciler {
       for (const result of results) {
         if (result.status === 'fulfilled') {
           created++;
+          this.expectations.created(key, result.value);
           continue;
         }
         const error: unknown = result.reason;
@@ -124,7 +165,13 @@ export class PoolReconciler {
       }
     }
     let deleted = 0;
-    for (const pod of plan.delete) if (await this.deletePhone(namespace, pod, pods)) deleted++;
+    for (const pod of plan.delete)
+      if (await this.deletePhone(namespace, pod, pods)) {
+        deleted++;
+        this.expectations.deleted(key, pod);
+      }
+    if (refused !== undefined)
+      await this.o.events.record(pool, 'Warning', EventReason.PodsRefused, `the apiserver refused a phone: ${refused}`);
     await this.updateDeletionCosts(pods, phones);
 
     const live = phones.filter((p) => !p.deleting);
@@ -150,7 +197,7 @@ export class PoolReconciler {
         .filter((c) => c.spec.poolRef.name === name && c.status?.phase !== 'Bound' && c.status?.phase !== 'Released')
         .length,
     );
-    const unfinished = refused === undefined && (plan.create > 0 || plan.delete.length > 0);
+    const unfinished = refused === undefined && (plan.create > 0 || plan.delete.length > 0 || replaced > 0);
     return { requeueAfterMs: unfinished ? NEXT_PASS_MS : AUTOSCALE_PERIOD_MS };
   }
 
@@ -177,10 +224,71 @@ export class PoolReconciler {
     );
   }
 
-  private async createPhone(pool: CloudPhonePool): Promise<void> {
+  /**
+   * Deletes the pods that ended or stay unschedulable, and returns the others. An ended pod bound to a claim that
+   * is not Released yet stays (uncounted) until the claim's reconciler has recorded why and removed it.
+   */
+  private async replaceDead(
+    pool: CloudPhonePool,
+    key: string,
+    all: readonly V1Pod[],
+  ): Promise<{ pods: V1Pod[]; replaced: number }> {
+    const now = Date.now();
+    const pods: V1Pod[] = [];
+    const dead: V1Pod[] = [];
+    for (const pod of all) {
+      const since = unschedulableSince(pod);
+      if (podEnded(pod)) dead.push(pod);
+      else if (since !== undefined && now - since > this.unschedulableReplaceMs && !pod.metadata?.deletionTimestamp)
+        dead.push(pod);
+      else pods.push(pod);
+    }
+    const removed: V1Pod[] = [];
+    for (const pod of dead) {
+      if (pod.metadata?.deletionTimestamp || this.claimStillHolds(pod)) continue;
+      try {
+        // Exactly the pod judged dead: a precondition on its uid and resourceVersion.
+        await this.o.core.deleteNamespacedPod({
+          namespace: pod.metadata?.namespace ?? '',
+          name: pod.metadata?.name ?? '',
+          body: { preconditions: { uid: pod.metadata?.uid, resourceVersion: pod.metadata?.resourceVersion } },
+        });
+        removed.push(pod);
+        this.expectations.deleted(key, pod.metadata?.name ?? '');
+      } catch (error) {
+        if (!(error instanceof ApiException) || (error.code !== 404 && error.code !== 409)) throw error;
+      }
+    }
+    if (removed.length > 0) {
+      const names = removed
+        .slice(0, EVENT_NAMES)
+        .map((pod) => `${pod.metadata?.name ?? ''} (${endReason(pod)})`)
+        .join(', ');
+      const more = removed.length > EVENT_NAMES ? ` and ${String(removed.length - EVENT_NAMES)} more` : '';
+      this.o.log.info({ pool: key, replaced: removed.length }, 'replacing phones that ended or cannot be scheduled');
+      await this.o.events.record(
+        pool,
+        'Warning',
+        EventReason.PodsReplaced,
+        `replacing ${String(removed.length)} phone(s): ${names}${more}`,
+      );
+    }
+    return { pods, replaced: removed.length };
+  }
+
+  /** An ended pod whose claim has not been released yet: the claim reconciler records why, then removes it. */
+  private claimStillHolds(pod: V1Pod): boolean {
+    const name = pod.metadata?.labels?.[CLAIM_LABEL];
+    if (!name || !podEnded(pod)) return false;
+    const claim = this.o.claims.get(name, pod.metadata?.namespace);
+    return claim !== undefined && claim.status?.phase !== 'Released';
+  }
+
+  /** Creates one phone; returns its name (generated by the apiserver). */
+  private async createPhone(pool: CloudPhonePool): Promise<string> {
     const name = pool.metadata?.name ?? '';
     const template = pool.spec.template;
-    await this.o.core.createNamespacedPod({
+    const created = await this.o.core.createNamespacedPod({
       namespace: pool.metadata?.namespace ?? '',
       body: {
         metadata: {
@@ -201,6 +309,7 @@ export class PoolReconciler {
         spec: template.spec as never,
       },
     });
+    return created.metadata?.name ?? '';
   }
 
   /** Deletes an idle phone, but only the pod we judged idle: a uid precondition, and not if it got a claim since. */
