@@ -59,10 +59,36 @@ function ownerOf(pod: V1Pod): string | undefined {
   return pod.metadata?.labels?.['cloudphone.io/pool'] ?? (pod.metadata?.labels?.peer ? 'peer' : undefined);
 }
 
-async function countPods(): Promise<{ abort: () => void }> {
-  return new Watch(kc).watch(
+/**
+ * Watches a path for as long as the benchmark runs: client-node's Watch ends after 30 s without an event, so it
+ * is started again (a watch without a resourceVersion begins with every object that exists: `restart` resets).
+ */
+function keepWatching(path: string, handle: Parameters<Watch['watch']>[2], restart: () => void): () => void {
+  let stopped = false;
+  let current: { abort: () => void } | undefined;
+  const start = (): void => {
+    if (stopped) return;
+    restart();
+    new Watch(kc)
+      .watch(path, {}, handle, () => setTimeout(start, 100))
+      .then(
+        (request) => {
+          current = request;
+          if (stopped) request.abort();
+        },
+        () => setTimeout(start, 1000),
+      );
+  };
+  start();
+  return () => {
+    stopped = true;
+    current?.abort();
+  };
+}
+
+function countPods(): () => void {
+  return keepWatching(
     `/api/v1/namespaces/${namespace}/pods`,
-    {},
     (type: string, pod: V1Pod) => {
       const name = pod.metadata?.name ?? '';
       const owner = ownerOf(pod);
@@ -72,14 +98,15 @@ async function countPods(): Promise<{ abort: () => void }> {
       const count = [...livePods.values()].filter((o) => o === owner).length;
       most.pods.set(owner, Math.max(most.pods.get(owner) ?? 0, count));
     },
-    () => undefined,
+    () => {
+      livePods.clear();
+    },
   );
 }
 
-async function watchWanted(): Promise<{ abort: () => void }> {
-  return new Watch(kc).watch(
+function watchWanted(): () => void {
+  return keepWatching(
     `/apis/cloudphone.io/v1alpha1/namespaces/${namespace}/cloudphonepools`,
-    {},
     (_type: string, object: CloudPhonePool) => {
       const name = object.metadata?.name ?? '';
       most.wanted.set(name, Math.max(most.wanted.get(name) ?? 0, object.spec.replicas ?? 0));
@@ -204,7 +231,7 @@ async function main(): Promise<void> {
     webrtc: { whep: { authSecretRef: { name: 'tokens' } } },
   });
   const operator = await new OperatorProcess('bench-autoscale', kubeconfigPath).started();
-  const watches = [await countPods(), await watchWanted()];
+  const stopWatching = [countPods(), watchWanted()];
   try {
     await waitFor('the operator to lead', () => Promise.resolve(operator.isLeaderInLogs() ? true : undefined), 60_000);
     const latencies = await claimLatencies();
@@ -244,7 +271,7 @@ async function main(): Promise<void> {
     mkdirSync(dir, { recursive: true });
     writeFileSync(new URL('autoscale.json', dir), `${JSON.stringify(result, null, 2)}\n`);
   } finally {
-    for (const watch of watches) watch.abort();
+    for (const stop of stopWatching) stop();
     await operator.stop();
     await core.deleteNamespace({ name: namespace });
   }

@@ -20,13 +20,14 @@ import { API_VERSION, GROUP, STREAM_LABEL, VERSION } from '../labels.ts';
 import { selectorMatches } from '../webhook/label-selector.ts';
 import { ConditionType, EventReason, setCondition } from './conditions.ts';
 import type { EventRecorder } from './event-recorder.ts';
-import { withFinalizer, type Outcome } from './finalizer.ts';
+import type { Outcome } from './finalizer.ts';
 import { cannotRestart } from './pod-restart.ts';
 import { assessStream, isPodReady } from './stream-status.ts';
 import type { ReportStore } from './sidecar-reports.ts';
 import { FIELD_MANAGER, type StatusWriter } from './status-writer.ts';
 
-export const STREAM_FINALIZER = 'cloudphone.io/cleanup';
+/** The finalizer streams carried before owner references alone did the job; removed where found. */
+export const LEGACY_STREAM_FINALIZER = 'cloudphone.io/cleanup';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'cloudphone-operator';
 const KIND = 'CloudPhoneStream';
@@ -94,13 +95,20 @@ export class StreamReconciler {
       this.forget(namespace, name);
       return {};
     }
-    return withFinalizer(
-      stream,
-      STREAM_FINALIZER,
-      { patch: async (_object, patch) => this.patchStream(namespace, name, patch) },
-      () => this.apply(stream),
-      () => this.cleanup(stream),
-    );
+    // No finalizer: the stream's Service goes with it by its owner reference, and nothing else needs the operator
+    // to be up for a stream (or its namespace) to be deleted. Streams from older releases still carry one: off.
+    const finalizers = stream.metadata?.finalizers ?? [];
+    const legacy = finalizers.indexOf(LEGACY_STREAM_FINALIZER);
+    if (legacy >= 0)
+      await this.patchStream(namespace, name, [
+        { op: 'test', path: `/metadata/finalizers/${String(legacy)}`, value: LEGACY_STREAM_FINALIZER },
+        { op: 'remove', path: `/metadata/finalizers/${String(legacy)}` },
+      ]);
+    if (stream.metadata?.deletionTimestamp) {
+      this.forget(namespace, name);
+      return {};
+    }
+    return this.apply(stream);
   }
 
   /** A terminal failure: say so in the Degraded condition and in a Warning Event. */
@@ -184,22 +192,6 @@ export class StreamReconciler {
     return { requeueAfterMs };
   }
 
-  private async cleanup(stream: CloudPhoneStream): Promise<Outcome & { done: boolean }> {
-    const namespace = stream.metadata?.namespace ?? '';
-    const owned = this.ownedServices(stream);
-    for (const service of owned) {
-      try {
-        await this.o.core.deleteNamespacedService({ name: service.metadata?.name ?? '', namespace });
-      } catch (error) {
-        if (!(error instanceof ApiException) || error.code !== 404) throw error;
-      }
-    }
-    if (owned.length > 0) return { done: false, requeueAfterMs: 500 };
-    this.forget(namespace, stream.metadata?.name ?? '');
-    this.log.info({ stream: keyOf(stream) }, 'stream cleaned up');
-    return { done: true };
-  }
-
   private forget(namespace: string, name: string): void {
     const key = `${namespace}/${name}`;
     this.o.reports.forgetStream(namespace, name);
@@ -207,13 +199,6 @@ export class StreamReconciler {
     this.announced.delete(key);
     this.lastNotReporting.delete(key);
     this.validated.delete(key);
-  }
-
-  private ownedServices(stream: CloudPhoneStream): V1Service[] {
-    const uid = stream.metadata?.uid;
-    return this.o.services
-      .list(stream.metadata?.namespace)
-      .filter((s) => s.metadata?.ownerReferences?.some((r) => r.uid === uid && r.controller));
   }
 
   /** The headless Service of the stream's pods: per-pod DNS names for WHEP and metrics, and SRT in listener mode. */

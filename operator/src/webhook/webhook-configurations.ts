@@ -95,6 +95,10 @@ export function webhookConfigurations(
           namespaceSelector: {
             matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: SYSTEM_NAMESPACES }],
           },
+          // The apiserver does not even call us for an update that leaves the spec alone (a finalizer removed,
+          // labels edited) or touches a resource being deleted: with no replica up, those still go through,
+          // so nothing hangs (a namespace being deleted, a finalizer someone removes by hand).
+          matchConditions: VALIDATION_MATCH_CONDITIONS,
           failurePolicy: 'Fail',
           matchPolicy: 'Equivalent',
           sideEffects: 'None',
@@ -105,6 +109,19 @@ export function webhookConfigurations(
     },
   };
 }
+
+/** The same conditions are in the chart's webhooks.yaml (a chart test compares them). */
+export const VALIDATION_MATCH_CONDITIONS = [
+  {
+    name: 'not-being-deleted',
+    expression: "request.operation != 'UPDATE' || !has(object.metadata.deletionTimestamp)",
+  },
+  {
+    name: 'spec-changed',
+    expression:
+      "request.operation != 'UPDATE' || !has(object.spec) || !has(oldObject.spec) || object.spec != oldObject.spec",
+  },
+];
 
 /**
  * Brings the webhook configurations in line: in development mode the whole objects (server-side apply), in
