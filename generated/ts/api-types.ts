@@ -153,6 +153,20 @@ export interface ChartValues {
   commonLabels?: StringMap;
   nodeSelector?: StringMap;
   tolerations?: {}[];
+  /**
+   * Name of the operator's objects; empty: cloudphone-operator.
+   */
+  fullnameOverride?: string;
+  imagePullSecrets?: {
+    name: string;
+  }[];
+  podAnnotations?: StringMap;
+  priorityClassName?: string;
+  /**
+   * Extra flags, each as --name=value.
+   */
+  extraArgs?: string[];
+  preStopDelaySeconds?: number;
 }
 export interface StringMap {
   [k: string]: string | undefined;

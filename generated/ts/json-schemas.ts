@@ -395,6 +395,49 @@ export const jsonSchemas = {
         "items": {
           "type": "object"
         }
+      },
+      "fullnameOverride": {
+        "description": "Name of the operator's objects; empty: cloudphone-operator.",
+        "type": "string",
+        "maxLength": 52,
+        "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"
+      },
+      "imagePullSecrets": {
+        "type": "array",
+        "items": {
+          "type": "object",
+          "required": [
+            "name"
+          ],
+          "properties": {
+            "name": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        }
+      },
+      "podAnnotations": {
+        "type": "object",
+        "additionalProperties": {
+          "type": "string"
+        }
+      },
+      "priorityClassName": {
+        "type": "string"
+      },
+      "extraArgs": {
+        "description": "Extra flags, each as --name=value.",
+        "type": "array",
+        "items": {
+          "type": "string",
+          "pattern": "^--[a-z0-9-]+(=.*)?$"
+        }
+      },
+      "preStopDelaySeconds": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 120
       }
     }
   },

@@ -20,6 +20,8 @@ export interface OperatorConfig {
   httpsPort: number;
   healthPort: number;
   serviceName: string;
+  /** The mutating and validating webhook configurations the chart installed (their caBundle is kept here). */
+  webhookConfigurationName: string;
   certificateSecret: string;
   /**
    * operator: the operator makes its CA and serving certificate, renews them and keeps the webhooks' caBundle;
@@ -59,6 +61,7 @@ const options = {
   'https-port': { type: 'string', default: '9443' },
   'health-port': { type: 'string', default: '8080' },
   'service-name': { type: 'string', default: 'cloudphone-operator' },
+  'webhook-configuration-name': { type: 'string', default: 'cloudphone-operator' },
   'certificate-secret': { type: 'string', default: 'cloudphone-operator-tls' },
   certificates: { type: 'string', default: 'operator' },
   'serving-cert-days': { type: 'string', default: '90' },
@@ -137,6 +140,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     httpsPort: integer('https-port', values['https-port'], 0, 65535),
     healthPort: integer('health-port', values['health-port'], 0, 65535),
     serviceName: values['service-name'],
+    webhookConfigurationName: values['webhook-configuration-name'],
     certificateSecret: values['certificate-secret'],
     certificates,
     servingCertDays: integer('serving-cert-days', values['serving-cert-days'], 1, 3650),

@@ -141,10 +141,15 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   const serviceHost = `${config.serviceName}.${config.namespace}.svc`;
   const endpoint = (): WebhookEndpoint =>
     config.dev
-      ? { url: `https://127.0.0.1:${String(httpsPort)}`, operatorNamespace: config.namespace }
+      ? {
+          url: `https://127.0.0.1:${String(httpsPort)}`,
+          operatorNamespace: config.namespace,
+          configurationName: config.webhookConfigurationName,
+        }
       : {
           service: { namespace: config.namespace, name: config.serviceName, port: SERVICE_PORT },
           operatorNamespace: config.namespace,
+          configurationName: config.webhookConfigurationName,
         };
   const reportUrl = (): string =>
     config.dev

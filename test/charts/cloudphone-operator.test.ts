@@ -127,6 +127,83 @@ describe('the cloudphone-operator chart', () => {
     expect(pod.containers[0]?.args).toContain('--shared-volume-size=256Mi');
   });
 
+  it('names every object after fullnameOverride and tells the operator those names', () => {
+    const docs = render('--set', 'fullnameOverride=phones-operator');
+    const named = docs.filter(
+      (d) => d.kind !== 'CustomResourceDefinition' && d.kind !== 'ClusterRole' && d.kind !== 'ClusterRoleBinding',
+    );
+    for (const doc of named) expect((doc.metadata as { name: string }).name).toMatch(/^phones-operator/);
+    const args = (
+      docs.find((d) => d.kind === 'Deployment') as {
+        spec: { template: { spec: { containers: { args: string[] }[] } } };
+      }
+    ).spec.template.spec.containers[0]?.args;
+    expect(args).toEqual(
+      expect.arrayContaining([
+        '--service-name=phones-operator',
+        '--lease-name=phones-operator',
+        '--certificate-secret=phones-operator-tls',
+        '--webhook-configuration-name=phones-operator',
+      ]),
+    );
+    const webhooks = docs.find((d) => d.kind === 'ValidatingWebhookConfiguration') as {
+      metadata: { name: string };
+      webhooks: { clientConfig: { service: { name: string } } }[];
+    };
+    expect(webhooks.metadata.name).toBe('phones-operator');
+    expect(webhooks.webhooks[0]?.clientConfig.service.name).toBe('phones-operator');
+  });
+
+  it('takes pull secrets, pod annotations, a priority class, extra flags and a preStop delay', () => {
+    const deployment = render(
+      '--set',
+      'imagePullSecrets[0].name=regcred',
+      '--set',
+      'podAnnotations.team=phones',
+      '--set',
+      'priorityClassName=system-cluster-critical',
+      '--set',
+      'extraArgs[0]=--workers=8',
+      '--set',
+      'preStopDelaySeconds=10',
+    ).find((d) => d.kind === 'Deployment') as {
+      spec: {
+        template: {
+          metadata: { annotations?: Record<string, string> };
+          spec: {
+            imagePullSecrets?: { name: string }[];
+            priorityClassName?: string;
+            terminationGracePeriodSeconds?: number;
+            containers: { args: string[]; lifecycle?: { preStop?: { sleep?: { seconds: number } } } }[];
+          };
+        };
+      };
+    };
+    const template = deployment.spec.template;
+    expect(template.metadata.annotations).toEqual({ team: 'phones' });
+    expect(template.spec.imagePullSecrets).toEqual([{ name: 'regcred' }]);
+    expect(template.spec.priorityClassName).toBe('system-cluster-critical');
+    expect(template.spec.containers[0]?.args.at(-1)).toBe('--workers=8');
+    expect(template.spec.containers[0]?.lifecycle?.preStop?.sleep?.seconds).toBe(10);
+    expect(template.spec.terminationGracePeriodSeconds).toBeGreaterThan(10);
+    expect(refusal('--set', 'extraArgs[0]=rm -rf')).toContain('extraArgs');
+  });
+
+  it('makes a PodDisruptionBudget only when there is more than one replica to keep', () => {
+    expect(render().some((d) => d.kind === 'PodDisruptionBudget')).toBe(true);
+    expect(render('--set', 'replicaCount=1').some((d) => d.kind === 'PodDisruptionBudget')).toBe(false);
+  });
+
+  it("shows a pool's desired, current and ready phones in kubectl get", () => {
+    const crd = parse(readFileSync(join(root, 'crds/cloudphone.io_cloudphonepools.yaml'), 'utf8')) as {
+      spec: { versions: { additionalPrinterColumns: { name: string; jsonPath: string }[] }[] };
+    };
+    const columns = crd.spec.versions[0]?.additionalPrinterColumns.map((c) => `${c.name}=${c.jsonPath}`);
+    expect(columns).toEqual(
+      expect.arrayContaining(['Desired=.spec.replicas', 'Current=.status.replicas', 'Ready=.status.readyReplicas']),
+    );
+  });
+
   it('gives a slow start (waiting for cert-manager, listing a big cluster) five minutes before liveness counts', () => {
     const deployment = render().find((d) => d.kind === 'Deployment') as {
       spec: {

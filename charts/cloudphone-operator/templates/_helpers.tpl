@@ -1,5 +1,5 @@
-{{/* The operator's name, also its Service, Lease and webhook configuration names. */}}
-{{- define "cloudphone.name" -}}cloudphone-operator{{- end -}}
+{{/* The operator's name, also its Service, Lease, Secret and webhook configuration names (passed to it as flags). */}}
+{{- define "cloudphone.name" -}}{{ .Values.fullnameOverride | default "cloudphone-operator" | trunc 52 | trimSuffix "-" }}{{- end -}}
 
 {{- define "cloudphone.labels" -}}
 app.kubernetes.io/name: cloudphone-operator

@@ -24,6 +24,8 @@ export interface WebhookEndpoint {
   /** Out of the cluster (development): a URL such as https://127.0.0.1:9443. */
   url?: string;
   operatorNamespace: string;
+  /** Name of the two configurations (the chart's fullname); WEBHOOK_CONFIGURATION_NAME when not given. */
+  configurationName?: string;
 }
 
 function clientConfig(endpoint: WebhookEndpoint, path: string, caBundle: string): WebhookClientConfig {
@@ -48,12 +50,13 @@ export function webhookConfigurations(
   caBundle: string,
 ): { mutating: V1MutatingWebhookConfiguration; validating: V1ValidatingWebhookConfiguration } {
   const excluded = [...SYSTEM_NAMESPACES, endpoint.operatorNamespace];
+  const name = endpoint.configurationName ?? WEBHOOK_CONFIGURATION_NAME;
   const labels = { 'app.kubernetes.io/part-of': 'cloudphone' };
   return {
     mutating: {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingWebhookConfiguration',
-      metadata: { name: WEBHOOK_CONFIGURATION_NAME, labels },
+      metadata: { name, labels },
       webhooks: [
         {
           name: INJECTOR_WEBHOOK,
@@ -78,7 +81,7 @@ export function webhookConfigurations(
     validating: {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'ValidatingWebhookConfiguration',
-      metadata: { name: WEBHOOK_CONFIGURATION_NAME, labels },
+      metadata: { name, labels },
       webhooks: [
         {
           name: VALIDATOR_WEBHOOK,
@@ -136,35 +139,24 @@ export async function syncWebhookConfigurations(
 ): Promise<void> {
   const wanted = webhookConfigurations(endpoint, caBundle);
   const ca = Buffer.from(caBundle).toString('base64');
+  const name = endpoint.configurationName ?? WEBHOOK_CONFIGURATION_NAME;
   if (manageWholeObjects) {
     const options = { fieldManager: 'cloudphone-operator', force: true };
-    await api.patchMutatingWebhookConfiguration(
-      { name: WEBHOOK_CONFIGURATION_NAME, body: wanted.mutating, ...options },
-      applyPatchOptions(),
-    );
-    await api.patchValidatingWebhookConfiguration(
-      { name: WEBHOOK_CONFIGURATION_NAME, body: wanted.validating, ...options },
-      applyPatchOptions(),
-    );
+    await api.patchMutatingWebhookConfiguration({ name, body: wanted.mutating, ...options }, applyPatchOptions());
+    await api.patchValidatingWebhookConfiguration({ name, body: wanted.validating, ...options }, applyPatchOptions());
     return;
   }
-  const mutating = await api.readMutatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION_NAME });
+  const mutating = await api.readMutatingWebhookConfiguration({ name });
   const mutatingPatch = caBundlePatch(mutating.webhooks ?? [], INJECTOR_WEBHOOK, ca);
   if (mutatingPatch.length > 0) {
-    await api.patchMutatingWebhookConfiguration(
-      { name: WEBHOOK_CONFIGURATION_NAME, body: mutatingPatch },
-      jsonPatchOptions(),
-    );
-    log.info({ configuration: WEBHOOK_CONFIGURATION_NAME }, 'updated the mutating webhook caBundle');
+    await api.patchMutatingWebhookConfiguration({ name, body: mutatingPatch }, jsonPatchOptions());
+    log.info({ configuration: name }, 'updated the mutating webhook caBundle');
   }
-  const validating = await api.readValidatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION_NAME });
+  const validating = await api.readValidatingWebhookConfiguration({ name });
   const validatingPatch = caBundlePatch(validating.webhooks ?? [], VALIDATOR_WEBHOOK, ca);
   if (validatingPatch.length > 0) {
-    await api.patchValidatingWebhookConfiguration(
-      { name: WEBHOOK_CONFIGURATION_NAME, body: validatingPatch },
-      jsonPatchOptions(),
-    );
-    log.info({ configuration: WEBHOOK_CONFIGURATION_NAME }, 'updated the validating webhook caBundle');
+    await api.patchValidatingWebhookConfiguration({ name, body: validatingPatch }, jsonPatchOptions());
+    log.info({ configuration: name }, 'updated the validating webhook caBundle');
   }
 }
 
