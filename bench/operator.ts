@@ -7,10 +7,12 @@
 //    side by side with the same run in a namespace without injection (the peer: the apiserver alone).
 // 2. Convergence: from the first pod creation until the stream's status counts every pod injected, with the
 //    operator's status writes per second and the apiserver's write requests per second over that time.
+// 3. Memory: the operator's resident set (VmRSS from /proc), sampled every 250 ms from its start to the end, with
+//    all 2 x pods in the cluster (half of them pods it has no business with); the peak is reported (goal < 256 MB).
 // Results: bench/results/operator.json.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
@@ -78,6 +80,16 @@ function histogramPercentile(before: Map<number, number>, after: Map<number, num
   return NaN;
 }
 
+/** Resident memory of a process in MB, from /proc (0 once it is gone). */
+function rssMb(pid: number | undefined): number {
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${String(pid)}/status`, 'utf8'))?.[1];
+    return Number(kb ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
 function podBody(name: string) {
   return {
     metadata: { name, labels: { app: 'bench' } },
@@ -109,7 +121,7 @@ async function main(): Promise<void> {
   execFileSync('bash', [join(root, 'test/cluster/up.sh')], { stdio: 'inherit' });
   execFileSync(
     join(root, '.cache/bin/kubectl'),
-    ['--kubeconfig', kubeconfigPath, 'apply', '--server-side', '-f', join(root, 'crds')],
+    ['--kubeconfig', kubeconfigPath, 'apply', '--server-side', '--force-conflicts', '-f', join(root, 'crds')],
     {
       stdio: 'ignore',
     },
@@ -140,6 +152,21 @@ async function main(): Promise<void> {
   });
 
   const operator = await new OperatorProcess('bench-operator', kubeconfigPath).started();
+  let peakRssMb = 0;
+  let peakHeapMb = 0;
+  let samples = 0;
+  const sampler = setInterval(() => {
+    peakRssMb = Math.max(peakRssMb, rssMb(operator.pid));
+    // The operator's own view, every second: how much of the resident set is live JavaScript heap.
+    if (samples++ % 4 === 0)
+      void fetch(`http://127.0.0.1:${String(operator.healthPort)}/metrics`)
+        .then((r) => r.text())
+        .then((text) => {
+          const used = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1] ?? 0) / 1024 / 1024;
+          peakHeapMb = Math.max(peakHeapMb, used);
+        })
+        .catch(() => undefined);
+  }, 250);
   try {
     await waitFor('the operator to lead', () => Promise.resolve(operator.isLeaderInLogs() || undefined));
     await custom.createNamespacedCustomObject({
@@ -204,7 +231,11 @@ async function main(): Promise<void> {
     const statusWrites = Number(/^cloudphone_status_writes_total (\d+)/m.exec(metrics)?.[1] ?? 0);
     const diagnostics = metrics
       .split('\n')
-      .filter((l) => /^(cloudphone_https_connections|nodejs_eventloop_lag_(mean|p50|p99|max)_seconds) /.test(l));
+      .filter((l) =>
+        /^(cloudphone_https_connections|nodejs_eventloop_lag_(mean|p50|p99|max)_seconds|nodejs_heap_size_(total|used)_bytes|nodejs_external_memory_bytes|process_resident_memory_bytes|nodejs_heap_space_size_total_bytes\{[^}]*\}) /.test(
+          l,
+        ),
+      );
     console.log(diagnostics.join('\n'));
 
     const webhook = operator.logs
@@ -234,6 +265,9 @@ async function main(): Promise<void> {
         cloudphone: round(percentile(injectLatencies, 99)),
         peer_no_webhook: round(percentile(plainLatencies, 99)),
       },
+      operator_peak_rss_mb: round(Math.max(peakRssMb, rssMb(operator.pid))),
+      operator_peak_heap_used_mb: round(peakHeapMb),
+      pods_in_cluster: 2 * PODS,
     };
     console.log('\n                          cloudphone   peer (no webhook)');
     console.log(
@@ -250,6 +284,9 @@ async function main(): Promise<void> {
     );
     console.log(`${String(PODS)} pods injected and counted in status after ${String(result.converge_s)} s`);
     console.log(
+      `operator peak RSS: ${String(result.operator_peak_rss_mb)} MB (live heap at most ${String(result.operator_peak_heap_used_mb)} MB) with ${String(2 * PODS)} pods in the cluster (goal < 256 MB)`,
+    );
+    console.log(
       `status writes/s: ${String(result.status_writes_per_s)}; apiserver writes/s: ${String(result.apiserver_writes_per_s)}`,
     );
     mkdirSync(join(root, 'bench/results'), { recursive: true });
@@ -259,12 +296,13 @@ async function main(): Promise<void> {
     console.error(`the operator's last log lines:\n${operator.tail(40)}`);
     throw error;
   } finally {
+    clearInterval(sampler);
     await cleanUp(core, [injected, plain], operator);
   }
 }
 
 /**
- * Namespaces first, while the operator still runs: it removes the stream's finalizer. Then waits for them to
+ * Namespaces first, while the operator still runs (streams of older releases carried its finalizer). Then waits for them to
  * go, since deleting their pods would load the next run. Reports, never throws: the figures are already out.
  */
 async function cleanUp(core: CoreV1Api, namespaces: string[], operator: OperatorProcess): Promise<void> {

@@ -20,4 +20,7 @@ COPY generated/ts/ generated/ts/
 COPY operator/src/ operator/src/
 USER 1000:1000
 ENV NODE_ENV=production
-ENTRYPOINT ["node", "operator/src/main.ts"]
+# V8 sizes its young generation from the machine's memory (here 128 MB of it on a 24 GiB node); an operator's
+# garbage is small and short-lived, and 16 MB semi-spaces took 100 MB off its peak resident set at 10 000 pods
+# (bench/operator.ts) for no loss of webhook latency inside the process.
+ENTRYPOINT ["node", "--max-semi-space-size=16", "operator/src/main.ts"]

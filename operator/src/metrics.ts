@@ -63,6 +63,12 @@ export class OperatorMetrics {
     help: '1 while this replica holds the leader Lease.',
     registers: [this.registry],
   });
+  readonly podsCached = new Gauge({
+    name: 'cloudphone_pods_cached',
+    help: "Pods in the operator's cache, by how much of each is kept: full (its phones and its own pods) or metadata.",
+    labelNames: ['kept'] as const,
+    registers: [this.registry],
+  });
   readonly informerRestarts = new Gauge({
     name: 'cloudphone_informer_restarts',
     help: 'Times an informer restarted its watch after an error or a quiet spell.',

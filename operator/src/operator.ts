@@ -11,7 +11,6 @@ import {
   CustomObjectsApi,
   type KubeConfig,
   VersionApi,
-  type V1Pod,
   type V1Service,
 } from '@kubernetes/client-node';
 import type { Server } from 'node:http';
@@ -33,6 +32,7 @@ import { pooledKubeConfig } from './kube/kube-config.ts';
 import { selectorMatches } from './webhook/label-selector.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { LeadershipFence } from './kube/leadership-fence.ts';
+import { PodCache } from './kube/pod-cache.ts';
 import { ResilientInformer } from './kube/resilient-informer.ts';
 import { GROUP, VERSION } from './labels.ts';
 import { moduleLogger } from './log.ts';
@@ -120,12 +120,11 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     list: () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'cloudphoneclaims' }) as never,
     log,
   });
-  const pods = new ResilientInformer<V1Pod>({
-    name: 'pods',
+  const pods = new PodCache({
     kubeConfig: kc,
-    path: '/api/v1/pods',
-    list: () => core.listPodForAllNamespaces(),
+    metadataKubeConfig: (accept) => pooledKubeConfig(undefined, { requestTimeoutMs, accept }),
     log,
+    peers: { namespace: config.namespace, labels: config.peerLabels },
   });
   const services = new ResilientInformer<V1Service>({
     name: 'services',
@@ -431,6 +430,9 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
       metrics.informerRestarts.set({ informer: name }, informer.restarts);
     }
     metrics.httpsConnections.set(endpoints.connections);
+    const cached = pods.counts();
+    metrics.podsCached.set({ kept: 'full' }, cached.full);
+    metrics.podsCached.set({ kept: 'metadata' }, cached.metadata);
   }, 10_000);
   informerRestarts.unref();
 

@@ -26,6 +26,8 @@ export class OperatorProcess {
     this.child = spawn(
       process.execPath,
       [
+        // As the image runs it (images/operator.Dockerfile).
+        '--max-semi-space-size=16',
         join(repoRoot, 'operator/src/main.ts'),
         ...(dev ? ['--dev'] : []),
         '--identity',
@@ -105,6 +107,11 @@ export class OperatorProcess {
       .slice(-lines)
       .map((l) => JSON.stringify(l))
       .join('\n');
+  }
+
+  /** The process id, for benchmarks that read its memory from /proc. */
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   /** SIGKILL: no goodbye, no Lease release, as when a node dies. */

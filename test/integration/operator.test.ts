@@ -624,6 +624,15 @@ describe('the operator', () => {
     expect(text).toMatch(/cloudphone_webhook_duration_seconds_bucket/);
     expect(text).toContain('cloudphone_leader 1');
     expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
+    // Its phones in full; the pods of the plain namespace (no stream, no sidecar) as metadata only.
+    const cached = await waitFor('the pod cache metric', async () => {
+      const now = await fetch(`http://127.0.0.1:${String(first.healthPort)}/metrics`).then((r) => r.text());
+      const full = Number(/^cloudphone_pods_cached\{kept="full"\} (\d+)/m.exec(now)?.[1] ?? -1);
+      const metadata = Number(/^cloudphone_pods_cached\{kept="metadata"\} (\d+)/m.exec(now)?.[1] ?? -1);
+      return full >= 2 && metadata >= 1 ? { full, metadata } : undefined;
+    });
+    const everyPod = (await core().listPodForAllNamespaces()).items.length;
+    expect(cached.full).toBeLessThan(everyPod);
   });
 
   it('fails over to the other replica when the leader is killed', async () => {

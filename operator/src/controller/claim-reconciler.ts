@@ -26,6 +26,7 @@ import type {
 } from '../../../generated/ts/api-types.ts';
 import { jsonPatchOptions } from '../kube/patch-options.ts';
 import type { ResilientInformer } from '../kube/resilient-informer.ts';
+import type { Pods } from '../kube/pod-cache.ts';
 import {
   API_VERSION,
   CLAIM_ACCESS_ANNOTATION,
@@ -57,7 +58,7 @@ export interface ClaimReconcilerOptions {
   reports: ReportStore;
   pools: ResilientInformer<CloudPhonePool>;
   streams: ResilientInformer<CloudPhoneStream>;
-  pods: ResilientInformer<V1Pod>;
+  pods: Pods;
   core: CoreV1Api;
   custom: CustomObjectsApi;
   statusWriter: StatusWriter;

@@ -8,11 +8,16 @@ import type { Logger } from 'pino';
 import { mergePatchOptions } from '../kube/patch-options.ts';
 
 const COMPONENT = 'cloudphone-operator';
+/** Counts older than this are forgotten (the apiserver keeps Events for an hour by default). */
+const COUNT_TTL_MS = 60 * 60_000;
+/** The counts are swept for old ones every this many records, so the map stays bounded by an hour's Events. */
+const SWEEP_EVERY = 256;
 
 export class EventRecorder {
   private readonly core: CoreV1Api;
   private readonly log: Logger;
-  private readonly counts = new Map<string, number>();
+  private readonly counts = new Map<string, { count: number; at: number }>();
+  private recorded = 0;
 
   constructor(core: CoreV1Api, log: Logger) {
     this.core = core;
@@ -26,8 +31,9 @@ export class EventRecorder {
     const digest = createHash('sha256').update(`${uid}/${reason}/${message}`).digest('hex').slice(0, 16);
     const name = `${object.metadata?.name ?? 'object'}.${digest}`;
     const now = new Date();
-    const count = (this.counts.get(name) ?? 0) + 1;
-    this.counts.set(name, count);
+    const count = (this.counts.get(name)?.count ?? 0) + 1;
+    this.counts.set(name, { count, at: now.getTime() });
+    if (++this.recorded % SWEEP_EVERY === 0) this.sweep(now.getTime());
     try {
       if (count > 1) {
         try {
@@ -70,5 +76,14 @@ export class EventRecorder {
         'could not record event',
       );
     }
+  }
+
+  /** Events the recorder still counts (bounded: see COUNT_TTL_MS). */
+  get size(): number {
+    return this.counts.size;
+  }
+
+  private sweep(now: number): void {
+    for (const [name, { at }] of this.counts) if (now - at > COUNT_TTL_MS) this.counts.delete(name);
   }
 }

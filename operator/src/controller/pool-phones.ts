@@ -3,13 +3,13 @@
 
 import type { V1Pod } from '@kubernetes/client-node';
 import type { CloudPhonePool } from '../../../generated/ts/api-types.ts';
-import type { ResilientInformer } from '../kube/resilient-informer.ts';
+import type { Pods } from '../kube/pod-cache.ts';
 import { CLAIM_LABEL } from '../labels.ts';
 import type { Phone } from './pool-scaling.ts';
 import { isPodReady } from './stream-status.ts';
 
 /** The phones of a pool, from the pods cache (pods the pool controls). */
-export function poolPods(pods: ResilientInformer<V1Pod>, pool: CloudPhonePool): V1Pod[] {
+export function poolPods(pods: Pods, pool: CloudPhonePool): V1Pod[] {
   const uid = pool.metadata?.uid;
   return pods
     .list(pool.metadata?.namespace)

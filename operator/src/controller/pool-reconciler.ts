@@ -20,6 +20,7 @@ import type {
 } from '../../../generated/ts/api-types.ts';
 import { jsonPatchOptions, mergePatchOptions } from '../kube/patch-options.ts';
 import type { ResilientInformer } from '../kube/resilient-informer.ts';
+import type { Pods } from '../kube/pod-cache.ts';
 import { API_VERSION, CLAIM_LABEL, DELETION_COST_ANNOTATION, GROUP, POOL_LABEL, VERSION } from '../labels.ts';
 import { EventReason, PoolReason, setCondition } from './conditions.ts';
 import type { EventRecorder } from './event-recorder.ts';
@@ -44,7 +45,7 @@ const COST_PATCHES_PER_PASS = 50;
 export interface PoolReconcilerOptions {
   pools: ResilientInformer<CloudPhonePool>;
   streams: ResilientInformer<CloudPhoneStream>;
-  pods: ResilientInformer<V1Pod>;
+  pods: Pods;
   core: CoreV1Api;
   custom: CustomObjectsApi;
   statusWriter: StatusWriter;

@@ -7,6 +7,8 @@ import { applyPatchOptions } from '../kube/patch-options.ts';
 import { API_VERSION, GROUP, VERSION } from '../labels.ts';
 
 export const FIELD_MANAGER = 'cloudphone-operator';
+/** How long our own last write is trusted over what the informer shows. */
+const TRUST_MS = 10_000;
 
 export interface StatusTarget {
   kind: string;
@@ -25,6 +27,10 @@ export class StatusWriter {
    */
   private readonly written = new Map<string, { status: unknown; at: number }>();
   writes = 0;
+  /** How many objects' last writes are remembered (swept: bounded by the writes of the last few seconds). */
+  get remembered(): number {
+    return this.written.size;
+  }
 
   constructor(api: CustomObjectsApi, maxWritesPerSecond = 10) {
     this.api = api;
@@ -36,7 +42,7 @@ export class StatusWriter {
     const key = `${target.plural}/${target.namespace}/${target.name}`;
     if (isDeepStrictEqual(status, current)) return false;
     const recent = this.written.get(key);
-    if (recent && Date.now() - recent.at < 10_000 && isDeepStrictEqual(status, recent.status)) return false;
+    if (recent && Date.now() - recent.at < TRUST_MS && isDeepStrictEqual(status, recent.status)) return false;
     const now = Date.now();
     const slot = Math.max(now, this.nextSlot);
     this.nextSlot = slot + this.intervalMs;
@@ -61,6 +67,9 @@ export class StatusWriter {
     );
     this.written.set(key, { status, at: Date.now() });
     this.writes++;
+    // Entries past the trust window are useless: sweep them now and then, so deleted objects do not pile up.
+    if (this.writes % 256 === 0)
+      for (const [old, { at }] of this.written) if (Date.now() - at >= TRUST_MS) this.written.delete(old);
     return true;
   }
 

@@ -16,8 +16,9 @@ import type { SchemaValidator } from '../../../schemas/runtime/validator.ts';
 import { TerminalError } from '../errors.ts';
 import { applyPatchOptions, jsonPatchOptions } from '../kube/patch-options.ts';
 import type { ResilientInformer } from '../kube/resilient-informer.ts';
+import type { Pods } from '../kube/pod-cache.ts';
 import { API_VERSION, GROUP, STREAM_LABEL, VERSION } from '../labels.ts';
-import { selectorMatches } from '../webhook/label-selector.ts';
+import { selectorMatches, selectorString } from '../webhook/label-selector.ts';
 import { ConditionType, EventReason, setCondition } from './conditions.ts';
 import type { EventRecorder } from './event-recorder.ts';
 import type { Outcome } from './finalizer.ts';
@@ -35,7 +36,7 @@ const PLURAL = 'cloudphonestreams';
 
 export interface StreamReconcilerOptions {
   streams: ResilientInformer<CloudPhoneStream>;
-  pods: ResilientInformer<V1Pod>;
+  pods: Pods;
   services: ResilientInformer<V1Service>;
   core: CoreV1Api;
   custom: CustomObjectsApi;
@@ -291,7 +292,17 @@ export class StreamReconciler {
    * only while every other matching pod is Ready: a rolling restart, never a whole fleet at once. Eviction, not
    * deletion, so that a PodDisruptionBudget holds: a refused eviction (429) is tried again later.
    */
-  private async restartOne(stream: CloudPhoneStream, pods: V1Pod[], needRestart: V1Pod[]): Promise<number> {
+  private async restartOne(stream: CloudPhoneStream, cached: V1Pod[], needRestart: V1Pod[]): Promise<number> {
+    // The cache keeps only the metadata of pods without the sidecar: their readiness comes from the apiserver,
+    // asked only while there is something to restart.
+    const pods = cached.some((p) => p.status === undefined)
+      ? (
+          await this.o.core.listNamespacedPod({
+            namespace: stream.metadata?.namespace ?? '',
+            labelSelector: selectorString(stream.spec.selector),
+          })
+        ).items
+      : cached;
     const busy = pods.some((p) => p.metadata?.deletionTimestamp !== undefined || !isPodReady(p));
     if (busy) return 2000;
     const victim = [...needRestart].sort((a, b) =>

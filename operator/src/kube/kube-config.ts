@@ -16,7 +16,9 @@ type CreateDispatcher = (cluster: unknown, agentOptions: Record<string, unknown>
 interface SignalContext {
   setSignal(signal: AbortSignal): void;
 }
-type ApplyAuthentication = (context: SignalContext) => Promise<void>;
+type ApplyAuthentication = (
+  context: SignalContext & { setHeaderParam(name: string, value: string): void },
+) => Promise<void>;
 const MAX_AGENTS = 8;
 
 export interface KubeConfigOptions {
@@ -24,6 +26,8 @@ export interface KubeConfigOptions {
   requestTimeoutMs?: number;
   /** Calls are refused outside a leadership term and aborted when it ends. */
   fence?: LeadershipFence;
+  /** An Accept header for every call, lists and watches alike (e.g. to ask for object metadata only). */
+  accept?: string;
 }
 
 export function pooledKubeConfig(
@@ -53,13 +57,15 @@ export function pooledKubeConfig(
     }
     return agent;
   };
-  const { requestTimeoutMs, fence } = options;
-  if (requestTimeoutMs !== undefined || fence) {
+  const { requestTimeoutMs, fence, accept } = options;
+  if (requestTimeoutMs !== undefined || fence || accept) {
     const authenticate = target.applySecurityAuthentication.bind(kc);
     target.applySecurityAuthentication = async (context) => {
       // Before anything else: a call outside the term must not even read credentials.
       const term = fence?.signal();
       await authenticate(context);
+      // After the generated client set its own (authentication comes last), so this one is sent.
+      if (accept) context.setHeaderParam('Accept', accept);
       const timeout = requestTimeoutMs === undefined ? undefined : AbortSignal.timeout(requestTimeoutMs);
       const signal = term && timeout ? AbortSignal.any([term, timeout]) : (term ?? timeout);
       if (signal) context.setSignal(signal);

@@ -4,7 +4,8 @@
 
 import { describeError } from './api-error.ts';
 import {
-  makeInformer,
+  ListWatch,
+  Watch,
   type Informer,
   type KubeConfig,
   type KubernetesObject,
@@ -20,6 +21,13 @@ export interface ResilientInformerOptions<T extends KubernetesObject> {
   path: string;
   list: ListPromise<T>;
   labelSelector?: string;
+  /** Watch only objects matching it (metadata.name=... lets RBAC restrict the watch by resourceNames). */
+  fieldSelector?: string;
+  /**
+   * Trims an object before anyone sees it, in place: what it removes is not kept in memory (managedFields, or
+   * whatever the operator never reads). Runs before every other handler.
+   */
+  trim?: (object: T) => void;
   log: Logger;
   /** Relist when no event arrived for this long; quiet resources just get a cheap relist. */
   watchdogMs?: number;
@@ -51,7 +59,20 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.minBackoffMs = options.minBackoffMs ?? 500;
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.backoffMs = this.minBackoffMs;
-    this.informer = makeInformer(options.kubeConfig, options.path, options.list, options.labelSelector);
+    this.informer = new ListWatch<T>(
+      options.path,
+      new Watch(options.kubeConfig),
+      options.list,
+      false,
+      options.labelSelector,
+      options.fieldSelector,
+    );
+    const { trim } = options;
+    if (trim) {
+      // The cache stores the very object its handlers receive: trimming it here trims what is kept.
+      this.informer.on('add', trim);
+      this.informer.on('update', trim);
+    }
     const touch = (): void => {
       this.lastActivity = Date.now();
     };
