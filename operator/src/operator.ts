@@ -11,7 +11,9 @@ import {
   CustomObjectsApi,
   type KubeConfig,
   VersionApi,
+  type V1MutatingWebhookConfiguration,
   type V1Service,
+  type V1ValidatingWebhookConfiguration,
 } from '@kubernetes/client-node';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
@@ -163,6 +165,35 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
       log.warn({ error: describeError(error) }, 'could not update the webhook configurations');
     });
   };
+  // The leader repairs a caBundle someone else blanked or changed within a moment of the change, not at the next
+  // certificate change: it watches the two configurations (by name, which RBAC can restrict a watch to).
+  const byName = `metadata.name=${config.webhookConfigurationName}`;
+  const webhookConfigurationWatches =
+    config.certificates === 'external'
+      ? []
+      : [
+          new ResilientInformer<V1MutatingWebhookConfiguration>({
+            name: 'mutating-webhook-configuration',
+            kubeConfig: kc,
+            path: '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
+            fieldSelector: byName,
+            list: () => admission.listMutatingWebhookConfiguration({ fieldSelector: byName }),
+            log,
+          }),
+          new ResilientInformer<V1ValidatingWebhookConfiguration>({
+            name: 'validating-webhook-configuration',
+            kubeConfig: kc,
+            path: '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations',
+            fieldSelector: byName,
+            list: () => admission.listValidatingWebhookConfiguration({ fieldSelector: byName }),
+            log,
+          }),
+        ];
+  for (const watch of webhookConfigurationWatches)
+    for (const event of ['add', 'update'] as const)
+      (watch as ResilientInformer<V1MutatingWebhookConfiguration>).on(event, () => {
+        if (leader.isLeader() && certificates.material) void syncWebhooks(certificates.material);
+      });
   const certificates = new CertificateManager({
     core,
     namespace: config.namespace,
@@ -417,6 +448,8 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
 
   // Webhooks answer from the informers' caches: serve them only once the caches are filled.
   await Promise.all([streams.start(), pools.start(), claims.start(), pods.start(), services.start()]);
+  // Not waited for: the operator serves without them; they only speed up a repair.
+  for (const watch of webhookConfigurationWatches) void watch.start();
   httpsPort = await endpoints.listen(config.httpsPort, config.listenHost, tls);
   ready = true;
   const informerRestarts = setInterval(() => {
@@ -463,6 +496,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
         claims.stop(),
         pods.stop(),
         services.stop(),
+        ...webhookConfigurationWatches.map((watch) => watch.stop()),
         endpoints.close(),
         closeServer(health.server),
       ]);

@@ -27,6 +27,7 @@ import {
   useTestNamespace,
   waitFor,
 } from '../cluster/test-cluster.ts';
+import { jsonPatchOptions } from '../../operator/src/kube/patch-options.ts';
 import { OperatorProcess } from '../cluster/operator-process.ts';
 
 const phones = useTestNamespace('phones', { 'cloudphone.io/injection': 'enabled' });
@@ -633,6 +634,27 @@ describe('the operator', () => {
     });
     const everyPod = (await core().listPodForAllNamespaces()).items.length;
     expect(cached.full).toBeLessThan(everyPod);
+  });
+
+  it('puts back a caBundle someone else blanked, without waiting for a certificate change', async () => {
+    const admission = kubeConfig().makeApiClient(AdmissionregistrationV1Api);
+    const before = await admission.readMutatingWebhookConfiguration({ name: 'cloudphone-operator' });
+    const caBundle = before.webhooks?.[0]?.clientConfig.caBundle;
+    expect(caBundle).toBeTruthy();
+    await admission.patchMutatingWebhookConfiguration(
+      {
+        name: 'cloudphone-operator',
+        body: [
+          { op: 'test', path: '/webhooks/0/clientConfig/caBundle', value: caBundle },
+          { op: 'replace', path: '/webhooks/0/clientConfig/caBundle', value: '' },
+        ],
+      },
+      jsonPatchOptions(),
+    );
+    await waitFor('the caBundle to be put back', async () => {
+      const now = await admission.readMutatingWebhookConfiguration({ name: 'cloudphone-operator' });
+      return now.webhooks?.[0]?.clientConfig.caBundle === caBundle ? true : undefined;
+    });
   });
 
   it('fails over to the other replica when the leader is killed', async () => {
