@@ -7,7 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ApiException, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import type { CloudPhoneStream } from '../../generated/ts/api-types.ts';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { stringify } from 'yaml';
 import { pooledKubeConfig } from '../../operator/src/kube/kube-config.ts';
@@ -71,9 +72,46 @@ export function apiErrorMessage(error: unknown): string {
   }
 }
 
+/** A CloudPhoneStream of the pods labelled app=`app`, its viewers' tokens in the Secret viewer-tokens. */
+export function streamBody(name: string, app: string, extra: object = {}, finalizers: string[] = []) {
+  return {
+    apiVersion: 'cloudphone.io/v1alpha1',
+    kind: 'CloudPhoneStream',
+    metadata: { name, ...(finalizers.length > 0 ? { finalizers } : {}) },
+    spec: {
+      selector: { matchLabels: { app } },
+      phoneContainer: 'android',
+      webrtc: { whep: { authSecretRef: { name: 'viewer-tokens' } } },
+      ...extra,
+    },
+  };
+}
+
+const STREAMS = { group: 'cloudphone.io', version: 'v1alpha1', plural: 'cloudphonestreams' };
+
+export async function createStream(namespace: string, body: object): Promise<void> {
+  await kubeConfig()
+    .makeApiClient(CustomObjectsApi)
+    .createNamespacedCustomObject({ ...STREAMS, namespace, body });
+}
+
+export async function getStream(namespace: string, name: string): Promise<CloudPhoneStream> {
+  return (await kubeConfig()
+    .makeApiClient(CustomObjectsApi)
+    .getNamespacedCustomObject({ ...STREAMS, namespace, name })) as CloudPhoneStream;
+}
+
+/** Waits until the operator has reconciled the stream's first generation. */
+export async function reconciledStream(namespace: string, name: string): Promise<CloudPhoneStream> {
+  return waitFor(`stream ${name} to be reconciled`, async () => {
+    const stream = await getStream(namespace, name);
+    return stream.status?.observedGeneration === 1 ? stream : undefined;
+  });
+}
+
 /**
- * Deletes the CloudPhoneStreams of a namespace and waits until they are gone. Call it while the operator still
- * runs: their finalizer is the operator's to remove, and a namespace holding them never finishes deleting.
+ * Deletes the CloudPhoneStreams of a namespace and waits until they are gone (streams of older releases carried
+ * a finalizer of the operator's: call it while an operator runs).
  */
 export async function deleteStreams(namespace: string): Promise<void> {
   kubectl('delete', 'cloudphonestreams', '--all', '--namespace', namespace, '--wait=true', '--timeout=60s');

@@ -5,16 +5,23 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { CloudPhoneStream } from '../../generated/ts/api-types.ts';
 import { HangingProxy } from '../cluster/hanging-proxy.ts';
 import { OperatorProcess, type LogLine } from '../cluster/operator-process.ts';
-import { deleteStreams, installCrds, kubeConfig, useTestNamespace, waitFor } from '../cluster/test-cluster.ts';
+import {
+  createStream,
+  deleteStreams,
+  installCrds,
+  kubeConfig,
+  reconciledStream,
+  streamBody,
+  useTestNamespace,
+  waitFor,
+} from '../cluster/test-cluster.ts';
 import { holdsFor } from '../cluster/wait-for.ts';
 
 const namespace = useTestNamespace('leader-hang', { 'cloudphone.io/injection': 'enabled' });
-const custom = () => kubeConfig().makeApiClient(CustomObjectsApi);
 let proxy: HangingProxy;
 let a: OperatorProcess;
 let b: OperatorProcess;
@@ -25,38 +32,6 @@ function kubeconfigThrough(port: number): string {
   const file = join(tmpdir(), `kubeconfig-through-proxy-${String(port)}`);
   writeFileSync(file, original.replace(/server: https:\/\/[^\s]+/, `server: https://127.0.0.1:${String(port)}`));
   return file;
-}
-
-async function createStream(name: string): Promise<void> {
-  await custom().createNamespacedCustomObject({
-    group: 'cloudphone.io',
-    version: 'v1alpha1',
-    namespace: namespace(),
-    plural: 'cloudphonestreams',
-    body: {
-      apiVersion: 'cloudphone.io/v1alpha1',
-      kind: 'CloudPhoneStream',
-      metadata: { name },
-      spec: {
-        selector: { matchLabels: { app: name } },
-        phoneContainer: 'android',
-        webrtc: { whep: { authSecretRef: { name: 'viewer-tokens' } } },
-      },
-    },
-  });
-}
-
-async function reconciled(name: string): Promise<CloudPhoneStream> {
-  return waitFor(`stream ${name} to be reconciled`, async () => {
-    const stream = (await custom().getNamespacedCustomObject({
-      group: 'cloudphone.io',
-      version: 'v1alpha1',
-      namespace: namespace(),
-      plural: 'cloudphonestreams',
-      name,
-    })) as CloudPhoneStream;
-    return stream.status?.observedGeneration === 1 ? stream : undefined;
-  });
 }
 
 async function leaseHolder(): Promise<string | undefined> {
@@ -106,8 +81,8 @@ describe('a leader whose apiserver connection hangs', () => {
   });
 
   it('steps down and stops its work before the other replica takes over, and stays a follower after', async () => {
-    await createStream('before-hang');
-    await reconciled('before-hang');
+    await createStream(namespace(), streamBody('before-hang', 'before-hang'));
+    await reconciledStream(namespace(), 'before-hang');
     expect(await leaseHolder()).toBe('hang-a');
 
     const hungAt = Date.now();
@@ -127,8 +102,8 @@ describe('a leader whose apiserver connection hangs', () => {
     expect(await leaderMetric(b)).toBe('1');
 
     // The new leader does the work while A is cut off.
-    await createStream('during-hang');
-    await reconciled('during-hang');
+    await createStream(namespace(), streamBody('during-hang', 'during-hang'));
+    await reconciledStream(namespace(), 'during-hang');
 
     // Healed: A reads B's fresh renewals and stays a follower; exactly one leader throughout.
     const healedAt = Date.now();
@@ -140,7 +115,7 @@ describe('a leader whose apiserver connection hangs', () => {
     );
     expect(firstLog(a, 'became leader', healedAt)).toBeUndefined();
     expect(await leaseHolder()).toBe('hang-b');
-    await createStream('after-heal');
-    await reconciled('after-heal');
+    await createStream(namespace(), streamBody('after-heal', 'after-heal'));
+    await reconciledStream(namespace(), 'after-heal');
   });
 });

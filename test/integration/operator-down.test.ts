@@ -6,33 +6,23 @@
 import { randomBytes } from 'node:crypto';
 import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { CloudPhoneStream } from '../../generated/ts/api-types.ts';
 import { jsonPatchOptions } from '../../operator/src/kube/patch-options.ts';
 import { OperatorProcess } from '../cluster/operator-process.ts';
-import { apiErrorMessage, installCrds, kubeConfig, waitFor } from '../cluster/test-cluster.ts';
+import {
+  apiErrorMessage,
+  createStream,
+  getStream,
+  installCrds,
+  kubeConfig,
+  streamBody,
+  waitFor,
+} from '../cluster/test-cluster.ts';
 
 const core = () => kubeConfig().makeApiClient(CoreV1Api);
 const custom = () => kubeConfig().makeApiClient(CustomObjectsApi);
 const namespace = `down-${randomBytes(3).toString('hex')}`;
 const streams = { group: 'cloudphone.io', version: 'v1alpha1', namespace, plural: 'cloudphonestreams' };
 let operator: OperatorProcess;
-
-function streamBody(name: string, finalizers: string[] = []) {
-  return {
-    apiVersion: 'cloudphone.io/v1alpha1',
-    kind: 'CloudPhoneStream',
-    metadata: { name, ...(finalizers.length > 0 ? { finalizers } : {}) },
-    spec: {
-      selector: { matchLabels: { app: name } },
-      phoneContainer: 'android',
-      webrtc: { whep: { authSecretRef: { name: 'viewer-tokens' } } },
-    },
-  };
-}
-
-async function getStream(name: string): Promise<CloudPhoneStream> {
-  return (await custom().getNamespacedCustomObject({ ...streams, name })) as CloudPhoneStream;
-}
 
 async function gone(read: () => Promise<unknown>): Promise<true | undefined> {
   return read().then(
@@ -60,19 +50,19 @@ describe('with the operator down', () => {
         : undefined,
     );
     // Made while it runs: a stream, and one that another tool holds with its own finalizer.
-    await custom().createNamespacedCustomObject({ ...streams, body: streamBody('phones') });
-    await custom().createNamespacedCustomObject({ ...streams, body: streamBody('held', ['example.com/hold']) });
+    await createStream(namespace, streamBody('phones', 'phones'));
+    await createStream(namespace, streamBody('held', 'held', {}, ['example.com/hold']));
     // And one with the finalizer older releases put on every stream.
-    await custom().createNamespacedCustomObject({ ...streams, body: streamBody('legacy', ['cloudphone.io/cleanup']) });
+    await createStream(namespace, streamBody('legacy', 'legacy', {}, ['cloudphone.io/cleanup']));
     await waitFor('the streams to be reconciled', async () =>
-      (await getStream('phones')).status?.observedGeneration === 1 &&
-      (await getStream('held')).status?.observedGeneration === 1 &&
-      (await getStream('legacy')).status?.observedGeneration === 1
+      (await getStream(namespace, 'phones')).status?.observedGeneration === 1 &&
+      (await getStream(namespace, 'held')).status?.observedGeneration === 1 &&
+      (await getStream(namespace, 'legacy')).status?.observedGeneration === 1
         ? true
         : undefined,
     );
     await waitFor('the old finalizer to come off', async () =>
-      (await getStream('legacy')).metadata?.finalizers === undefined ? true : undefined,
+      (await getStream(namespace, 'legacy')).metadata?.finalizers === undefined ? true : undefined,
     );
     operator.kill();
   });
@@ -102,8 +92,8 @@ describe('with the operator down', () => {
 
   it('lets another tool remove its finalizer from a stream being deleted', async () => {
     await custom().deleteNamespacedCustomObject({ ...streams, name: 'held' });
-    expect((await getStream('held')).metadata?.deletionTimestamp).toBeDefined();
-    const held = await getStream('held');
+    expect((await getStream(namespace, 'held')).metadata?.deletionTimestamp).toBeDefined();
+    const held = await getStream(namespace, 'held');
     const index = held.metadata?.finalizers?.indexOf('example.com/hold') ?? -1;
     expect(index).toBeGreaterThanOrEqual(0);
     await custom().patchNamespacedCustomObject(
@@ -117,12 +107,12 @@ describe('with the operator down', () => {
       },
       jsonPatchOptions(),
     );
-    await waitFor('the held stream to be gone', () => gone(() => getStream('held')));
+    await waitFor('the held stream to be gone', () => gone(() => getStream(namespace, 'held')));
   });
 
   it('deletes a stream, and then its whole namespace, without the operator', async () => {
     await custom().deleteNamespacedCustomObject({ ...streams, name: 'phones' });
-    await waitFor('the stream to be gone', () => gone(() => getStream('phones')), 15_000);
+    await waitFor('the stream to be gone', () => gone(() => getStream(namespace, 'phones')), 15_000);
     await core().deleteNamespace({ name: namespace });
     await waitFor('the namespace to be gone', () => gone(() => core().readNamespace({ name: namespace })), 90_000);
   });

@@ -19,11 +19,14 @@ import type { CloudPhoneStream, Condition } from '../../generated/ts/api-types.t
 import { SchemaValidator } from '../../schemas/runtime/validator.ts';
 import {
   apiErrorMessage,
+  createStream,
   deleteStreams,
+  getStream,
   installCrds,
   kubeConfig,
   repoRoot,
   sidecarReportToken,
+  streamBody,
   useTestNamespace,
   waitFor,
 } from '../cluster/test-cluster.ts';
@@ -39,40 +42,6 @@ const validator = new SchemaValidator();
 
 let first: OperatorProcess;
 let second: OperatorProcess | undefined;
-
-function streamBody(name: string, app: string, extra: object = {}) {
-  return {
-    apiVersion: 'cloudphone.io/v1alpha1',
-    kind: 'CloudPhoneStream',
-    metadata: { name },
-    spec: {
-      selector: { matchLabels: { app } },
-      phoneContainer: 'android',
-      webrtc: { whep: { authSecretRef: { name: 'viewer-tokens' } } },
-      ...extra,
-    },
-  };
-}
-
-async function createStream(namespace: string, body: object): Promise<void> {
-  await custom().createNamespacedCustomObject({
-    group: 'cloudphone.io',
-    version: 'v1alpha1',
-    namespace,
-    plural: 'cloudphonestreams',
-    body,
-  });
-}
-
-async function getStream(namespace: string, name: string): Promise<CloudPhoneStream> {
-  return (await custom().getNamespacedCustomObject({
-    group: 'cloudphone.io',
-    version: 'v1alpha1',
-    namespace,
-    plural: 'cloudphonestreams',
-    name,
-  })) as CloudPhoneStream;
-}
 
 function condition(stream: CloudPhoneStream, type: string): Condition | undefined {
   return stream.status?.conditions?.find((c) => c.type === type);
