@@ -56,11 +56,6 @@ export class PoolExpectations {
     this.pools.delete(pool);
   }
 
-  /** Pools with expectations outstanding (bounded by the pools that exist: forget() drops the rest). */
-  get size(): number {
-    return this.pools.size;
-  }
-
   private of(pool: string): Expected {
     let expected = this.pools.get(pool);
     if (!expected) {

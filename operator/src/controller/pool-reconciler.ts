@@ -56,7 +56,6 @@ export interface PoolReconcilerOptions {
   log: Logger;
   /** A pod no node would take for this long is replaced (perhaps the template changed, or the nodes did). */
   unschedulableReplaceMs?: number;
-  expectations?: PoolExpectations;
 }
 
 const DEFAULT_UNSCHEDULABLE_REPLACE_MS = 5 * 60_000;
@@ -76,12 +75,11 @@ export function poolKeyOf(pod: V1Pod): string | undefined {
 
 export class PoolReconciler {
   private readonly o: PoolReconcilerOptions;
-  private readonly expectations: PoolExpectations;
+  private readonly expectations = new PoolExpectations();
   private readonly unschedulableReplaceMs: number;
 
   constructor(options: PoolReconcilerOptions) {
     this.o = options;
-    this.expectations = options.expectations ?? new PoolExpectations();
     this.unschedulableReplaceMs = options.unschedulableReplaceMs ?? DEFAULT_UNSCHEDULABLE_REPLACE_MS;
   }
 

@@ -79,11 +79,6 @@ export class LeaderElector {
     }
   }
 
-  /** Resolves once every leadership callback started so far has finished. */
-  settled(): Promise<void> {
-    return this.transitions;
-  }
-
   private async tick(): Promise<void> {
     if (this.stopped) return;
     const attempt = Date.now();

@@ -122,10 +122,6 @@ export class PodCache implements Pods {
     return [...this.full, this.metadata].reduce((sum, informer) => sum + informer.restarts, 0);
   }
 
-  isSynced(): boolean {
-    return [...this.full, this.metadata].every((informer) => informer.isSynced());
-  }
-
   /** A pod with spec and status if it is one of ours, else its metadata only. */
   get(name: string, namespace?: string): V1Pod | undefined {
     for (const informer of this.full) {
@@ -151,7 +147,7 @@ export class PodCache implements Pods {
     return pods;
   }
 
-  /** A change to any pod (a phone's may be reported twice: as a phone and as metadata; handlers only enqueue). */
+  /** A change to any pod (a pool's injected phone is reported by both full caches; handlers only enqueue). */
   on(event: 'add' | 'update' | 'delete', handler: Handler): void {
     for (const informer of [...this.full, this.metadata]) informer.on(event, handler);
   }
