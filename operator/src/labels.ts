@@ -25,6 +25,8 @@ export const CLAIM_LABEL = 'cloudphone.io/claim';
  * The operator tells the phone's sidecar in its report replies; the token itself is only in the claim's Secret.
  */
 export const CLAIM_TOKEN_DIGEST_ANNOTATION = 'cloudphone.io/claim-token-sha256';
+/** The Secret holding the bound claim's token (the claim's status.tokenSecretName comes from here). */
+export const CLAIM_TOKEN_SECRET_ANNOTATION = 'cloudphone.io/claim-token-secret';
 export const CLAIM_ACCESS_ANNOTATION = 'cloudphone.io/claim-access';
 
 /** Kubernetes' hint to ReplicaSets scaling down: lower cost goes first. */

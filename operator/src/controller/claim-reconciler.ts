@@ -32,6 +32,7 @@ import {
   CLAIM_ACCESS_ANNOTATION,
   CLAIM_LABEL,
   CLAIM_TOKEN_DIGEST_ANNOTATION,
+  CLAIM_TOKEN_SECRET_ANNOTATION,
   GROUP,
   VERSION,
 } from '../labels.ts';
@@ -48,6 +49,12 @@ const KIND = 'CloudPhoneClaim';
 const PLURAL = 'cloudphoneclaims';
 /** A claim that could not bind looks again this often (and whenever its pool's phones change). */
 const PENDING_RETRY_MS = 2000;
+
+interface ClaimToken {
+  uid: string;
+  secretName: string;
+  digest: string;
+}
 
 export interface ClaimMetrics {
   claimBound(seconds: number): void;
@@ -79,8 +86,8 @@ export class ClaimReconciler {
   private readonly reserved = new Map<string, number>();
   /** When this process first saw each unbound claim (creationTimestamp has only whole seconds). */
   private readonly firstSeen = new Map<string, number>();
-  /** Token digests of claims not bound yet, by claim key, with the claim's uid (dropped once bound or gone). */
-  private readonly digests = new Map<string, { uid: string; digest: string }>();
+  /** Tokens made for claims not bound yet, by claim key, with the claim's uid (dropped once bound or gone). */
+  private readonly tokens = new Map<string, ClaimToken>();
 
   constructor(options: ClaimReconcilerOptions) {
     this.o = options;
@@ -91,7 +98,7 @@ export class ClaimReconciler {
     const claim = this.o.claims.get(name, namespace);
     if (!claim) {
       this.firstSeen.delete(key);
-      this.digests.delete(key);
+      this.tokens.delete(key);
       return {};
     }
     if (!this.firstSeen.has(key) && claim.status?.phase !== 'Bound') this.firstSeen.set(key, performance.now());
@@ -162,7 +169,7 @@ export class ClaimReconciler {
     // status write failed, or a leader that died between the two), which the cache does not show yet.
     const already = await this.boundPodsFromApi(claim);
     if (already) return this.keepBound(claim, already);
-    const digest = await this.tokenDigest(claim);
+    const token = await this.claimToken(claim);
     const access = claim.spec.access ?? 'view';
     try {
       const patched = await this.o.core.patchNamespacedPod(
@@ -173,7 +180,12 @@ export class ClaimReconciler {
             { op: 'test', path: '/metadata/resourceVersion', value: pod.metadata?.resourceVersion },
             { op: 'add', path: `/metadata/labels/${escape(CLAIM_LABEL)}`, value: claim.metadata?.name },
             ...(pod.metadata?.annotations ? [] : [{ op: 'add' as const, path: '/metadata/annotations', value: {} }]),
-            { op: 'add', path: `/metadata/annotations/${escape(CLAIM_TOKEN_DIGEST_ANNOTATION)}`, value: digest },
+            { op: 'add', path: `/metadata/annotations/${escape(CLAIM_TOKEN_DIGEST_ANNOTATION)}`, value: token.digest },
+            {
+              op: 'add',
+              path: `/metadata/annotations/${escape(CLAIM_TOKEN_SECRET_ANNOTATION)}`,
+              value: token.secretName,
+            },
             { op: 'add', path: `/metadata/annotations/${escape(CLAIM_ACCESS_ANNOTATION)}`, value: access },
           ],
         },
@@ -184,7 +196,7 @@ export class ClaimReconciler {
       const seen = this.firstSeen.get(key);
       if (seen !== undefined) this.o.metrics.claimBound((performance.now() - seen) / 1000);
       this.firstSeen.delete(key);
-      this.digests.delete(key);
+      this.tokens.delete(key);
       this.o.log.info({ claim: `${namespace}/${claim.metadata?.name ?? ''}`, pod: pod.metadata?.name }, 'claim bound');
       const outcome = await this.writeBound(claim, patched);
       await this.o.events.record(claim, 'Normal', EventReason.ClaimBound, `bound to phone ${pod.metadata?.name ?? ''}`);
@@ -267,7 +279,7 @@ export class ClaimReconciler {
       phase: 'Bound',
       pod: pod.metadata?.name,
       boundAt: boundAt ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-      tokenSecretName: tokenSecretName(claim),
+      tokenSecretName: pod.metadata?.annotations?.[CLAIM_TOKEN_SECRET_ANNOTATION] ?? legacyTokenSecretName(claim),
       ...(endpoints ? { endpoints } : {}),
       conditions: this.condition(claim, 'True', ClaimReason.Bound, `bound to phone ${pod.metadata?.name ?? ''}`),
     });
@@ -295,42 +307,44 @@ export class ClaimReconciler {
   }
 
   /**
-   * The claim's own bearer token, in a Secret the claim owns (so it goes with the claim): made once, read after.
-   * Returns its SHA-256, which is all the pod and the sidecar ever see.
+   * The claim's own bearer token, in a Secret the claim owns (so it goes with the claim). Returns the Secret's
+   * name and the token's SHA-256, which is all the pod and the sidecar ever see.
+   *
+   * The operator never reads a Secret back (its RBAC has no read of Secrets outside its own namespace): each
+   * Secret gets a fresh name (generateName), so creating one never meets an older one whose token this process
+   * does not know. A leader that dies between the Secret and the bind leaves one unused Secret, owned by the
+   * claim and collected with it; the pod names the one that counts.
    */
-  private async tokenDigest(claim: CloudPhoneClaim): Promise<string> {
-    // A claim that lost a race tries again at once: its token's digest does not change, read it once.
+  private async claimToken(claim: CloudPhoneClaim): Promise<ClaimToken> {
+    // A claim that lost a race tries again at once, with the token it made.
     const uid = claim.metadata?.uid ?? '';
     const namespace = claim.metadata?.namespace ?? '';
     const key = `${namespace}/${claim.metadata?.name ?? ''}`;
-    const known = this.digests.get(key);
-    if (known?.uid === uid) return known.digest;
-    const name = tokenSecretName(claim);
-    let token: string;
-    try {
-      const existing = await this.o.core.readNamespacedSecret({ name, namespace });
-      token = Buffer.from(existing.data?.token ?? '', 'base64').toString('utf8');
-    } catch (error) {
-      if (!(error instanceof ApiException) || error.code !== 404) throw error;
-      token = randomBytes(32).toString('base64url');
-      await this.o.core.createNamespacedSecret({
-        namespace,
-        body: {
-          metadata: {
-            name,
-            labels: { 'app.kubernetes.io/part-of': 'cloudphone', [CLAIM_LABEL]: claim.metadata?.name ?? '' },
-            ownerReferences: [
-              { apiVersion: API_VERSION, kind: KIND, name: claim.metadata?.name ?? '', uid: claim.metadata?.uid ?? '' },
-            ],
-          },
-          type: 'Opaque',
-          stringData: { token, access: claim.spec.access ?? 'view' },
+    const known = this.tokens.get(key);
+    if (known?.uid === uid) return known;
+    const token = randomBytes(32).toString('base64url');
+    const created = await this.o.core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: {
+          // A Secret's name holds up to 253 characters; generateName adds 5.
+          generateName: `${(claim.metadata?.name ?? '').slice(0, 240)}-token-`,
+          labels: { 'app.kubernetes.io/part-of': 'cloudphone', [CLAIM_LABEL]: claim.metadata?.name ?? '' },
+          ownerReferences: [
+            { apiVersion: API_VERSION, kind: KIND, name: claim.metadata?.name ?? '', uid: claim.metadata?.uid ?? '' },
+          ],
         },
-      });
-    }
-    const digest = createHash('sha256').update(token).digest('hex');
-    this.digests.set(key, { uid, digest });
-    return digest;
+        type: 'Opaque',
+        stringData: { token, access: claim.spec.access ?? 'view' },
+      },
+    });
+    const made: ClaimToken = {
+      uid,
+      secretName: created.metadata?.name ?? '',
+      digest: createHash('sha256').update(token).digest('hex'),
+    };
+    this.tokens.set(key, made);
+    return made;
   }
 
   private async pending(claim: CloudPhoneClaim, reason: string, message: string): Promise<void> {
@@ -373,7 +387,7 @@ export class ClaimReconciler {
           { op: 'test', path: `/metadata/labels/${escape(CLAIM_LABEL)}`, value: claim.metadata?.name },
           { op: 'remove', path: `/metadata/labels/${escape(CLAIM_LABEL)}` },
           // Only what is there: removing a missing key would fail the whole patch.
-          ...[CLAIM_TOKEN_DIGEST_ANNOTATION, CLAIM_ACCESS_ANNOTATION]
+          ...[CLAIM_TOKEN_DIGEST_ANNOTATION, CLAIM_TOKEN_SECRET_ANNOTATION, CLAIM_ACCESS_ANNOTATION]
             .filter((key) => pod.metadata?.annotations?.[key] !== undefined)
             .map((key) => ({ op: 'remove' as const, path: `/metadata/annotations/${escape(key)}` })),
         ],
@@ -410,7 +424,7 @@ function escape(key: string): string {
   return key.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
-/** Named after the claim and its uid: a claim made again under the same name never meets the old one's Secret. */
-export function tokenSecretName(claim: CloudPhoneClaim): string {
+/** The token Secret's name before pods named it (phones bound by an older operator carry no Secret annotation). */
+function legacyTokenSecretName(claim: CloudPhoneClaim): string {
   return `${claim.metadata?.name ?? ''}-token-${(claim.metadata?.uid ?? '').slice(0, 8)}`;
 }

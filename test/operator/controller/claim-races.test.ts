@@ -2,11 +2,16 @@
 // truth the cache has not caught up with (fake-cluster.ts says why a fake). Each case is a race seen in review:
 // the label the operator itself just wrote is not in the cache yet.
 
+import { createHash } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CloudPhoneClaim, CloudPhonePool, CloudPhoneStream } from '../../../generated/ts/api-types.ts';
 import { CLAIM_FINALIZER, ClaimReconciler } from '../../../operator/src/controller/claim-reconciler.ts';
-import { CLAIM_LABEL } from '../../../operator/src/labels.ts';
+import {
+  CLAIM_LABEL,
+  CLAIM_TOKEN_DIGEST_ANNOTATION,
+  CLAIM_TOKEN_SECRET_ANNOTATION,
+} from '../../../operator/src/labels.ts';
 import {
   FakeApiServer,
   FakeCache,
@@ -63,6 +68,7 @@ describe('claims against a lagging cache', () => {
   let status: RecordingStatusWriter;
   let events: RecordingEvents;
   let reconciler: ClaimReconciler;
+  let newReconciler: () => ClaimReconciler;
 
   beforeEach(() => {
     server = new FakeApiServer();
@@ -76,19 +82,21 @@ describe('claims against a lagging cache', () => {
       spec: { streamRef: { name: 'stream' }, template: { spec: { containers: [] } } },
     } as unknown as CloudPhonePool);
     const streams = new FakeCache<CloudPhoneStream>();
-    reconciler = new ClaimReconciler({
-      claims: claims.asInformer(),
-      pools: pools.asInformer(),
-      streams: streams.asInformer(),
-      pods: pods.asInformer(),
-      reports: noReports,
-      core: server.core(),
-      custom: server.custom(),
-      statusWriter: status.asStatusWriter(),
-      events,
-      metrics: { claimBound: () => undefined },
-      log: silentLog,
-    });
+    newReconciler = () =>
+      new ClaimReconciler({
+        claims: claims.asInformer(),
+        pools: pools.asInformer(),
+        streams: streams.asInformer(),
+        pods: pods.asInformer(),
+        reports: noReports,
+        core: server.core(),
+        custom: server.custom(),
+        statusWriter: status.asStatusWriter(),
+        events,
+        metrics: { claimBound: () => undefined },
+        log: silentLog,
+      });
+    reconciler = newReconciler();
   });
 
   /** The server has `name` bound to c1; the cache still shows it as it was before. */
@@ -143,5 +151,25 @@ describe('claims against a lagging cache', () => {
     await reconciler.reconcile(`${NS}/c1`);
     expect(status.last('c1')?.phase).toBe('Released');
     expect(events.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'PhoneGone' }));
+  });
+
+  it('gives a bound claim a token Secret the pod names, and never reads a Secret, even after a leader change', async () => {
+    pods.set(server.addPod(phone('phone-a', 60)));
+    claims.set(claim({ phase: 'Pending' }));
+    // The first leader made the claim's Secret and then lost its leadership before binding: that Secret's token
+    // is known to nobody now. The next leader (a fresh reconciler) must not need it.
+    server.secrets.set(`${NS}/c1-token-x`, { metadata: { name: 'c1-token-x' }, data: { token: 'b2xk' } });
+    reconciler = newReconciler();
+    await reconciler.reconcile(`${NS}/c1`);
+    const bound = server.pod('phone-a');
+    const secretName = bound?.metadata?.annotations?.[CLAIM_TOKEN_SECRET_ANNOTATION] ?? '';
+    expect(secretName).not.toBe('c1-token-x');
+    const token = Buffer.from(server.secrets.get(`${NS}/${secretName}`)?.data?.token ?? '', 'base64');
+    expect(token.length).toBeGreaterThan(20);
+    expect(bound?.metadata?.annotations?.[CLAIM_TOKEN_DIGEST_ANNOTATION]).toBe(
+      createHash('sha256').update(token).digest('hex'),
+    );
+    expect(status.last('c1')).toMatchObject({ phase: 'Bound', pod: 'phone-a', tokenSecretName: secretName });
+    expect(server.calls.filter((c) => c.startsWith('read secret'))).toEqual([]);
   });
 });

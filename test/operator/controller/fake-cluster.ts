@@ -3,7 +3,13 @@
 // moment ago) are driven step by step, which a real apiserver and informer cannot be made to do on cue. The
 // "server" side keeps resourceVersions and applies JSON patches with their tests, as the apiserver does.
 
-import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import {
+  ApiException,
+  type CoreV1Api,
+  type CustomObjectsApi,
+  type V1Pod,
+  type V1Secret,
+} from '@kubernetes/client-node';
 import jsonpatch from 'fast-json-patch';
 import pino from 'pino';
 import type { ResilientInformer } from '../../../operator/src/kube/resilient-informer.ts';
@@ -39,7 +45,7 @@ export class FakeCache<T extends { metadata?: { name?: string; namespace?: strin
 
 export class FakeApiServer {
   readonly pods = new Map<string, V1Pod>();
-  readonly secrets = new Map<string, unknown>();
+  readonly secrets = new Map<string, V1Secret>();
   readonly calls: string[] = [];
   created = 0;
   private version = 100;
@@ -113,15 +119,21 @@ export class FakeApiServer {
         );
       },
       readNamespacedSecret: ({ name, namespace }: { name: string; namespace: string }) => {
+        this.calls.push(`read secret ${name}`);
         const secret = this.secrets.get(`${namespace}/${name}`);
         return secret ? Promise.resolve(secret) : Promise.reject(new ApiException(404, 'not found', {}, {}));
       },
-      createNamespacedSecret: ({ namespace, body }: { namespace: string; body: { metadata: { name: string } } }) => {
-        this.secrets.set(`${namespace}/${body.metadata.name}`, {
-          ...body,
-          data: { token: Buffer.from('token').toString('base64') },
-        });
-        return Promise.resolve(body);
+      createNamespacedSecret: ({ namespace, body }: { namespace: string; body: V1Secret }) => {
+        const name = body.metadata?.name ?? `${body.metadata?.generateName ?? ''}${String(++this.created)}`;
+        this.calls.push(`create secret ${name}`);
+        if (this.secrets.has(`${namespace}/${name}`))
+          return Promise.reject(new ApiException(409, 'already exists', {}, {}));
+        const data = Object.fromEntries(
+          Object.entries(body.stringData ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+        );
+        const stored = { ...body, metadata: { ...body.metadata, name, namespace }, data };
+        this.secrets.set(`${namespace}/${name}`, stored);
+        return Promise.resolve(structuredClone(stored));
       },
     } as unknown as CoreV1Api;
   }
