@@ -106,6 +106,9 @@ export interface ChartValues {
       renewBefore?: string;
     };
   };
+  rbac?: {
+    secretNamespaces?: string[];
+  };
   metrics?: {
     serviceMonitor?: {
       enabled?: boolean;

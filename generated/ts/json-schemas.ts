@@ -237,6 +237,21 @@ export const jsonSchemas = {
           }
         }
       },
+      "rbac": {
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "secretNamespaces": {
+            "type": "array",
+            "uniqueItems": true,
+            "items": {
+              "type": "string",
+              "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+              "maxLength": 63
+            }
+          }
+        }
+      },
       "metrics": {
         "type": "object",
         "additionalProperties": false,

@@ -392,7 +392,6 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     streams,
     settings,
     validator,
-    core,
     custom,
     metrics,
     log: moduleLogger('admission', root),

@@ -262,6 +262,33 @@ describe('the cloudphone-operator chart', () => {
     expect(render().some((d) => d.kind === 'Certificate' || d.kind === 'Issuer')).toBe(false);
   });
 
+  it('reads Secrets only in the namespaces listed in rbac.secretNamespaces, never cluster-wide', () => {
+    interface Rule {
+      resources: string[];
+      verbs: string[];
+    }
+    interface Rbac {
+      kind: string;
+      metadata: { name: string; namespace?: string };
+      rules?: Rule[];
+      roleRef?: { kind: string; name: string };
+    }
+    const docs = render('--set', 'rbac.secretNamespaces={phones,staging}') as unknown as Rbac[];
+    const readsSecrets = (rules: Rule[] = []): boolean =>
+      rules.some((r) => r.resources.includes('secrets') && r.verbs.some((v) => ['get', 'list', 'watch'].includes(v)));
+    const clusterRoles = docs.filter((d) => d.kind === 'ClusterRole');
+    const reader = clusterRoles.find((d) => d.metadata.name === 'cloudphone-operator-secret-reader');
+    expect(reader?.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
+    // The operator's own ClusterRole may create (claim tokens) but not read, and the reader is not bound cluster-wide.
+    expect(readsSecrets(clusterRoles.find((d) => d.metadata.name === 'cloudphone-operator')?.rules)).toBe(false);
+    for (const binding of docs.filter((d) => d.kind === 'ClusterRoleBinding'))
+      expect(binding.roleRef?.name).not.toBe('cloudphone-operator-secret-reader');
+    const bindings = docs.filter((d) => d.kind === 'RoleBinding' && d.roleRef?.name === reader?.metadata.name);
+    expect(bindings.map((b) => b.metadata.namespace)).toEqual(['phones', 'staging']);
+    expect(render().filter((d) => d.kind === 'RoleBinding')).toHaveLength(1); // the operator's own namespace only
+    expect(refusal('--set', 'rbac.secretNamespaces={Not_A_Namespace}')).toContain('secretNamespaces');
+  });
+
   it('scrapes and fences the operator with ci/monitoring-values.yaml, on ports its Service and pods name', () => {
     const docs = render('--values', join(chart, 'ci/monitoring-values.yaml'));
     const service = docs.find((d) => d.kind === 'Service') as {

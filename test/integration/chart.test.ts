@@ -21,11 +21,14 @@ import { jsonPatchOptions } from '../../operator/src/kube/patch-options.ts';
 import { OperatorProcess } from '../cluster/operator-process.ts';
 import {
   adoptCrds,
+  createStream,
   deleteStreams,
+  getStream,
   impersonatingKubeconfig,
   kubeConfig,
   kubectl,
   repoRoot,
+  streamBody,
   useTestNamespace,
   waitFor,
 } from '../cluster/test-cluster.ts';
@@ -33,6 +36,8 @@ import {
 const release = 'cloudphone';
 const releaseNamespace = `cloudphone-chart-${randomBytes(3).toString('hex')}`;
 const phones = useTestNamespace('chart-phones', { 'cloudphone.io/injection': 'enabled' });
+// Opted in for injection, but not listed in rbac.secretNamespaces: the operator may not read its Secrets.
+const unlisted = useTestNamespace('chart-unlisted', { 'cloudphone.io/injection': 'enabled' });
 const helm = (...args: string[]): string =>
   execFileSync(join(repoRoot, '.cache/bin/helm'), ['--kubeconfig', inject('kubeconfig'), ...args], {
     encoding: 'utf8',
@@ -58,12 +63,21 @@ describe('the chart on the local control plane', () => {
     // Other test files may have installed the CRDs without Helm: let this release adopt them, as a user would.
     adoptCrds(release, releaseNamespace);
     const chart = join(repoRoot, 'charts/cloudphone-operator');
-    helm('install', release, chart, '--namespace', releaseNamespace, '--create-namespace');
+    helm(
+      'install',
+      release,
+      chart,
+      '--namespace',
+      releaseNamespace,
+      '--create-namespace',
+      '--set',
+      `rbac.secretNamespaces={${phones()}}`,
+    );
     installed = true;
   });
 
   afterAll(async () => {
-    if (operator) await deleteStreams(phones());
+    if (operator) await Promise.all([deleteStreams(phones()), deleteStreams(unlisted())]);
     await operator?.stop();
     if (installed) helm('uninstall', release, '--namespace', releaseNamespace);
     await kubeConfig().makeApiClient(CoreV1Api).deleteNamespace({ name: releaseNamespace });
@@ -173,13 +187,39 @@ describe('the chart on the local control plane', () => {
       labelSelector: 'cloudphone.io/stream=fleet',
     });
     expect(services.items).toHaveLength(1);
-    // No RBAC denial at all (other refusals, such as writes into a namespace being deleted, are not the chart's).
+    // Its Secrets were checked, in the one namespace where the chart lets the operator read Secrets.
+    const resolved = await waitFor('ResolvedRefs', async () => {
+      const s = await getStream(phones(), 'fleet');
+      return s.status?.conditions?.find((c) => c.type === 'ResolvedRefs');
+    });
+    expect(resolved).toMatchObject({ status: 'True', reason: 'ResolvedRefs' });
+    // Elsewhere it reads none: a stream naming a missing Secret is admitted, and its condition says why it cannot
+    // tell (with cluster-wide read it would say SecretNotFound).
+    await createStream(unlisted(), streamBody('elsewhere', 'phone'));
+    const unknown = await waitFor('ResolvedRefs Unknown', async () => {
+      const s = await getStream(unlisted(), 'elsewhere');
+      return s.status?.conditions?.find((c) => c.type === 'ResolvedRefs');
+    });
+    expect(unknown).toMatchObject({ status: 'Unknown', reason: 'SecretsNotReadable' });
+    const account = `system:serviceaccount:${releaseNamespace}:cloudphone-operator`;
+    // kubectl auth can-i answers no with exit status 1.
+    const canGetSecrets = (namespace: string): string => {
+      try {
+        return kubectl('auth', 'can-i', 'get', 'secrets', '--namespace', namespace, '--as', account).trim();
+      } catch (error) {
+        return String((error as { stdout?: string }).stdout).trim();
+      }
+    };
+    expect(canGetSecrets(phones())).toBe('yes');
+    expect(canGetSecrets(unlisted())).toBe('no');
+    // No RBAC denial logged (other refusals, such as writes into a namespace being deleted, are not the chart's; the
+    // Secret read refused above is a condition, not an error).
     const denials = operator.logs.map((l) => JSON.stringify(l)).filter((l) => /cannot \w+ resource/.test(l));
     expect(denials).toEqual([]);
   });
 
   it('uninstalls everything but the CRDs (crds.keep)', async () => {
-    if (operator) await deleteStreams(phones());
+    if (operator) await Promise.all([deleteStreams(phones()), deleteStreams(unlisted())]);
     await operator?.stop();
     operator = undefined;
     helm('uninstall', release, '--namespace', releaseNamespace, '--wait');

@@ -36,6 +36,7 @@ import { OperatorProcess } from '../cluster/operator-process.ts';
 const phones = useTestNamespace('phones', { 'cloudphone.io/injection': 'enabled' });
 const plain = useTestNamespace('plain');
 const custom = () => kubeConfig().makeApiClient(CustomObjectsApi);
+const STREAMS = { group: 'cloudphone.io', version: 'v1alpha1', plural: 'cloudphonestreams' };
 const core = () => kubeConfig().makeApiClient(CoreV1Api);
 const apps = () => kubeConfig().makeApiClient(AppsV1Api);
 const validator = new SchemaValidator();
@@ -288,16 +289,63 @@ describe('the operator', () => {
     expect(message).toContain('video.fps: must be <= 120');
   });
 
-  it('refuses a stream whose Secret is missing or whose selector overlaps another stream, naming the field', async () => {
-    const missing = await createStream(
+  it('admits a stream before its Secret, says so in ResolvedRefs and an Event, and clears it when the Secret comes', async () => {
+    // Before, the webhook refused it (reading the Secret with the operator's rights, for whoever asked).
+    await createStream(
       phones(),
-      streamBody('no-secret', 'other', { webrtc: { whep: { authSecretRef: { name: 'nope' } } } }),
-    ).then(
-      () => 'created',
-      (error: unknown) => apiErrorMessage(error),
+      streamBody('early-stream', 'nothing-yet', { webrtc: { whep: { authSecretRef: { name: 'later-tokens' } } } }),
     );
-    expect(missing).toContain('spec.webrtc.whep.authSecretRef: Secret nope does not exist');
+    const missing = await waitFor('ResolvedRefs False', async () => {
+      const s = await getStream(phones(), 'early-stream');
+      return condition(s, 'ResolvedRefs')?.status === 'False' ? condition(s, 'ResolvedRefs') : undefined;
+    });
+    expect(missing).toMatchObject({
+      reason: 'SecretNotFound',
+      message: 'spec.webrtc.whep.authSecretRef: Secret later-tokens does not exist',
+    });
+    const warning = await waitFor('a SecretNotFound Event', async () => {
+      const list = await core().listNamespacedEvent({
+        namespace: phones(),
+        fieldSelector: 'involvedObject.name=early-stream',
+      });
+      return list.items.find((e) => e.reason === 'SecretNotFound');
+    });
+    expect(warning.type).toBe('Warning');
+    await core().createNamespacedSecret({
+      namespace: phones(),
+      body: { metadata: { name: 'later-tokens' }, stringData: { view: 'later-view-1', control: 'later-control-1' } },
+    });
+    const resolved = await waitFor('ResolvedRefs True', async () => {
+      const s = await getStream(phones(), 'early-stream');
+      return condition(s, 'ResolvedRefs')?.status === 'True' ? condition(s, 'ResolvedRefs') : undefined;
+    });
+    expect(resolved.reason).toBe('ResolvedRefs');
+    await custom().deleteNamespacedCustomObject({ ...STREAMS, namespace: phones(), name: 'early-stream' });
+  });
 
+  it("leaves alone a Service of the stream's name that is not its own, and says so", async () => {
+    await core().createNamespacedService({
+      namespace: phones(),
+      body: {
+        metadata: { name: 'cloudphone-taken' },
+        spec: { selector: { app: 'someone-else' }, ports: [{ name: 'web', port: 80 }] },
+      },
+    });
+    await createStream(phones(), streamBody('taken', 'taken-phone'));
+    const notOwned = await waitFor('ServiceReady False', async () => {
+      const s = await getStream(phones(), 'taken');
+      return condition(s, 'ServiceReady')?.status === 'False' ? condition(s, 'ServiceReady') : undefined;
+    });
+    expect(notOwned.reason).toBe('ServiceNotOwned');
+    const service = await core().readNamespacedService({ name: 'cloudphone-taken', namespace: phones() });
+    expect(service.spec?.selector).toEqual({ app: 'someone-else' });
+    expect(service.spec?.ports?.map((p) => p.name)).toEqual(['web']);
+    expect(service.metadata?.ownerReferences ?? []).toEqual([]);
+    await custom().deleteNamespacedCustomObject({ ...STREAMS, namespace: phones(), name: 'taken' });
+    await core().deleteNamespacedService({ name: 'cloudphone-taken', namespace: phones() });
+  });
+
+  it('refuses a stream whose selector overlaps another stream, naming the field', async () => {
     const overlapping = await createStream(phones(), {
       ...streamBody('overlap', 'phone'),
       spec: {

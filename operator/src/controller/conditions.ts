@@ -6,6 +6,9 @@ export const ConditionType = {
   Ready: 'Ready',
   Progressing: 'Progressing',
   Degraded: 'Degraded',
+  /** The Secrets the stream names exist with their keys (reasons: RefsReason in secret-references.ts). */
+  ResolvedRefs: 'ResolvedRefs',
+  ServiceReady: 'ServiceReady',
 } as const;
 
 export const Reason = {
@@ -24,6 +27,9 @@ export const Reason = {
   SidecarNotReporting: 'SidecarNotReporting',
   SidecarError: 'SidecarError',
   InvalidSpec: 'InvalidSpec',
+  // ServiceReady
+  ServiceApplied: 'ServiceApplied',
+  ServiceNotOwned: 'ServiceNotOwned',
 } as const;
 
 /** Reasons of a CloudPhonePool's Ready condition. */
@@ -58,6 +64,13 @@ export const EventReason = {
   PodsRefused: 'PodsRefused', // Warning
   Autoscaled: 'Autoscaled',
 } as const;
+
+/** A condition's status, reason and message, as a check returns them. */
+export interface Verdict {
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+}
 
 /**
  * Sets a condition in a list, keeping its lastTransitionTime when its status did not change, as

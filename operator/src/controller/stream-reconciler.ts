@@ -19,10 +19,11 @@ import type { ResilientInformer } from '../kube/resilient-informer.ts';
 import type { Pods } from '../kube/pod-cache.ts';
 import { API_VERSION, GROUP, STREAM_LABEL, VERSION } from '../labels.ts';
 import { selectorMatches, selectorString } from '../webhook/label-selector.ts';
-import { ConditionType, EventReason, setCondition } from './conditions.ts';
+import { ConditionType, EventReason, Reason, setCondition, type Verdict } from './conditions.ts';
 import type { EventRecorder } from './event-recorder.ts';
 import type { Outcome } from './finalizer.ts';
 import { cannotRestart } from './pod-restart.ts';
+import { resolveSecretRefs, type SecretLookup } from './secret-references.ts';
 import { assessStream, isPodReady } from './stream-status.ts';
 import type { ReportStore } from './sidecar-reports.ts';
 import { FIELD_MANAGER, type StatusWriter } from './status-writer.ts';
@@ -33,6 +34,12 @@ export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'cloudphone-operator';
 const KIND = 'CloudPhoneStream';
 const PLURAL = 'cloudphonestreams';
+/**
+ * How often a stream's Secrets are looked at again: soon while one is missing (a GitOps tool may apply it just
+ * after the stream), rarely once found (reconciles follow every report; Secret reads must not).
+ */
+const REFS_RECHECK_MISSING_MS = 10_000;
+const REFS_RECHECK_FOUND_MS = 5 * 60_000;
 
 export interface StreamReconcilerOptions {
   streams: ResilientInformer<CloudPhoneStream>;
@@ -68,8 +75,12 @@ export class StreamReconciler {
   /** Per stream: pods this process already announced as injected, and the last not-reporting verdict. */
   private readonly announced = new Map<string, Set<string>>();
   private readonly lastNotReporting = new Map<string, string>();
+  /** Per stream: the Service name last found taken by someone else (one Warning Event per finding). */
+  private readonly lastNotOwned = new Map<string, string>();
   /** Per stream: the uid/generation last found valid, so an unchanged spec is not validated on every pod event. */
   private readonly validated = new Map<string, string>();
+  /** Per stream: the last verdict on its Secrets, for which spec, and when. */
+  private readonly refs = new Map<string, { version: string; at: number; verdict: Verdict }>();
 
   constructor(options: StreamReconcilerOptions) {
     this.o = options;
@@ -148,7 +159,8 @@ export class StreamReconciler {
       }
       this.validated.set(key, version);
     }
-    await this.ensureService(stream);
+    const service = await this.ensureService(stream);
+    const refs = await this.resolveRefs(stream, version);
 
     const pods = this.o.pods.list(namespace).filter((p) => selectorMatches(stream.spec.selector, p.metadata?.labels));
     const now = new Date();
@@ -185,11 +197,19 @@ export class StreamReconciler {
     this.lastNotReporting.set(key, notReporting);
 
     let requeueAfterMs = assessment.recheckInMs ?? this.o.reports.freshMs;
+    if (refs.status !== 'True') requeueAfterMs = Math.min(requeueAfterMs, REFS_RECHECK_MISSING_MS);
     const restartable = assessment.needRestart.filter((p) => !blocked.has(p.metadata?.name ?? ''));
     if (restartExisting && restartable.length > 0) {
       requeueAfterMs = Math.min(requeueAfterMs, await this.restartOne(stream, pods, restartable));
     }
-    await this.writeStatus(stream, assessment.status);
+    const generation = stream.metadata?.generation ?? 0;
+    let conditions = assessment.status.conditions ?? [];
+    for (const [type, verdict] of [
+      [ConditionType.ResolvedRefs, refs],
+      [ConditionType.ServiceReady, service],
+    ] as const)
+      conditions = setCondition(conditions, { type, ...verdict, observedGeneration: generation }, now);
+    await this.writeStatus(stream, { ...assessment.status, conditions });
     return { requeueAfterMs };
   }
 
@@ -199,11 +219,44 @@ export class StreamReconciler {
     this.o.statusWriter.forget({ kind: KIND, plural: PLURAL, namespace, name });
     this.announced.delete(key);
     this.lastNotReporting.delete(key);
+    this.lastNotOwned.delete(key);
     this.validated.delete(key);
+    this.refs.delete(key);
   }
 
-  /** The headless Service of the stream's pods: per-pod DNS names for WHEP and metrics, and SRT in listener mode. */
-  private async ensureService(stream: CloudPhoneStream): Promise<void> {
+  /** The stream's ResolvedRefs verdict: looked up again when the spec changed or the last look is old. */
+  private async resolveRefs(stream: CloudPhoneStream, version: string): Promise<Verdict> {
+    const key = keyOf(stream);
+    const namespace = stream.metadata?.namespace ?? '';
+    const last = this.refs.get(key);
+    const now = Date.now();
+    const recheckMs = last?.verdict.status === 'True' ? REFS_RECHECK_FOUND_MS : REFS_RECHECK_MISSING_MS;
+    if (last?.version === version && now - last.at < recheckMs) return last.verdict;
+    const read = async (name: string): Promise<SecretLookup> => {
+      try {
+        const secret = await this.o.core.readNamespacedSecret({ name, namespace });
+        return { found: true, data: (secret.data ?? {}) as Record<string, string> };
+      } catch (error) {
+        if (error instanceof ApiException && error.code === 404) return { found: false };
+        if (error instanceof ApiException && error.code === 403) return { forbidden: true };
+        throw error;
+      }
+    };
+    const verdict = await resolveSecretRefs(stream, read);
+    this.refs.set(key, { version, at: now, verdict });
+    if (verdict.status === 'False' && verdict.message !== last?.verdict.message)
+      await this.o.events.record(stream, 'Warning', verdict.reason, verdict.message);
+    if (verdict.status === 'Unknown' && last?.verdict.status !== 'Unknown')
+      await this.o.events.record(stream, 'Normal', verdict.reason, verdict.message);
+    return verdict;
+  }
+
+  /**
+   * The headless Service of the stream's pods: per-pod DNS names for WHEP and metrics, and SRT in listener mode.
+   * A Service of that name that is not the stream's (someone else's, made before the stream) is left alone: the
+   * ServiceReady condition says so, rather than taking it over.
+   */
+  private async ensureService(stream: CloudPhoneStream): Promise<Verdict> {
     const namespace = stream.metadata?.namespace ?? '';
     const streamName = stream.metadata?.name ?? '';
     const name = serviceNameFor(streamName);
@@ -219,44 +272,72 @@ export class StreamReconciler {
       selector: { [STREAM_LABEL]: streamName },
       ports: ports.map((p) => ({ ...p, targetPort: p.name })),
     };
-    const existing = this.o.services.get(name, namespace);
+    const ready: Verdict = {
+      status: 'True',
+      reason: Reason.ServiceApplied,
+      message: `headless Service ${name} selects the stream's pods`,
+    };
+    const notOwned: Verdict = {
+      status: 'False',
+      reason: Reason.ServiceNotOwned,
+      message: `Service ${name} exists and is not this stream's: it is left alone; delete or rename it to get the stream's Service`,
+    };
+    const body = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: {
+        name,
+        namespace,
+        labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [STREAM_LABEL]: streamName },
+        ownerReferences: [
+          {
+            apiVersion: API_VERSION,
+            kind: KIND,
+            name: streamName,
+            uid: stream.metadata?.uid ?? '',
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
+      },
+      spec: { clusterIP: 'None', publishNotReadyAddresses: false, ...wanted },
+    };
+    // The cache holds only Services the operator labelled: one missing from it is created, never applied over,
+    // so that an unlabelled Service of the same name answers 409 instead of being taken.
+    let existing = this.o.services.get(name, namespace);
+    if (!existing) {
+      try {
+        await this.o.core.createNamespacedService({ namespace, body });
+        this.log.info({ stream: keyOf(stream), service: name }, 'created stream service');
+        return ready;
+      } catch (error) {
+        if (!(error instanceof ApiException) || error.code !== 409) throw error;
+        existing = await this.o.core.readNamespacedService({ name, namespace });
+      }
+    }
+    const ours =
+      existing.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY &&
+      existing.metadata.labels[STREAM_LABEL] === streamName;
+    if (!ours) {
+      if (this.lastNotOwned.get(keyOf(stream)) !== name)
+        await this.o.events.record(stream, 'Warning', Reason.ServiceNotOwned, notOwned.message);
+      this.lastNotOwned.set(keyOf(stream), name);
+      return notOwned;
+    }
+    this.lastNotOwned.delete(keyOf(stream));
     const same =
-      existing?.spec?.clusterIP === 'None' &&
+      existing.spec?.clusterIP === 'None' &&
       JSON.stringify(existing.spec.selector) === JSON.stringify(wanted.selector) &&
       JSON.stringify((existing.spec.ports ?? []).map((p) => [p.name, p.port, p.protocol])) ===
         JSON.stringify(ports.map((p) => [p.name, p.port, p.protocol])) &&
       existing.metadata?.ownerReferences?.some((r) => r.uid === stream.metadata?.uid);
-    if (same) return;
+    if (same) return ready;
     await this.o.core.patchNamespacedService(
-      {
-        name,
-        namespace,
-        fieldManager: FIELD_MANAGER,
-        force: true,
-        body: {
-          apiVersion: 'v1',
-          kind: 'Service',
-          metadata: {
-            name,
-            namespace,
-            labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [STREAM_LABEL]: streamName },
-            ownerReferences: [
-              {
-                apiVersion: API_VERSION,
-                kind: KIND,
-                name: streamName,
-                uid: stream.metadata?.uid ?? '',
-                controller: true,
-                blockOwnerDeletion: true,
-              },
-            ],
-          },
-          spec: { clusterIP: 'None', publishNotReadyAddresses: false, ...wanted },
-        },
-      },
+      { name, namespace, fieldManager: FIELD_MANAGER, force: true, body },
       applyPatchOptions(),
     );
     this.log.info({ stream: keyOf(stream), service: name }, 'applied stream service');
+    return ready;
   }
 
   /**

@@ -3,7 +3,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
-import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import type { CustomObjectsApi, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { CloudPhoneClaim, CloudPhonePool, CloudPhoneStream } from '../../../generated/ts/api-types.ts';
 import type { SchemaValidator } from '../../../schemas/runtime/validator.ts';
@@ -26,7 +26,6 @@ export interface AdmissionHandlersOptions {
   streams: ResilientInformer<CloudPhoneStream>;
   settings: () => InjectionSettings;
   validator: SchemaValidator;
-  core: CoreV1Api;
   custom: CustomObjectsApi;
   metrics: OperatorMetrics;
   log: Logger;
@@ -118,15 +117,6 @@ export class AdmissionHandlers {
 
   private lookups(namespace: string): ValidationLookups {
     return {
-      secretData: async (name) => {
-        try {
-          const secret = await this.o.core.readNamespacedSecret({ name, namespace });
-          return (secret.data ?? {}) as Record<string, string>;
-        } catch (error) {
-          if (error instanceof ApiException && error.code === 404) return undefined;
-          throw error;
-        }
-      },
       streams: () => [...this.o.streams.list(namespace)],
       pools: () => [],
     };
