@@ -232,7 +232,7 @@ async function main(): Promise<void> {
     const diagnostics = metrics
       .split('\n')
       .filter((l) =>
-        /^(cloudphone_https_connections|nodejs_eventloop_lag_(mean|p50|p99|max)_seconds|nodejs_heap_size_(total|used)_bytes|nodejs_external_memory_bytes|process_resident_memory_bytes|nodejs_heap_space_size_total_bytes\{[^}]*\}) /.test(
+        /^(cloudphone_https_connections\{[^}]*\}|nodejs_eventloop_lag_(mean|p50|p99|max)_seconds|nodejs_heap_size_(total|used)_bytes|nodejs_external_memory_bytes|process_resident_memory_bytes|nodejs_heap_space_size_total_bytes\{[^}]*\}) /.test(
           l,
         ),
       );

@@ -17,7 +17,13 @@ export interface OperatorConfig {
   /** The pod this replica runs in (its name among the other replicas' pods). */
   podName: string;
   listenHost: string;
+  /** The admission webhooks' port. */
   httpsPort: number;
+  /** The sidecars' report endpoint: its own port, apart from admission, with its own limits. */
+  reportPort: number;
+  /** Open connections the report port takes, in all and from one address (a node that masquerades, or a pod). */
+  reportMaxConnections: number;
+  reportMaxConnectionsPerAddress: number;
   healthPort: number;
   serviceName: string;
   /** The mutating and validating webhook configurations the chart installed (their caBundle is kept here). */
@@ -59,6 +65,9 @@ const options = {
   identity: { type: 'string' },
   'listen-host': { type: 'string' },
   'https-port': { type: 'string', default: '9443' },
+  'report-port': { type: 'string', default: '9444' },
+  'report-max-connections': { type: 'string', default: '8192' },
+  'report-max-connections-per-address': { type: 'string', default: '128' },
   'health-port': { type: 'string', default: '8080' },
   'service-name': { type: 'string', default: 'cloudphone-operator' },
   'webhook-configuration-name': { type: 'string', default: 'cloudphone-operator' },
@@ -138,6 +147,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     podName: env.POD_NAME ?? hostname(),
     listenHost: values['listen-host'] ?? (values.dev ? '127.0.0.1' : '0.0.0.0'),
     httpsPort: integer('https-port', values['https-port'], 0, 65535),
+    reportPort: integer('report-port', values['report-port'], 0, 65535),
+    reportMaxConnections: integer('report-max-connections', values['report-max-connections'], 1, 1_000_000),
+    reportMaxConnectionsPerAddress: integer(
+      'report-max-connections-per-address',
+      values['report-max-connections-per-address'],
+      1,
+      1_000_000,
+    ),
     healthPort: integer('health-port', values['health-port'], 0, 65535),
     serviceName: values['service-name'],
     webhookConfigurationName: values['webhook-configuration-name'],

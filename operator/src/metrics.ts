@@ -55,7 +55,13 @@ export class OperatorMetrics {
   });
   readonly httpsConnections = new Gauge({
     name: 'cloudphone_https_connections',
-    help: 'TLS connections accepted by the webhook and report endpoint since start.',
+    help: 'TLS connections accepted since start, by port (admission, reports).',
+    labelNames: ['port'] as const,
+    registers: [this.registry],
+  });
+  readonly refusedConnections = new Gauge({
+    name: 'cloudphone_report_connections_refused',
+    help: 'Connections to the report port closed at once since start, for being over a connection limit.',
     registers: [this.registry],
   });
   readonly leader = new Gauge({

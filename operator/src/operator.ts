@@ -53,9 +53,12 @@ import {
 export const REPORT_PATH = '/report';
 const CLAIM_STATUS_WRITES_PER_SECOND = 200;
 const SERVICE_PORT = 443;
+/** The Service's port for sidecar reports (the chart's "reports" port). */
+export const REPORT_SERVICE_PORT = 9444;
 
 export interface RunningOperator {
   httpsPort: number;
+  reportPort: number;
   healthPort: number;
   isLeader: () => boolean;
   stop: () => Promise<void>;
@@ -139,6 +142,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
 
   // In development the port may be chosen by the system (0): the URLs are known only once the server listens.
   let httpsPort = config.httpsPort;
+  let reportPort = config.reportPort;
   const serviceHost = `${config.serviceName}.${config.namespace}.svc`;
   const endpoint = (): WebhookEndpoint =>
     config.dev
@@ -154,10 +158,17 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
         };
   const reportUrl = (): string =>
     config.dev
-      ? `https://127.0.0.1:${String(httpsPort)}${REPORT_PATH}`
-      : `https://${serviceHost}:${String(SERVICE_PORT)}${REPORT_PATH}`;
+      ? `https://127.0.0.1:${String(reportPort)}${REPORT_PATH}`
+      : `https://${serviceHost}:${String(REPORT_SERVICE_PORT)}${REPORT_PATH}`;
 
   const endpoints = new HttpsEndpoints(moduleLogger('https', root));
+  // Reports on a port of their own: any pod can reach it, so it is held to a report's size (a few KiB, with a 1 KiB
+  // error in JSON escapes at worst) and to a number of connections, and authenticates before it reads a body.
+  const reportEndpoints = new HttpsEndpoints(moduleLogger('reports-https', root), {
+    maxBodyBytes: 8 * 1024,
+    maxConnections: config.reportMaxConnections,
+    maxConnectionsPerAddress: config.reportMaxConnectionsPerAddress,
+  });
   // With external certificates the caBundle is cert-manager's (cainjector) to keep, not the operator's.
   const syncWebhooks = async (tls: TlsMaterial): Promise<void> => {
     if (config.certificates === 'external') return;
@@ -208,6 +219,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     log: moduleLogger('certificates', root),
     onChange: (tls) => {
       endpoints.reload(tls);
+      reportEndpoints.reload(tls);
       if (leader.isLeader()) void syncWebhooks(tls);
     },
   });
@@ -412,7 +424,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
             selectorMatches(peerSelector, pod.metadata?.labels),
         )
         .map((pod) => pod.status?.podIP ?? ''),
-    port: config.httpsPort,
+    port: config.reportPort,
     path: REPORT_PATH,
     caPem: () => certificates.material?.caPem ?? tls.caPem,
     serverName: serviceHost,
@@ -439,17 +451,26 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   });
   endpoints.route(MUTATE_PATH, handlers.mutatePods);
   endpoints.route(VALIDATE_PATH, handlers.validateResources);
-  endpoints.route(REPORT_PATH, async (req, body) => {
-    const reply = await reports.handle(req, body);
-    metrics.sidecarReports.inc({ code: String(reply.status) });
-    return reply;
-  });
+  reportEndpoints.route(
+    REPORT_PATH,
+    async (req, body) => {
+      const reply = await reports.handle(req, body);
+      metrics.sidecarReports.inc({ code: String(reply.status) });
+      return reply;
+    },
+    async (req) => {
+      const refused = await reports.admit(req);
+      if (refused) metrics.sidecarReports.inc({ code: String(refused.status) });
+      return refused;
+    },
+  );
 
   // Webhooks answer from the informers' caches: serve them only once the caches are filled.
   await Promise.all([streams.start(), pools.start(), claims.start(), pods.start(), services.start()]);
   // Not waited for: the operator serves without them; they only speed up a repair.
   for (const watch of webhookConfigurationWatches) void watch.start();
   httpsPort = await endpoints.listen(config.httpsPort, config.listenHost, tls);
+  reportPort = await reportEndpoints.listen(config.reportPort, config.listenHost, tls);
   ready = true;
   const informerRestarts = setInterval(() => {
     for (const [name, informer] of [
@@ -461,7 +482,9 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     ] as const) {
       metrics.informerRestarts.set({ informer: name }, informer.restarts);
     }
-    metrics.httpsConnections.set(endpoints.connections);
+    metrics.httpsConnections.set({ port: 'admission' }, endpoints.connections);
+    metrics.httpsConnections.set({ port: 'reports' }, reportEndpoints.connections);
+    metrics.refusedConnections.set(reportEndpoints.refusedConnections);
     const cached = pods.counts();
     metrics.podsCached.set({ kept: 'full' }, cached.full);
     metrics.podsCached.set({ kept: 'metadata' }, cached.metadata);
@@ -470,12 +493,13 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
 
   leader.start();
   log.info(
-    { httpsPort, healthPort: health.port, identity: config.identity, nativeSidecars, dev: config.dev },
+    { httpsPort, reportPort, healthPort: health.port, identity: config.identity, nativeSidecars, dev: config.dev },
     'operator started',
   );
 
   return {
     httpsPort,
+    reportPort,
     healthPort: health.port,
     isLeader: () => leader.isLeader(),
     stop: async () => {
@@ -497,6 +521,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
         services.stop(),
         ...webhookConfigurationWatches.map((watch) => watch.stop()),
         endpoints.close(),
+        reportEndpoints.close(),
         closeServer(health.server),
       ]);
       log.info('operator stopped');

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { webhookConfigurations } from '../../operator/src/webhook/webhook-configurations.ts';
+import { parseConfig } from '../../operator/src/config.ts';
+import { REPORT_SERVICE_PORT } from '../../operator/src/operator.ts';
 
 const root = join(import.meta.dirname, '../..');
 const helm = join(root, '.cache/bin/helm');
@@ -90,6 +92,26 @@ describe('the cloudphone-operator chart', () => {
         webhooks.map((w) => ({ ...w, clientConfig: { ...w.clientConfig, caBundle: undefined } }));
       expect(withoutCa(rendered.webhooks)).toEqual(withoutCa(expected.webhooks as never));
     }
+  });
+
+  it('serves reports on a port of their own, where the operator sends sidecars and the other replicas', () => {
+    const docs = render();
+    const service = docs.find((d) => d.kind === 'Service') as {
+      spec: { ports: { name: string; port: number; targetPort: string }[] };
+    };
+    expect(service.spec.ports.find((p) => p.name === 'reports')).toMatchObject({
+      port: REPORT_SERVICE_PORT,
+      targetPort: 'reports',
+    });
+    const deployment = docs.find((d) => d.kind === 'Deployment') as {
+      spec: { template: { spec: { containers: { ports: { name: string; containerPort: number }[] }[] } } };
+    };
+    const ports = deployment.spec.template.spec.containers[0]?.ports ?? [];
+    // The operator listens on its defaults (the chart passes no port flags): reports and admission apart.
+    const defaults = parseConfig([], {});
+    expect(ports.find((p) => p.name === 'reports')?.containerPort).toBe(defaults.reportPort);
+    expect(ports.find((p) => p.name === 'https')?.containerPort).toBe(defaults.httpsPort);
+    expect(defaults.reportPort).not.toBe(defaults.httpsPort);
   });
 
   it('installs the generated CRDs, kept on uninstall unless told otherwise, or none at all', () => {
@@ -321,9 +343,11 @@ describe('the cloudphone-operator chart', () => {
     expect(deployment.spec.template.metadata.labels).toMatchObject(policy.spec.podSelector.matchLabels);
     const podPorts = deployment.spec.template.spec.containers[0]?.ports.map((p) => p.name);
     for (const rule of policy.spec.ingress) for (const port of rule.ports) expect(podPorts).toContain(port.port);
-    // The webhook port is open to all (the apiserver, the sidecars); metrics only from the monitoring namespace.
+    // The webhook and report ports are open to all (the apiserver, the sidecars); metrics only from monitoring.
+    expect(policy.spec.ingress.map((r) => r.ports[0]?.port)).toEqual(['https', 'reports', 'health']);
     expect(policy.spec.ingress[0]?.from).toBeUndefined();
-    expect(policy.spec.ingress[1]?.from).toEqual([
+    expect(policy.spec.ingress[1]?.from).toBeUndefined();
+    expect(policy.spec.ingress[2]?.from).toEqual([
       { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
     ]);
     expect(render().some((d) => d.kind === 'ServiceMonitor' || d.kind === 'NetworkPolicy')).toBe(false);

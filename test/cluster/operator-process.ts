@@ -17,6 +17,7 @@ export interface LogLine {
 export class OperatorProcess {
   readonly logs: LogLine[] = [];
   httpsPort = 0;
+  reportPort = 0;
   healthPort = 0;
   private readonly child: ChildProcess;
   private exited = false;
@@ -33,6 +34,8 @@ export class OperatorProcess {
         '--identity',
         identity,
         '--https-port',
+        '0',
+        '--report-port',
         '0',
         '--health-port',
         '0',
@@ -83,6 +86,7 @@ export class OperatorProcess {
       90_000,
     );
     this.httpsPort = Number(line.httpsPort);
+    this.reportPort = Number(line.reportPort);
     this.healthPort = Number(line.healthPort);
     return this;
   }

@@ -97,7 +97,12 @@ async function report(op: OperatorProcess, pod: V1Pod, stream: string, body: Par
 }
 
 /** POSTs a report body with a bearer token to the operator's report endpoint; returns the HTTP status. */
-async function postReport(op: OperatorProcess, token: string, payload: string): Promise<number> {
+async function postReport(
+  op: OperatorProcess,
+  token: string,
+  payload: string,
+  at: { port?: number; path?: string } = {},
+): Promise<number> {
   const ca = Buffer.from(
     (await core().readNamespacedSecret({ name: 'cloudphone-operator-tls', namespace: 'cloudphone-system' })).data?.[
       'ca.crt'
@@ -108,8 +113,8 @@ async function postReport(op: OperatorProcess, token: string, payload: string): 
     const req = request(
       {
         host: '127.0.0.1',
-        port: op.httpsPort,
-        path: '/report',
+        port: at.port ?? op.reportPort,
+        path: at.path ?? '/report',
         method: 'POST',
         ca,
         headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
@@ -213,7 +218,7 @@ describe('the operator', () => {
       ) as unknown;
       const parsed = validator.parse('SidecarConfig', config);
       expect(parsed.stream).toMatchObject({ namespace: phones(), name: 'phones' });
-      expect(parsed.report?.url).toBe(`https://127.0.0.1:${String(first.httpsPort)}/report`);
+      expect(parsed.report?.url).toBe(`https://127.0.0.1:${String(first.reportPort)}/report`);
       expect(JSON.parse(pod.metadata?.annotations?.['cloudphone.io/injection-status'] ?? '{}')).toMatchObject({
         stream: 'phones',
         generation: 1,
@@ -405,6 +410,11 @@ describe('the operator', () => {
     });
     expect(await postReport(first, 'not-a-token', body)).toBe(401);
     expect(await postReport(first, '', body)).toBe(401);
+    // Reports and admission on ports apart: neither serves the other's paths.
+    const token = await sidecarReportToken(a);
+    expect(await postReport(first, token, body, { port: first.httpsPort })).toBe(404);
+    expect(await postReport(first, token, '{}', { path: '/mutate-pods' })).toBe(404);
+    expect(await postReport(first, token, body)).toBe(200);
   });
 
   it('restarts pods created before the stream when asked to, and then reports every pod streaming', async () => {

@@ -85,17 +85,30 @@ export interface SidecarReportsOptions {
 export class SidecarReports {
   private readonly o: Required<Omit<SidecarReportsOptions, 'relay'>> & Pick<SidecarReportsOptions, 'relay'>;
   private readonly tokens = new Map<string, { identity: Identity | undefined; until: number }>();
+  /** Who sent each request admitted, until the request is gone. */
+  private readonly identities = new WeakMap<IncomingMessage, Identity>();
 
   constructor(options: SidecarReportsOptions) {
     this.o = { tokenCacheMs: 60_000, ...options };
   }
 
-  /** POST /report */
-  async handle(req: IncomingMessage, body: Buffer): Promise<HttpReply> {
+  /**
+   * Before the body: the bearer token must be a pod's, for the operator's audience. A request without one is
+   * refused on its headers, so a stranger can make the operator read nothing.
+   */
+  admit = async (req: IncomingMessage): Promise<HttpReply | undefined> => {
     const token = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (!token) return { status: 401, body: { message: 'a bearer token is required' } };
     const identity = await this.authenticate(token);
     if (!identity) return { status: 401, body: { message: 'the token is not valid for this audience' } };
+    this.identities.set(req, identity);
+    return undefined;
+  };
+
+  /** POST /report, once admit() let it in. */
+  handle = async (req: IncomingMessage, body: Buffer): Promise<HttpReply> => {
+    const identity = this.identities.get(req) ?? (await this.admitted(req));
+    if (!('pod' in identity)) return identity;
 
     let report: SidecarReport;
     try {
@@ -126,6 +139,12 @@ export class SidecarReports {
         ? [{ access, sha256: digest }]
         : [];
     return { status: 200, body: { claimTokens } };
+  };
+
+  /** For a caller that did not call admit() first (it costs nothing more: the token's review is cached). */
+  private async admitted(req: IncomingMessage): Promise<Identity | HttpReply> {
+    const refused = await this.admit(req);
+    return refused ?? this.identities.get(req) ?? { status: 401, body: { message: 'not authenticated' } };
   }
 
   private async authenticate(token: string): Promise<Identity | undefined> {
