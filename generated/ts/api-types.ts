@@ -886,7 +886,7 @@ export interface SidecarConfig {
     port?: number;
   };
   /**
-   * Where the sidecar reports its state to the operator; absent means it does not report.
+   * Where the sidecar reports its state to the operator; absent means it does not report. The CAs to trust come from caFile or ca (one of them is required).
    */
   report?: {
     /**
@@ -902,9 +902,13 @@ export interface SidecarConfig {
      */
     intervalSeconds?: number;
     /**
-     * PEM bundle of the CA that signs the operator's serving certificate (public data).
+     * File of the PEM bundle of the CAs that sign the operator's serving certificate, re-read for every report (injected pods mount it from a ConfigMap the operator keeps current, so a new CA reaches running sidecars).
      */
-    ca: string;
+    caFile?: string;
+    /**
+     * PEM bundle of the CA that signs the operator's serving certificate (public data), fixed for the sidecar's life: for a sidecar run by hand; injected sidecars get caFile.
+     */
+    ca?: string;
   };
   /**
    * Lowest level logged.

@@ -2057,13 +2057,12 @@ export const jsonSchemas = {
         }
       },
       "report": {
-        "description": "Where the sidecar reports its state to the operator; absent means it does not report.",
+        "description": "Where the sidecar reports its state to the operator; absent means it does not report. The CAs to trust come from caFile or ca (one of them is required).",
         "type": "object",
         "additionalProperties": false,
         "required": [
           "url",
-          "tokenFile",
-          "ca"
+          "tokenFile"
         ],
         "properties": {
           "url": {
@@ -2085,8 +2084,14 @@ export const jsonSchemas = {
             "maximum": 300,
             "default": 10
           },
+          "caFile": {
+            "description": "File of the PEM bundle of the CAs that sign the operator's serving certificate, re-read for every report (injected pods mount it from a ConfigMap the operator keeps current, so a new CA reaches running sidecars).",
+            "type": "string",
+            "maxLength": 1024,
+            "pattern": "^/"
+          },
           "ca": {
-            "description": "PEM bundle of the CA that signs the operator's serving certificate (public data).",
+            "description": "PEM bundle of the CA that signs the operator's serving certificate (public data), fixed for the sidecar's life: for a sidecar run by hand; injected sidecars get caFile.",
             "type": "string",
             "maxLength": 65536,
             "pattern": "^-----BEGIN CERTIFICATE-----"

@@ -29,6 +29,10 @@ export interface OperatorConfig {
   /** The mutating and validating webhook configurations the chart installed (their caBundle is kept here). */
   webhookConfigurationName: string;
   certificateSecret: string;
+  /** The ConfigMap, in every namespace with a stream, of the CAs sidecars trust for their reports. */
+  caBundleConfigMap: string;
+  /** After a CA is replaced: how long the previous one is still served (and twice that, trusted). */
+  caRolloverSeconds: number;
   /**
    * operator: the operator makes its CA and serving certificate, renews them and keeps the webhooks' caBundle;
    * external: something else (cert-manager) writes the Secret and the caBundle, the operator only reads it.
@@ -72,6 +76,9 @@ const options = {
   'service-name': { type: 'string', default: 'cloudphone-operator' },
   'webhook-configuration-name': { type: 'string', default: 'cloudphone-operator' },
   'certificate-secret': { type: 'string', default: 'cloudphone-operator-tls' },
+  'ca-bundle-configmap': { type: 'string', default: 'cloudphone-operator-ca' },
+  // The kubelet brings a changed ConfigMap into pods within its sync period (a minute) and a cache's lifetime.
+  'ca-rollover-seconds': { type: 'string', default: '180' },
   certificates: { type: 'string', default: 'operator' },
   'serving-cert-days': { type: 'string', default: '90' },
   'certificate-check-seconds': { type: 'string', default: '60' },
@@ -159,6 +166,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     serviceName: values['service-name'],
     webhookConfigurationName: values['webhook-configuration-name'],
     certificateSecret: values['certificate-secret'],
+    caBundleConfigMap: values['ca-bundle-configmap'],
+    caRolloverSeconds: integer('ca-rollover-seconds', values['ca-rollover-seconds'], 1, 86_400),
     certificates,
     servingCertDays: integer('serving-cert-days', values['serving-cert-days'], 1, 3650),
     certificateCheckSeconds: integer('certificate-check-seconds', values['certificate-check-seconds'], 1, 86_400),

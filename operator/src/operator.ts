@@ -11,6 +11,7 @@ import {
   CustomObjectsApi,
   type KubeConfig,
   VersionApi,
+  type V1ConfigMap,
   type V1MutatingWebhookConfiguration,
   type V1Service,
   type V1ValidatingWebhookConfiguration,
@@ -20,6 +21,7 @@ import type { Logger } from 'pino';
 import type { CloudPhoneClaim, CloudPhonePool, CloudPhoneStream } from '../../generated/ts/api-types.ts';
 import { SchemaValidator } from '../../schemas/runtime/validator.ts';
 import type { OperatorConfig } from './config.ts';
+import { CaBundlePublisher } from './controller/ca-bundle-publisher.ts';
 import { Controller } from './controller/controller.ts';
 import { EventRecorder } from './controller/event-recorder.ts';
 import { ReportRelay } from './controller/report-relay.ts';
@@ -40,7 +42,7 @@ import { GROUP, VERSION } from './labels.ts';
 import { moduleLogger } from './log.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { AdmissionHandlers } from './webhook/admission-handlers.ts';
-import { CertificateManager, type TlsMaterial } from './webhook/certificate-manager.ts';
+import { CertificateManager } from './webhook/certificate-manager.ts';
 import type { InjectionSettings } from './webhook/injection-settings.ts';
 import {
   MUTATE_PATH,
@@ -170,11 +172,14 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     maxConnectionsPerAddress: config.reportMaxConnectionsPerAddress,
   });
   // With external certificates the caBundle is cert-manager's (cainjector) to keep, not the operator's.
-  const syncWebhooks = async (tls: TlsMaterial): Promise<void> => {
-    if (config.certificates === 'external') return;
-    await syncWebhookConfigurations(leaderAdmission, endpoint(), tls.caPem, config.dev, log).catch((error: unknown) => {
-      log.warn({ error: describeError(error) }, 'could not update the webhook configurations');
-    });
+  // The webhooks trust the bundle (both CAs while one is rolled over: replicas switch at slightly different times).
+  const syncWebhooks = async (): Promise<void> => {
+    if (config.certificates === 'external' || !certificates.bundlePem) return;
+    await syncWebhookConfigurations(leaderAdmission, endpoint(), certificates.bundlePem, config.dev, log).catch(
+      (error: unknown) => {
+        log.warn({ error: describeError(error) }, 'could not update the webhook configurations');
+      },
+    );
   };
   // The leader repairs a caBundle someone else blanked or changed within a moment of the change, not at the next
   // certificate change: it watches the two configurations (by name, which RBAC can restrict a watch to).
@@ -203,7 +208,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   for (const watch of webhookConfigurationWatches)
     for (const event of ['add', 'update'] as const)
       (watch as ResilientInformer<V1MutatingWebhookConfiguration>).on(event, () => {
-        if (leader.isLeader() && certificates.material) void syncWebhooks(certificates.material);
+        if (leader.isLeader()) void syncWebhooks();
       });
   const certificates = new CertificateManager({
     core,
@@ -216,12 +221,35 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     servingValidityDays: config.servingCertDays,
     checkIntervalMs: config.certificateCheckSeconds * 1000,
     external: config.certificates === 'external',
+    rolloverMs: config.caRolloverSeconds * 1000,
     log: moduleLogger('certificates', root),
     onChange: (tls) => {
       endpoints.reload(tls);
       reportEndpoints.reload(tls);
-      if (leader.isLeader()) void syncWebhooks(tls);
     },
+    onBundleChange: () => {
+      if (!leader.isLeader()) return;
+      void syncWebhooks();
+      caBundles.sync();
+    },
+  });
+  // The CAs sidecars trust, published where they run: in every namespace with a stream.
+  const caConfigMaps = new ResilientInformer<V1ConfigMap>({
+    name: 'ca-bundles',
+    kubeConfig: kc,
+    path: '/api/v1/configmaps',
+    fieldSelector: `metadata.name=${config.caBundleConfigMap}`,
+    list: () => core.listConfigMapForAllNamespaces({ fieldSelector: `metadata.name=${config.caBundleConfigMap}` }),
+    log,
+  });
+  const caBundles = new CaBundlePublisher({
+    name: config.caBundleConfigMap,
+    core: leaderCore,
+    configMaps: caConfigMaps,
+    namespaces: () => streams.list().map((s) => s.metadata?.namespace ?? ''),
+    bundle: () => certificates.bundlePem,
+    isLeader: () => leader.isLeader(),
+    log: moduleLogger('ca-bundles', root),
   });
 
   const statusWriter = new StatusWriter(leaderCustom, config.maxStatusWritesPerSecond);
@@ -340,6 +368,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   }
   streams.on('add', (s) => {
     controller.enqueue(keyOf(s));
+    caBundles.sync();
   });
   streams.on('update', (s) => {
     controller.enqueue(keyOf(s));
@@ -377,7 +406,8 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
       for (const stream of streams.list()) controller.enqueue(keyOf(stream));
       for (const pool of pools.list()) poolController.enqueue(keyOf(pool));
       for (const claim of claims.list()) claimController.enqueue(keyOf(claim));
-      if (certificates.material) void syncWebhooks(certificates.material);
+      void syncWebhooks();
+      caBundles.sync();
     },
     onStoppedLeading: async () => {
       metrics.leader.set(0);
@@ -396,7 +426,7 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     metricsPort: config.sidecarMetricsPort,
     report: {
       url: reportUrl(),
-      caPem: certificates.material?.caPem ?? tls.caPem,
+      caConfigMap: config.caBundleConfigMap,
       intervalSeconds: config.reportIntervalSeconds,
     },
   });
@@ -426,7 +456,8 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
         .map((pod) => pod.status?.podIP ?? ''),
     port: config.reportPort,
     path: REPORT_PATH,
-    caPem: () => certificates.material?.caPem ?? tls.caPem,
+    // A peer may still serve the previous CA's certificate during a rollover.
+    caPem: () => certificates.bundlePem || tls.caPem,
     serverName: serviceHost,
     log: moduleLogger('report-relay', root),
     onResult: (result) => {
@@ -466,7 +497,14 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   );
 
   // Webhooks answer from the informers' caches: serve them only once the caches are filled.
-  await Promise.all([streams.start(), pools.start(), claims.start(), pods.start(), services.start()]);
+  await Promise.all([
+    streams.start(),
+    pools.start(),
+    claims.start(),
+    pods.start(),
+    services.start(),
+    caConfigMaps.start(),
+  ]);
   // Not waited for: the operator serves without them; they only speed up a repair.
   for (const watch of webhookConfigurationWatches) void watch.start();
   httpsPort = await endpoints.listen(config.httpsPort, config.listenHost, tls);
@@ -519,6 +557,8 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
         claims.stop(),
         pods.stop(),
         services.stop(),
+        caConfigMaps.stop(),
+        caBundles.idle(),
         ...webhookConfigurationWatches.map((watch) => watch.stop()),
         endpoints.close(),
         reportEndpoints.close(),

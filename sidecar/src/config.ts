@@ -144,6 +144,8 @@ export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarS
   }
   validator ??= new SchemaValidator();
   const config = validator.parse('SidecarConfig', document);
+  if (config.report && config.report.caFile === undefined && config.report.ca === undefined)
+    throw new SidecarConfigError("report needs caFile or ca: the CAs that sign the operator's certificate");
   const video = config.video;
   const bitrate = {
     minKbps: video.bitrate?.minKbps ?? 500,

@@ -18,6 +18,7 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
   readonly #glassToGlass: Histogram<'viewer'>;
   readonly #whipAttempts: Counter<'result'>;
   readonly #whipConnected: Gauge;
+  readonly #reports: Counter<'result'>;
 
   constructor(stats: () => PipelineStats) {
     collectDefaultMetrics({ register: this.registry });
@@ -146,6 +147,16 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
       help: '1 while the WHIP push to the media server is connected',
       registers: [registry],
     });
+    this.#reports = new Counter({
+      name: 'cloudphone_operator_reports_total',
+      help: 'Reports to the operator, by result: ok, or failed (unreachable, refused, untrusted certificate)',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+  }
+
+  operatorReport(ok: boolean): void {
+    this.#reports.inc({ result: ok ? 'ok' : 'failed' });
   }
 
   whipAttempt(result: WhipAttemptResult): void {

@@ -29,13 +29,16 @@ export interface ReportSnapshot {
 export interface OperatorReporterOptions {
   url: string;
   tokenFile: string;
-  ca: string;
+  /** The CAs to trust: a bundle file re-read for every report, or a fixed PEM (a sidecar run by hand). */
+  ca: { file: string } | { pem: string };
   intervalMs: number;
   stream: { namespace: string; name: string };
   pod: string;
   snapshot: () => ReportSnapshot;
   /** The claim tokens the operator's reply names for this phone. */
   onClaimTokens?: (tokens: ClaimToken[]) => void;
+  /** Each report's outcome (for the metrics). */
+  onResult?: (ok: boolean) => void;
   log: Logger;
 }
 
@@ -114,10 +117,12 @@ export class OperatorReporter {
     try {
       const reply = await this.#send(this.#report(snapshot));
       this.#o.onClaimTokens?.(claimTokensOf(reply));
+      this.#o.onResult?.(true);
       this.#sentKey = key;
       if (this.#lastFailure) this.#o.log.info('reporting to the operator again');
       this.#lastFailure = '';
     } catch (error) {
+      this.#o.onResult?.(false);
       const reason = error instanceof Error ? error.message : String(error);
       if (reason !== this.#lastFailure) this.#o.log.warn({ reason }, 'report to the operator failed');
       this.#lastFailure = reason;
@@ -149,16 +154,24 @@ export class OperatorReporter {
     };
   }
 
+  /** The mounted bundle; missing or empty until the operator has published it in this namespace. */
+  async #bundle(file: string): Promise<string> {
+    const pem = await readFile(file, 'utf8').catch(() => '');
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`no CA bundle in ${file} yet`);
+    return pem;
+  }
+
   /** POSTs the report; resolves with the reply's body (at most 64 KiB of it). */
   async #send(report: SidecarReport): Promise<string> {
     const token = (await readFile(this.#o.tokenFile, 'utf8')).trim();
+    const ca = 'file' in this.#o.ca ? await this.#bundle(this.#o.ca.file) : this.#o.ca.pem;
     const body = JSON.stringify(report);
     return new Promise<string>((resolve, reject) => {
       const req = request(
         this.#o.url,
         {
           method: 'POST',
-          ca: this.#o.ca,
+          ca,
           timeout: REQUEST_TIMEOUT_MS,
           headers: {
             authorization: `Bearer ${token}`,

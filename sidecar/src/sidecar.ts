@@ -127,13 +127,16 @@ export class Sidecar {
       this.#reporter = new OperatorReporter({
         url: report.url,
         tokenFile: report.tokenFile,
-        ca: report.ca,
+        ca: report.caFile !== undefined ? { file: report.caFile } : { pem: report.ca ?? '' },
         intervalMs: (report.intervalSeconds ?? 10) * 1000,
         stream: { namespace: settings.config.stream.namespace, name: settings.config.stream.name },
         pod: settings.identity.pod,
         snapshot: () => this.#reportSnapshot(),
         onClaimTokens: (tokens) => {
           viewerTokens?.setClaimTokens(tokens);
+        },
+        onResult: (ok) => {
+          this.#metrics.operatorReport(ok);
         },
         log,
       });

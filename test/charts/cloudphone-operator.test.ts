@@ -165,9 +165,17 @@ describe('the cloudphone-operator chart', () => {
         '--service-name=phones-operator',
         '--lease-name=phones-operator',
         '--certificate-secret=phones-operator-tls',
+        '--ca-bundle-configmap=phones-operator-ca',
         '--webhook-configuration-name=phones-operator',
       ]),
     );
+    // The operator may keep current only the CA bundle ConfigMaps of that name.
+    const clusterRole = docs.find(
+      (d) => d.kind === 'ClusterRole' && (d.metadata as { name: string }).name === 'phones-operator',
+    ) as { rules: { resources: string[]; resourceNames?: string[]; verbs: string[] }[] };
+    expect(clusterRole.rules.filter((r) => r.resources.includes('configmaps') && r.verbs.includes('patch'))).toEqual([
+      expect.objectContaining({ resourceNames: ['phones-operator-ca'] }),
+    ]);
     const webhooks = docs.find((d) => d.kind === 'ValidatingWebhookConfiguration') as {
       metadata: { name: string };
       webhooks: { clientConfig: { service: { name: string } } }[];

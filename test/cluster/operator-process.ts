@@ -48,6 +48,10 @@ export class OperatorProcess {
         '4',
         '--certificate-check-seconds',
         '2',
+        // A replaced CA is served after 6 s and dropped from the bundle after 12 (a kubelet needs minutes; kwok
+        // pods mount nothing).
+        '--ca-rollover-seconds',
+        '6',
         ...extraArgs,
       ],
       {

@@ -5,9 +5,10 @@
 // things (the leader, a sidecar, a phone) and the last one uninstalls.
 
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { CoreV1Api, CoordinationV1Api, type V1Pod } from '@kubernetes/client-node';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -147,6 +148,33 @@ function postJson(url: string, body: object, o: { token: string; ca: string; ser
   });
 }
 
+/** The certificate a TLS server presents (not verified: what it presents is the question). */
+function servedCertificate(host: string, port: number): Promise<X509Certificate> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host, port, rejectUnauthorized: false }, () => {
+      const certificate = socket.getPeerX509Certificate();
+      socket.destroy();
+      if (certificate) resolve(certificate);
+      else reject(new Error(`${host}:${String(port)} presented no certificate`));
+    });
+    socket.on('error', reject);
+  });
+}
+
+/** The operator pods' last log lines, for a failure's message. */
+function operatorLogs(): string {
+  return operatorPods()
+    .map((p) => {
+      const name = p.metadata?.name ?? '';
+      try {
+        return `--- ${name}\n${kubectl('logs', name, '-n', releaseNamespace, '-c', 'operator', '--tail=40')}`;
+      } catch (error) {
+        return `--- ${name}: ${String(error)}`;
+      }
+    })
+    .join('\n');
+}
+
 function increasing(stamps: Stamp[]): number[] {
   return stamps.map((s) => s.frame).filter((f): f is number => f !== null);
 }
@@ -166,17 +194,13 @@ describe('cloudphone on a real node', () => {
       metadata: { name: 'viewer-tokens', namespace: phones() },
       stringData: { view: VIEW, control: CONTROL },
     });
-    // The leader fills the webhooks' caBundle with its CA; until then the apiserver cannot call them. A stream
-    // naming a missing Secret is refused by the validating webhook only once it answers.
+    // The leader fills the webhooks' caBundle with its CA; until then the apiserver cannot call them. A claim of a
+    // pool that does not exist is refused by the validating webhook only once it answers.
     const probe = stringify({
       apiVersion: 'cloudphone.io/v1alpha1',
-      kind: 'CloudPhoneStream',
+      kind: 'CloudPhoneClaim',
       metadata: { name: 'probe', namespace: phones() },
-      spec: {
-        selector: { matchLabels: { probe: 'x' } },
-        phoneContainer: 'android',
-        webrtc: { whep: { authSecretRef: { name: 'no-such-secret' } } },
-      },
+      spec: { poolRef: { name: 'no-such-pool' } },
     });
     await waitFor(
       'the webhooks to answer',
@@ -185,7 +209,7 @@ describe('cloudphone on a real node', () => {
           kubectlWithInput(probe, 'create', '--dry-run=server', '-f', '-');
           return Promise.resolve(undefined);
         } catch (error) {
-          return Promise.resolve(String((error as { stderr?: string }).stderr).includes('no-such-secret') || undefined);
+          return Promise.resolve(String((error as { stderr?: string }).stderr).includes('no-such-pool') || undefined);
         }
       },
       120_000,
@@ -351,7 +375,7 @@ describe('cloudphone on a real node', () => {
       controlViewers: 0,
     };
     const send = (): Promise<number> =>
-      postJson(`https://${podIp(follower)}:9443/report`, report, {
+      postJson(`https://${podIp(follower)}:9444/report`, report, {
         token,
         ca: Buffer.from(tls.data?.['ca.crt'] ?? '', 'base64').toString(),
         serverName: `cloudphone-operator.${releaseNamespace}.svc`,
@@ -449,6 +473,52 @@ describe('cloudphone on a real node', () => {
     expect(await tokenTaken(other, token)).toBe(401);
   });
 
+  it('replaces the CA while the phones stream, and no sidecar report fails', async () => {
+    const phonesNow = [...phonePods('sim-pool'), ...phonePods('sim-fleet')];
+    const reports = async (pod: V1Pod, result: 'ok' | 'failed'): Promise<number> =>
+      Number(
+        new RegExp(`^cloudphone_operator_reports_total\\{result="${result}"\\} (\\S+)$`, 'm').exec(
+          await sidecarMetrics(pod),
+        )?.[1] ?? 0,
+      );
+    const failedBefore = await Promise.all(phonesNow.map((p) => reports(p, 'failed')));
+    const readTls = () => core().readNamespacedSecret({ name: 'cloudphone-operator-tls', namespace: releaseNamespace });
+    const oldCa = Buffer.from((await readTls()).data?.['ca.crt'] ?? '', 'base64').toString();
+    // The Secret is lost: the leader makes a new CA, and rolls the old one over.
+    await core().deleteNamespacedSecret({ name: 'cloudphone-operator-tls', namespace: releaseNamespace });
+    const newCa = await waitFor('a new CA', async () => {
+      const ca = Buffer.from((await readTls().catch(() => undefined))?.data?.['ca.crt'] ?? '', 'base64').toString();
+      return ca && ca !== oldCa ? ca : undefined;
+    });
+    // Meanwhile the old CA's certificate is still served (the rollover has only begun).
+    const oldKey = new X509Certificate(oldCa).publicKey;
+    for (const pod of operatorPods()) expect((await servedCertificate(podIp(pod), 9444)).verify(oldKey)).toBe(true);
+    // Both replicas end up serving the new CA's certificate on the report port (after the rollover period the
+    // chart was given here, longer than the kubelet takes to bring the new bundle into the pods).
+    await waitFor(
+      'both replicas serving the new CA',
+      async () => {
+        // Both CAs have the same name: the signature tells them apart.
+        const served = await Promise.all(operatorPods().map((p) => servedCertificate(podIp(p), 9444)));
+        const key = new X509Certificate(newCa).publicKey;
+        return (served.length === 2 && served.every((c) => c.verify(key))) || undefined;
+      },
+      300_000,
+    );
+    // Every sidecar reports successfully again after the switch, and none ever failed.
+    const okAfterSwitch = await Promise.all(phonesNow.map((p) => reports(p, 'ok')));
+    await waitFor(
+      'two more reports from every phone',
+      async () => {
+        const ok = await Promise.all(phonesNow.map((p) => reports(p, 'ok')));
+        return ok.every((n, i) => n >= (okAfterSwitch[i] ?? 0) + 2) || undefined;
+      },
+      60_000,
+    );
+    expect(await Promise.all(phonesNow.map((p) => reports(p, 'failed')))).toEqual(failedBefore);
+    expect(allStreaming('pool', 2) && allStreaming('fleet', 1)).toBe(true);
+  }, 400_000);
+
   it('keeps every stream reported and every phone when the leader pod is killed', async () => {
     const before = new Map(
       [...phonePods('sim-pool'), ...phonePods('sim-fleet')].map((p) => [p.metadata?.name, p.metadata?.uid]),
@@ -464,7 +534,9 @@ describe('cloudphone on a real node', () => {
         return now && now !== holder && !now.startsWith(`${leaderPod.metadata?.name ?? ''}_`) ? now : undefined;
       },
       60_000,
-    );
+    ).catch((error: unknown) => {
+      throw new Error(`${String(error)}\n${operatorLogs()}`);
+    });
     expect(successor).not.toBe(holder);
     // The new leader knew every phone's report already: the streams stay fully reported. The status the old
     // leader wrote would still read so for a moment, so it must hold over a report interval and more, long after

@@ -616,25 +616,48 @@ describe('the operator', () => {
     expect(first.logs.some((l) => l.msg === 'watch failed, restarting')).toBe(true);
   });
 
-  it('replaces lost certificates, reloads them without a restart, and updates the caBundle', async () => {
+  it('replaces lost certificates, rolling the CA over: both trusted, the old served a while, then the new', async () => {
     const before = await servedCertificate(first.httpsPort);
+    const readTls = () =>
+      core().readNamespacedSecret({ name: 'cloudphone-operator-tls', namespace: 'cloudphone-system' });
+    const oldCa = Buffer.from((await readTls()).data?.['ca.crt'] ?? '', 'base64').toString();
+    const published = async (): Promise<string> =>
+      (await core().readNamespacedConfigMap({ name: 'cloudphone-operator-ca', namespace: phones() })).data?.[
+        'ca.crt'
+      ] ?? '';
+    expect(await published()).toBe(oldCa);
     await core().deleteNamespacedSecret({ name: 'cloudphone-operator-tls', namespace: 'cloudphone-system' });
-    const secret = await waitFor('new certificates', async () =>
-      core()
-        .readNamespacedSecret({ name: 'cloudphone-operator-tls', namespace: 'cloudphone-system' })
-        .catch(() => undefined),
-    );
+    const secret = await waitFor('new certificates', async () => readTls().catch(() => undefined));
     const caPem = Buffer.from(secret.data?.['ca.crt'] ?? '', 'base64').toString();
+    expect(caPem).not.toBe(oldCa);
+    // The Secret remembers the CA it replaced, and the sidecars' bundle holds both while the old is still served.
+    expect(Buffer.from(secret.data?.['previous-ca.crt'] ?? '', 'base64').toString()).toBe(oldCa);
+    const admission = kubeConfig().makeApiClient(AdmissionregistrationV1Api);
+    const webhookBundle = async (): Promise<string> =>
+      Buffer.from(
+        (await admission.readMutatingWebhookConfiguration({ name: 'cloudphone-operator' })).webhooks?.[0]?.clientConfig
+          .caBundle ?? '',
+        'base64',
+      ).toString();
+    const both = await waitFor('both CAs in the bundle', async () => {
+      const bundle = await published();
+      return bundle.includes(caPem.trim()) && bundle.includes(oldCa.trim()) ? bundle : undefined;
+    });
+    expect(both).toContain(oldCa.trim());
+    expect(await webhookBundle()).toContain(oldCa.trim());
+    expect((await servedCertificate(first.httpsPort)).fingerprint256).toBe(before.fingerprint256);
+    // Then the new certificate is served, and later the old CA leaves the bundles.
     await waitFor('the new certificate to be served', async () =>
       (await servedCertificate(first.httpsPort)).fingerprint256 !== before.fingerprint256 ? true : undefined,
     );
-    const admission = kubeConfig().makeApiClient(AdmissionregistrationV1Api);
-    await waitFor('the caBundle to follow', async () => {
-      const mutating = await admission.readMutatingWebhookConfiguration({ name: 'cloudphone-operator' });
-      return Buffer.from(mutating.webhooks?.[0]?.clientConfig.caBundle ?? '', 'base64').toString() === caPem
-        ? true
-        : undefined;
-    });
+    await waitFor('the old CA to leave the bundles', async () =>
+      (await published()) === caPem && (await webhookBundle()) === caPem ? true : undefined,
+    );
+    // A bundle someone deleted is put back at once.
+    await core().deleteNamespacedConfigMap({ name: 'cloudphone-operator-ca', namespace: phones() });
+    await waitFor('the bundle to be put back', async () =>
+      (await published().catch(() => '')) === caPem ? true : undefined,
+    );
     // Same process, new certificate, and the apiserver trusts it: injection still works.
     expect(first.logs.filter((l) => l.msg === 'operator started')).toHaveLength(1);
     const pod = await core().createNamespacedPod({

@@ -121,7 +121,13 @@ beforeAll(async () => {
   const config = {
     ...rendered,
     shared: { dir: shared },
-    report: { ...rendered.report, tokenFile: files('report-token', token), intervalSeconds: 2 },
+    report: {
+      ...rendered.report,
+      tokenFile: files('report-token', token),
+      // What the kubelet would mount: the CA bundle the operator published in this namespace.
+      caFile: files('operator-ca', await publishedCaBundle(namespace())),
+      intervalSeconds: 2,
+    },
     webrtc: {
       ...webrtc,
       whep: {
@@ -229,3 +235,13 @@ describe('sidecar reports', () => {
     );
   });
 });
+
+/** The operator's CA bundle ConfigMap of a namespace, once the leader has published it there. */
+function publishedCaBundle(namespace: string): Promise<string> {
+  return waitFor('the CA bundle ConfigMap', async () => {
+    const configMap = await core()
+      .readNamespacedConfigMap({ name: 'cloudphone-operator-ca', namespace })
+      .catch(() => undefined);
+    return configMap?.data?.['ca.crt'];
+  });
+}

@@ -12,6 +12,9 @@ export interface InjectionSettings {
   /** Native sidecars (init containers with restartPolicy Always) need Kubernetes 1.29 or newer. */
   nativeSidecars: boolean;
   metricsPort: number;
-  /** The operator's report endpoint; absent means sidecars do not report. */
-  report?: { url: string; caPem: string; intervalSeconds: number };
+  /**
+   * The operator's report endpoint; absent means sidecars do not report. The CAs to trust come from the ConfigMap
+   * `caConfigMap` of the pod's namespace (kept current by the leader), mounted into the sidecar.
+   */
+  report?: { url: string; caConfigMap: string; intervalSeconds: number };
 }

@@ -98,7 +98,7 @@ export function injectSidecar(
     };
   }
 
-  const secrets = secretMounts(stream, settings.report !== undefined);
+  const secrets = secretMounts(stream, settings.report?.caConfigMap);
   let configJson: string;
   try {
     const overrides = parseOverrides(pod.metadata?.annotations?.[OVERRIDES_ANNOTATION]);

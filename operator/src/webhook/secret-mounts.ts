@@ -16,9 +16,12 @@ export interface SecretMounts {
   whipToken?: string;
   turnCredentials: (string | undefined)[];
   reportToken?: string;
+  /** The CA bundle the sidecar trusts for its reports (a ConfigMap's file, kept current by the kubelet). */
+  reportCaFile?: string;
 }
 
-export function secretMounts(stream: CloudPhoneStream, withReportToken: boolean): SecretMounts {
+/** reportCaConfigMap: the ConfigMap holding the CA bundle for reports; undefined: the sidecar does not report. */
+export function secretMounts(stream: CloudPhoneStream, reportCaConfigMap: string | undefined): SecretMounts {
   const out: SecretMounts = { volumes: [], mounts: [], turnCredentials: [] };
   const add = (name: string, secretName: string, items: { key: string; path: string }[]): string => {
     const dir = `${SECRETS_DIR}/${name.replace(/^cloudphone-/, '')}`;
@@ -57,7 +60,7 @@ export function secretMounts(stream: CloudPhoneStream, withReportToken: boolean)
         : undefined,
     );
   });
-  if (withReportToken) {
+  if (reportCaConfigMap !== undefined) {
     const name = 'cloudphone-report-token';
     const dir = `${SECRETS_DIR}/report`;
     out.volumes.push({
@@ -69,6 +72,13 @@ export function secretMounts(stream: CloudPhoneStream, withReportToken: boolean)
     });
     out.mounts.push({ name, mountPath: dir, readOnly: true });
     out.reportToken = `${dir}/token`;
+    // Optional: the pod starts even if the leader has not published it yet; the kubelet fills it in when it is.
+    out.volumes.push({
+      name: 'cloudphone-operator-ca',
+      configMap: { name: reportCaConfigMap, items: [{ key: 'ca.crt', path: 'ca.crt' }], optional: true },
+    });
+    out.mounts.push({ name: 'cloudphone-operator-ca', mountPath: `${SECRETS_DIR}/operator-ca`, readOnly: true });
+    out.reportCaFile = `${SECRETS_DIR}/operator-ca/ca.crt`;
   }
   return out;
 }

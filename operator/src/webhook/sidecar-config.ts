@@ -110,11 +110,11 @@ export function renderSidecarConfig(
     if (spec.webrtc.iceTcp !== undefined) webrtc.iceTcp = spec.webrtc.iceTcp;
     config.webrtc = webrtc;
   }
-  if (settings.report && secrets.reportToken) {
+  if (settings.report && secrets.reportToken && secrets.reportCaFile) {
     config.report = {
       url: settings.report.url,
       tokenFile: secrets.reportToken,
-      ca: settings.report.caPem,
+      caFile: secrets.reportCaFile,
       intervalSeconds: settings.report.intervalSeconds,
     };
   }

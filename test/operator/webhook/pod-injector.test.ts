@@ -26,7 +26,7 @@ export const testSettings: InjectionSettings = {
   metricsPort: 9090,
   report: {
     url: 'https://cloudphone-operator.cloudphone-system.svc:9444/report',
-    caPem: '-----BEGIN CERTIFICATE-----\nTESTCA\n-----END CERTIFICATE-----\n',
+    caConfigMap: 'cloudphone-operator-ca',
     intervalSeconds: 10,
   },
 };
