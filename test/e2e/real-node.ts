@@ -68,11 +68,11 @@ export function installChartOnRealNode(release: string, releaseNamespace: string
     `sidecar.image=${localImages.sidecar}`,
     '--set',
     'sidecar.imagePullPolicy=Never',
-    // A replaced CA is served after 100 s: longer than this kubelet (a one-minute sync, the default) takes to
+    // A replaced CA is served after 120 s: longer than this kubelet (a one-minute sync, the default) takes to
     // bring the new bundle into the pods, shorter than the default three minutes, for the tests' sake; and the
     // certificates are looked at every 10 s rather than every minute.
     '--set-json',
-    'extraArgs=["--ca-rollover-seconds=100","--certificate-check-seconds=10"]',
+    'extraArgs=["--ca-rollover-seconds=120","--certificate-check-seconds=10"]',
     '--set-json',
     `nodeSelector=${JSON.stringify(realNode.placement.nodeSelector)}`,
     '--set-json',
