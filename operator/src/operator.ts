@@ -484,10 +484,10 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   endpoints.route(VALIDATE_PATH, handlers.validateResources);
   reportEndpoints.route(
     REPORT_PATH,
-    async (req, body) => {
-      const reply = await reports.handle(req, body);
+    (req, body) => {
+      const reply = reports.handle(req, body);
       metrics.sidecarReports.inc({ code: String(reply.status) });
-      return reply;
+      return Promise.resolve(reply);
     },
     async (req) => {
       const refused = await reports.admit(req);

@@ -69,7 +69,7 @@ describe('the report port', () => {
       '/report',
       (req, body) => {
         bodies++;
-        return reports.handle(req, body);
+        return Promise.resolve(reports.handle(req, body));
       },
       reports.admit,
     );

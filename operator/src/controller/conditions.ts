@@ -6,7 +6,7 @@ export const ConditionType = {
   Ready: 'Ready',
   Progressing: 'Progressing',
   Degraded: 'Degraded',
-  /** The Secrets the stream names exist with their keys (reasons: RefsReason in secret-references.ts). */
+  /** The Secrets the stream names exist with their keys. */
   ResolvedRefs: 'ResolvedRefs',
   ServiceReady: 'ServiceReady',
 } as const;
@@ -27,7 +27,14 @@ export const Reason = {
   SidecarNotReporting: 'SidecarNotReporting',
   SidecarError: 'SidecarError',
   InvalidSpec: 'InvalidSpec',
-  // ServiceReady
+  // ResolvedRefs (False ones also Warning Events; SecretsNotReadable a Normal one)
+  ResolvedRefs: 'ResolvedRefs',
+  NoSecretRefs: 'NoSecretRefs',
+  SecretNotFound: 'SecretNotFound',
+  SecretKeyMissing: 'SecretKeyMissing',
+  InvalidSecret: 'InvalidSecret',
+  SecretsNotReadable: 'SecretsNotReadable',
+  // ServiceReady (ServiceNotOwned also a Warning Event)
   ServiceApplied: 'ServiceApplied',
   ServiceNotOwned: 'ServiceNotOwned',
 } as const;

@@ -5,7 +5,7 @@
 // it exists and which key is missing, never a value nor its length.
 
 import type { CloudPhoneStream } from '../../../generated/ts/api-types.ts';
-import type { Verdict } from './conditions.ts';
+import { Reason, type Verdict } from './conditions.ts';
 
 /** Reads a Secret's data in the stream's namespace (values base64-encoded, as the API gives them). */
 export type SecretReader = (name: string) => Promise<SecretLookup>;
@@ -14,15 +14,6 @@ export type SecretLookup =
   | { found: false }
   /** The operator may not read Secrets in this namespace (no RoleBinding there). */
   | { forbidden: true };
-
-export const RefsReason = {
-  ResolvedRefs: 'ResolvedRefs',
-  NoSecretRefs: 'NoSecretRefs',
-  SecretNotFound: 'SecretNotFound',
-  SecretKeyMissing: 'SecretKeyMissing',
-  InvalidSecret: 'InvalidSecret',
-  SecretsNotReadable: 'SecretsNotReadable',
-} as const;
 
 interface SecretRef {
   field: string;
@@ -70,8 +61,7 @@ export function secretRefs(stream: CloudPhoneStream): SecretRef[] {
 /** Looks up every Secret the stream names (each once) and says what is wrong, first problem per reference. */
 export async function resolveSecretRefs(stream: CloudPhoneStream, read: SecretReader): Promise<Verdict> {
   const refs = secretRefs(stream);
-  if (refs.length === 0)
-    return { status: 'True', reason: RefsReason.NoSecretRefs, message: 'the stream names no Secret' };
+  if (refs.length === 0) return { status: 'True', reason: Reason.NoSecretRefs, message: 'the stream names no Secret' };
   const lookups = new Map<string, Promise<SecretLookup>>();
   const problems: { reason: string; message: string }[] = [];
   for (const ref of refs) {
@@ -81,7 +71,7 @@ export async function resolveSecretRefs(stream: CloudPhoneStream, read: SecretRe
     if ('forbidden' in secret) {
       return {
         status: 'Unknown',
-        reason: RefsReason.SecretsNotReadable,
+        reason: Reason.SecretsNotReadable,
         message:
           'the operator may not read Secrets in this namespace, so it cannot check them (list the namespace in ' +
           "the chart's rbac.secretNamespaces, or bind its secret-reader ClusterRole here); a missing Secret shows " +
@@ -89,26 +79,26 @@ export async function resolveSecretRefs(stream: CloudPhoneStream, read: SecretRe
       };
     }
     if (!secret.found) {
-      problems.push({ reason: RefsReason.SecretNotFound, message: `${ref.field}: Secret ${ref.name} does not exist` });
+      problems.push({ reason: Reason.SecretNotFound, message: `${ref.field}: Secret ${ref.name} does not exist` });
       continue;
     }
     const missing = ref.keys.filter((k) => !(k in secret.data));
     if (missing.length > 0) {
       problems.push({
-        reason: RefsReason.SecretKeyMissing,
+        reason: Reason.SecretKeyMissing,
         message: `${ref.field}: Secret ${ref.name} has no key ${missing.map((k) => `"${k}"`).join(' or ')}`,
       });
       continue;
     }
     const key = ref.keys[0] ?? '';
     const wrong = ref.check?.(Buffer.from(secret.data[key] ?? '', 'base64').toString('utf8'));
-    if (wrong) problems.push({ reason: RefsReason.InvalidSecret, message: `${ref.field}: ${wrong}` });
+    if (wrong) problems.push({ reason: Reason.InvalidSecret, message: `${ref.field}: ${wrong}` });
   }
   const first = problems[0];
   if (!first)
     return {
       status: 'True',
-      reason: RefsReason.ResolvedRefs,
+      reason: Reason.ResolvedRefs,
       message: `${String(lookups.size)} Secret${lookups.size === 1 ? '' : 's'} found with the keys the stream needs`,
     };
   return { status: 'False', reason: first.reason, message: problems.map((p) => p.message).join('; ') };

@@ -105,10 +105,10 @@ export class SidecarReports {
     return undefined;
   };
 
-  /** POST /report, once admit() let it in. */
-  handle = async (req: IncomingMessage, body: Buffer): Promise<HttpReply> => {
-    const identity = this.identities.get(req) ?? (await this.admitted(req));
-    if (!('pod' in identity)) return identity;
+  /** POST /report, once admit() let it in (the route calls admit() on the headers, then this with the body). */
+  handle = (req: IncomingMessage, body: Buffer): HttpReply => {
+    const identity = this.identities.get(req);
+    if (!identity) return { status: 401, body: { message: 'not authenticated' } };
 
     let report: SidecarReport;
     try {
@@ -140,12 +140,6 @@ export class SidecarReports {
         : [];
     return { status: 200, body: { claimTokens } };
   };
-
-  /** For a caller that did not call admit() first (it costs nothing more: the token's review is cached). */
-  private async admitted(req: IncomingMessage): Promise<Identity | HttpReply> {
-    const refused = await this.admit(req);
-    return refused ?? this.identities.get(req) ?? { status: 401, body: { message: 'not authenticated' } };
-  }
 
   private async authenticate(token: string): Promise<Identity | undefined> {
     const digest = createHash('sha256').update(token).digest('hex');

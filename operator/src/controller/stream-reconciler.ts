@@ -40,6 +40,11 @@ const PLURAL = 'cloudphonestreams';
  */
 const REFS_RECHECK_MISSING_MS = 10_000;
 const REFS_RECHECK_FOUND_MS = 5 * 60_000;
+/**
+ * A Service found to be someone else's is not in the cache (which holds only the operator's): it is asked about
+ * again (a create that fails, a read) at most this often, not on every reconcile, which follows every report.
+ */
+const NOT_OWNED_RECHECK_MS = 10_000;
 
 export interface StreamReconcilerOptions {
   streams: ResilientInformer<CloudPhoneStream>;
@@ -75,8 +80,8 @@ export class StreamReconciler {
   /** Per stream: pods this process already announced as injected, and the last not-reporting verdict. */
   private readonly announced = new Map<string, Set<string>>();
   private readonly lastNotReporting = new Map<string, string>();
-  /** Per stream: the Service name last found taken by someone else (one Warning Event per finding). */
-  private readonly lastNotOwned = new Map<string, string>();
+  /** Per stream: the Service name last found taken by someone else, and when (one Warning Event per finding). */
+  private readonly notOwned = new Map<string, { name: string; at: number }>();
   /** Per stream: the uid/generation last found valid, so an unchanged spec is not validated on every pod event. */
   private readonly validated = new Map<string, string>();
   /** Per stream: the last verdict on its Secrets, for which spec, and when. */
@@ -219,7 +224,7 @@ export class StreamReconciler {
     this.o.statusWriter.forget({ kind: KIND, plural: PLURAL, namespace, name });
     this.announced.delete(key);
     this.lastNotReporting.delete(key);
-    this.lastNotOwned.delete(key);
+    this.notOwned.delete(key);
     this.validated.delete(key);
     this.refs.delete(key);
   }
@@ -304,7 +309,10 @@ export class StreamReconciler {
     };
     // The cache holds only Services the operator labelled: one missing from it is created, never applied over,
     // so that an unlabelled Service of the same name answers 409 instead of being taken.
+    const key = keyOf(stream);
     let existing = this.o.services.get(name, namespace);
+    const found = this.notOwned.get(key);
+    if (!existing && found?.name === name && Date.now() - found.at < NOT_OWNED_RECHECK_MS) return notOwned;
     if (!existing) {
       try {
         await this.o.core.createNamespacedService({ namespace, body });
@@ -319,12 +327,11 @@ export class StreamReconciler {
       existing.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY &&
       existing.metadata.labels[STREAM_LABEL] === streamName;
     if (!ours) {
-      if (this.lastNotOwned.get(keyOf(stream)) !== name)
-        await this.o.events.record(stream, 'Warning', Reason.ServiceNotOwned, notOwned.message);
-      this.lastNotOwned.set(keyOf(stream), name);
+      if (found?.name !== name) await this.o.events.record(stream, 'Warning', Reason.ServiceNotOwned, notOwned.message);
+      this.notOwned.set(key, { name, at: Date.now() });
       return notOwned;
     }
-    this.lastNotOwned.delete(keyOf(stream));
+    this.notOwned.delete(key);
     const same =
       existing.spec?.clusterIP === 'None' &&
       JSON.stringify(existing.spec.selector) === JSON.stringify(wanted.selector) &&
