@@ -72,6 +72,23 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
       'Surfaces or frames from the phone that were refused',
       (s) => s.producerErrors,
     );
+    counter('cloudphone_input_sent_total', "Viewers' input events sent to the phone", (s) => s.input.sent);
+    counter(
+      'cloudphone_input_merged_total',
+      'Moves and scrolls merged into one still waiting while the phone was slow to read input',
+      (s) => s.input.merged,
+    );
+    counter(
+      'cloudphone_input_deferred_total',
+      "Input sends the phone's full socket refused; the events waited and went later",
+      (s) => s.input.deferred,
+    );
+    counter(
+      'cloudphone_input_released_total',
+      'Cancels and key-ups sent for viewers that left, or lost control, holding a finger or a key down',
+      (s) => s.input.released,
+    );
+    counter('cloudphone_input_waiting', 'Input events waiting for the phone to read', (s) => s.input.waiting);
     counter('cloudphone_bitrate_kbps', 'Bitrate the encoder is asked for', (s) => s.bitrateKbps);
     counter(
       'cloudphone_capture_to_encoded_seconds',

@@ -92,8 +92,11 @@ export type ViewerMessage =
       rttMs: number;
       bitrateKbps: number;
     }
-  /** control: the event re-encoded as the cloudphone.control Message the phone reads (for sendInput). */
-  | { kind: 'input'; control: Buffer };
+  /**
+   * control: the event re-encoded as the cloudphone.control Message the phone reads (for sendInput);
+   * release: a finger lifted or cancelled, or a key let go (never refused for rate: nothing may stay down).
+   */
+  | { kind: 'input'; control: Buffer; release: boolean };
 
 export interface PipelineStats {
   framesPublished: number;
@@ -119,6 +122,9 @@ export interface PipelineStats {
   encoderReason: string;
   /** Pictures JavaScript was too slow to take (8 waiting); the queue then resumes at a keyframe. */
   accessUnitsDroppedForJs: number;
+  /** Input to the phone: sent; Moves and scrolls merged while the phone was slow; sends its full socket
+   * refused (tried again later); Cancels and key-ups made for viewers that left holding them; waiting now. */
+  input: { sent: number; merged: number; deferred: number; released: number; waiting: number };
   srt: SrtStats;
 }
 
@@ -136,7 +142,8 @@ interface AddonPipeline {
   requestKeyframe(): void;
   setBitrate(kbps: number): void;
   setMaxFps(fps: number): void;
-  sendInput(message: Uint8Array): void;
+  sendInput(viewer: number, message: Uint8Array): void;
+  releaseInput(viewer: number): void;
   stats(): PipelineStats;
   onAccessUnit(listener: (unit: AccessUnit) => void): void;
   parameterSets(): Buffer;
@@ -250,10 +257,20 @@ export class NativePipeline {
     });
   }
 
-  /** Forwards one verified cloudphone.control Message with an input body to the phone. */
-  sendInput(message: Uint8Array): void {
+  /**
+   * Sends one verified cloudphone.control Message with an input body from a viewer (a positive integer, its
+   * own for the pipeline's life) to the phone, at once and from this thread; throws InputError when refused.
+   */
+  sendInput(viewer: number, message: Uint8Array): void {
     callNative(() => {
-      this.#pipeline.sendInput(message);
+      this.#pipeline.sendInput(viewer, message);
+    });
+  }
+
+  /** The viewer left or lost control: every finger and key it holds down goes up on the phone. */
+  releaseInput(viewer: number): void {
+    callNative(() => {
+      this.#pipeline.releaseInput(viewer);
     });
   }
 

@@ -102,8 +102,11 @@ export class Sidecar {
           requestKeyframe: () => {
             keyframes.want();
           },
-          sendInput: (control) => {
-            pipeline.sendInput(control);
+          sendInput: (viewer, control) => {
+            pipeline.sendInput(viewer, control);
+          },
+          releaseInput: (viewer) => {
+            pipeline.releaseInput(viewer);
           },
           screen: () => {
             const { width, height } = pipeline.stats();

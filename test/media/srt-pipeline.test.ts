@@ -21,6 +21,7 @@ import {
   sidecarConfig,
   Simulator,
   SrtReceiver,
+  type SimulatorEvent,
   tempDir,
 } from './media-peers.ts';
 
@@ -359,26 +360,107 @@ describe('input to the phone', () => {
     return builder.asUint8Array();
   }
 
+  const touch = (action: TouchAction, pointer: number, x: number, y: number, pressure = 1): Uint8Array =>
+    message((b) => [Body.cloudphone_input_Touch, Touch.createTouch(b, action, pointer, x, y, pressure)]);
+  const key = (action: KeyAction, keycode: number, meta = 0): Uint8Array =>
+    message((b) => [Body.cloudphone_input_Key, Key.createKey(b, action, keycode, 0, meta)]);
+  function inputs(sim: Simulator): SimulatorEvent[] {
+    // Without atNs: when each arrived is for the benchmark, not for these comparisons.
+    return sim.events.filter((e) => e.event === 'input').map(({ atNs: _, ...event }) => event);
+  }
+
   it('reaches the phone through the control socket with its values intact', async () => {
     const { dir, sidecar } = await startSidecar();
     const sim = simulator(dir, { width: 320, height: 640 });
     await waitFor('the phone', () => Promise.resolve(sidecar.stats().producerConnected ? true : undefined));
+    sidecar.pipeline.sendInput(1, touch(TouchAction.Down, 2, 0.25, 0.75, 0.5));
+    sidecar.pipeline.sendInput(1, key(KeyAction.Down, 66, 1));
     sidecar.pipeline.sendInput(
-      message((b) => [Body.cloudphone_input_Touch, Touch.createTouch(b, TouchAction.Down, 2, 0.25, 0.75, 0.5)]),
-    );
-    sidecar.pipeline.sendInput(message((b) => [Body.cloudphone_input_Key, Key.createKey(b, KeyAction.Up, 66, 0, 1)]));
-    sidecar.pipeline.sendInput(
+      1,
       message((b) => [Body.cloudphone_input_Text, Text.createText(b, b.createString('héllo "phone"'))]),
     );
-    const inputs = await waitFor('three inputs', () => {
-      const seen = sim.events.filter((e) => e.event === 'input');
-      return Promise.resolve(seen.length >= 3 ? seen : undefined);
-    });
-    expect(inputs).toEqual([
-      { event: 'input', kind: 'touch', action: 0, pointerId: 2, x: 0.25, y: 0.75, pressure: 0.5 },
-      { event: 'input', kind: 'key', action: 1, keycode: 66, repeat: 0, metaState: 1 },
+    await waitFor('three inputs', () => Promise.resolve(inputs(sim).length >= 3 ? true : undefined));
+    expect(inputs(sim)).toEqual([
+      // The viewer's finger 2 is the phone's first free finger.
+      { event: 'input', kind: 'touch', action: 0, pointerId: 0, x: 0.25, y: 0.75, pressure: 0.5 },
+      { event: 'input', kind: 'key', action: 0, keycode: 66, repeat: 0, metaState: 1 },
       { event: 'input', kind: 'text', text: 'héllo "phone"' },
     ]);
+  });
+
+  it('gives each viewer its own fingers on the phone, and lets go of all a viewer holds when it is released', async () => {
+    const { dir, sidecar } = await startSidecar();
+    const sim = simulator(dir, { width: 320, height: 640 });
+    await waitFor('the phone', () => Promise.resolve(sidecar.stats().producerConnected ? true : undefined));
+    const { pipeline } = sidecar;
+    pipeline.sendInput(1, touch(TouchAction.Down, 0, 0.1, 0.1));
+    pipeline.sendInput(2, touch(TouchAction.Down, 0, 0.9, 0.9));
+    pipeline.sendInput(1, key(KeyAction.Down, 59)); // shift
+    pipeline.sendInput(1, touch(TouchAction.Move, 0, 0.2, 0.2));
+    pipeline.releaseInput(1);
+    expect(() => {
+      pipeline.sendInput(1, touch(TouchAction.Move, 0, 0.3, 0.3));
+    }).toThrow('that finger is not down');
+    pipeline.sendInput(2, touch(TouchAction.Up, 0, 0.8, 0.8));
+    expect(() => {
+      pipeline.sendInput(2, key(KeyAction.Up, 59));
+    }).toThrow('that key is not down');
+    await waitFor('six inputs', () => Promise.resolve(inputs(sim).length >= 6 ? true : undefined));
+    expect(inputs(sim).map((e) => [e.kind, e.action, e.kind === 'touch' ? e.pointerId : e.keycode])).toEqual(
+      [
+        ['touch', TouchAction.Down, 0],
+        ['touch', TouchAction.Down, 1],
+        ['key', KeyAction.Down, 59],
+        ['touch', TouchAction.Move, 0],
+        // Viewer 1 let go: its finger is cancelled where it last was, its key goes up.
+        ['touch', TouchAction.Cancel, 0],
+        ['key', KeyAction.Up, 59],
+        ['touch', TouchAction.Up, 1],
+      ].slice(0, inputs(sim).length),
+    );
+    await waitFor('seven inputs', () => Promise.resolve(inputs(sim).length >= 7 ? true : undefined));
+    expect(inputs(sim)[4]).toMatchObject({
+      x: expect.closeTo(0.2, 5) as unknown,
+      y: expect.closeTo(0.2, 5) as unknown,
+    });
+    expect(sidecar.stats().input.released).toBe(2);
+  });
+
+  it('loses no press or release while the phone is not reading input: Moves merge, the rest waits in order', async () => {
+    const { dir, sidecar } = await startSidecar();
+    const sim = simulator(dir, { width: 320, height: 640 });
+    await waitFor('the phone', () => Promise.resolve(sidecar.stats().producerConnected ? true : undefined));
+    sim.command('hold-input');
+    await waitFor('input held', () =>
+      Promise.resolve(sim.events.some((e) => e.event === 'input-held') ? true : undefined),
+    );
+    const { pipeline } = sidecar;
+    const moves = 5000;
+    pipeline.sendInput(1, touch(TouchAction.Down, 0, 0.5, 0));
+    for (let i = 1; i <= moves; i++) pipeline.sendInput(1, touch(TouchAction.Move, 0, 0.5, i / moves));
+    pipeline.sendInput(1, touch(TouchAction.Up, 0, 0.5, 1));
+    pipeline.sendInput(1, key(KeyAction.Down, 4));
+    pipeline.sendInput(1, key(KeyAction.Up, 4));
+    const held = sidecar.stats().input;
+    expect(held.deferred).toBeGreaterThan(0);
+    expect(held.merged).toBeGreaterThan(0);
+    expect(held.waiting).toBeGreaterThan(0);
+    sim.command('take-input');
+    await waitFor('the key-up at the phone', () =>
+      Promise.resolve(inputs(sim).some((e) => e.kind === 'key' && e.action === KeyAction.Up) ? true : undefined),
+    );
+    const seen = inputs(sim);
+    expect(seen.map((e) => [e.kind, e.action]).filter(([, action]) => action !== TouchAction.Move)).toEqual([
+      ['touch', TouchAction.Down],
+      ['touch', TouchAction.Up],
+      ['key', KeyAction.Down],
+      ['key', KeyAction.Up],
+    ]);
+    // The finger's path is whole in the one way that matters: in order, ending where it was lifted.
+    const path = seen.filter((e) => e.kind === 'touch').map((e) => Number(e.y));
+    for (let i = 1; i < path.length; i++) expect(path[i]).toBeGreaterThanOrEqual(path[i - 1] ?? 0);
+    expect(path.at(-2)).toBe(1);
+    expect(sidecar.stats().input.waiting).toBe(0);
   });
 
   it('refuses what is not an input message, with a named error', async () => {
@@ -387,7 +469,7 @@ describe('input to the phone', () => {
     await waitFor('the phone', () => Promise.resolve(sidecar.stats().producerConnected ? true : undefined));
     let failure: unknown;
     try {
-      sidecar.pipeline.sendInput(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+      sidecar.pipeline.sendInput(1, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
     } catch (error) {
       failure = error;
     }
@@ -395,7 +477,7 @@ describe('input to the phone', () => {
     expect(failure).toMatchObject({ name: 'InputError', message: 'input message is not a valid control Message' });
     const goodbye = message((b) => [Body.Goodbye, Goodbye.createGoodbye(b, b.createString('no'))]);
     expect(() => {
-      sidecar.pipeline.sendInput(goodbye);
+      sidecar.pipeline.sendInput(1, goodbye);
     }).toThrow(/only touch, key, text and scroll/);
   });
 });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Builder } from 'flatbuffers';
 import { H264RtpPayload, RTCPeerConnection, RTCRtpCodecParameters, type RTCDataChannel, type RtpPacket } from 'werift';
 import { Body, Message } from '../../generated/ts/fbs/viewer_generated.ts';
-import { Touch, TouchAction } from '../../generated/ts/fbs/input_generated.ts';
+import { Key, KeyAction, Touch, TouchAction } from '../../generated/ts/fbs/input_generated.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { waitFor } from '../cluster/wait-for.ts';
@@ -307,10 +307,18 @@ export class WeriftViewer {
   }
 
   /** Sends a touch as the player would (a FlatBuffers cloudphone.viewer Message). */
-  sendTouch(action: TouchAction, x: number, y: number): void {
+  sendTouch(action: TouchAction, x: number, y: number, pointer = 0): void {
     const b = new Builder(64);
-    const body = Touch.createTouch(b, action, 0, x, y, 1);
+    const body = Touch.createTouch(b, action, pointer, x, y, 1);
     b.finish(Message.createMessage(b, Body.cloudphone_input_Touch, body), 'CPVW');
+    this.send(Buffer.from(b.asUint8Array()));
+  }
+
+  /** Sends a key press or release (an Android key code). */
+  sendKey(action: KeyAction, keycode: number): void {
+    const b = new Builder(64);
+    const body = Key.createKey(b, action, keycode, 0, 0);
+    b.finish(Message.createMessage(b, Body.cloudphone_input_Key, body), 'CPVW');
     this.send(Buffer.from(b.asUint8Array()));
   }
 
@@ -325,4 +333,4 @@ export class WeriftViewer {
   }
 }
 
-export { TouchAction };
+export { KeyAction, TouchAction };

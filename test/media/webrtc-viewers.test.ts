@@ -7,6 +7,7 @@ import { waitFor, waitUntil } from '../cluster/wait-for.ts';
 import type { SimulatorEvent } from './media-peers.ts';
 import {
   CONTROL_TOKEN,
+  KeyAction,
   startWhepPhone,
   TouchAction,
   VIEWER_TOKEN,
@@ -135,12 +136,13 @@ describe('WHEP viewers', () => {
     const limited = await startPhone({ input: { maxEventsPerSecond: 50 } });
     const fast = await viewer(limited, CONTROL_TOKEN);
     await waitUntil('the data channel', () => fast.channel?.readyState === 'open');
+    fast.sendTouch(TouchAction.Down, 0.5, 0);
     for (let i = 0; i < 200; i++) fast.sendTouch(TouchAction.Move, 0.5, i / 200);
     const overRate = 'cloudphone_webrtc_viewer_messages_refused_total{reason="rate"}';
     await waitFor('refusals over the rate', async () => ((await limited.metric(overRate)) >= 150 ? true : undefined));
-    // A burst of a fifth of a second's worth (10), and what refilled while the 200 arrived.
+    // A burst of a fifth of a second's worth (10, the Down among them), and what refilled while the 200 arrived.
     await waitUntil('the touches let through', () => touches(limited).length >= 10);
-    expect(touches(limited).length).toBeLessThan(200 - 150 + 1);
+    expect(touches(limited).length).toBeLessThan(201 - 150 + 1);
 
     const disabled = await startPhone({ input: { enabled: false } });
     const control = await viewer(disabled, CONTROL_TOKEN);
@@ -149,6 +151,96 @@ describe('WHEP viewers', () => {
     const off = 'cloudphone_webrtc_viewer_messages_refused_total{reason="disabled"}';
     await waitFor('5 refusals', async () => ((await disabled.metric(off)) >= 5 ? true : undefined), 10_000);
     expect(touches(disabled)).toEqual([]);
+  });
+
+  it('a control viewer that leaves holding a finger and a key lets go of both on the phone', async () => {
+    const phone = await startPhone();
+    const v = await viewer(phone, CONTROL_TOKEN);
+    await waitUntil('the data channel', () => v.channel?.readyState === 'open');
+    v.sendTouch(TouchAction.Down, 0.3, 0.4);
+    v.sendTouch(TouchAction.Move, 0.35, 0.45);
+    v.sendKey(KeyAction.Down, 59); // shift
+    await waitUntil('three events at the phone', () => touches(phone).length >= 3);
+    await v.close();
+    await waitUntil('the finger and the key let go', () => touches(phone).length >= 5);
+    expect(touches(phone).slice(3)).toEqual([
+      expect.objectContaining({ kind: 'touch', action: TouchAction.Cancel, pointerId: 0 }),
+      expect.objectContaining({ kind: 'key', action: KeyAction.Up, keycode: 59 }),
+    ]);
+    expect(touches(phone)[3]?.x).toBeCloseTo(0.35, 5);
+    expect(await phone.metric('cloudphone_input_released_total')).toBe(2);
+  });
+
+  it('two control viewers never move the same finger on the phone', async () => {
+    const phone = await startPhone();
+    const first = await viewer(phone, CONTROL_TOKEN);
+    const second = await viewer(phone, CONTROL_TOKEN);
+    await waitUntil('both data channels', () => [first, second].every((v) => v.channel?.readyState === 'open'));
+    first.sendTouch(TouchAction.Down, 0.1, 0.1);
+    await waitUntil('the first finger', () => touches(phone).length >= 1);
+    second.sendTouch(TouchAction.Down, 0.9, 0.9);
+    await waitUntil('the second finger', () => touches(phone).length >= 2);
+    second.sendTouch(TouchAction.Up, 0.9, 0.9);
+    first.sendTouch(TouchAction.Move, 0.2, 0.2);
+    await waitUntil('four touches', () => touches(phone).length >= 4);
+    const fingers = touches(phone).map((e) => [e.action, e.pointerId, e.x]);
+    expect(fingers.slice(0, 2)).toEqual([
+      [TouchAction.Down, 0, expect.closeTo(0.1, 5)],
+      [TouchAction.Down, 1, expect.closeTo(0.9, 5)],
+    ]);
+    expect(fingers.slice(2)).toContainEqual([TouchAction.Up, 1, expect.closeTo(0.9, 5)]);
+    expect(fingers.slice(2)).toContainEqual([TouchAction.Move, 0, expect.closeTo(0.2, 5)]);
+  });
+
+  it('a viewer over its input rate still lifts its finger: only Moves are cut', async () => {
+    const phone = await startPhone({ input: { maxEventsPerSecond: 50 } });
+    const v = await viewer(phone, CONTROL_TOKEN);
+    await waitUntil('the data channel', () => v.channel?.readyState === 'open');
+    v.sendTouch(TouchAction.Down, 0.5, 0);
+    for (let i = 1; i <= 100; i++) v.sendTouch(TouchAction.Move, 0.5, i / 100);
+    v.sendTouch(TouchAction.Up, 0.5, 1);
+    await waitUntil('the Up at the phone', () => touches(phone).some((e) => e.action === TouchAction.Up));
+    expect(await phone.metric('cloudphone_webrtc_viewer_messages_refused_total{reason="rate"}')).toBeGreaterThan(50);
+  });
+
+  it('a phone too busy to read input loses no press or release: they wait in order, Moves merged', async () => {
+    const phone = await startPhone();
+    const v = await viewer(phone, CONTROL_TOKEN);
+    await waitUntil('the data channel', () => v.channel?.readyState === 'open');
+    phone.simulator.command('hold-input');
+    await waitUntil('input held', () => phone.simulator.events.some((e) => e.event === 'input-held'));
+    v.sendTouch(TouchAction.Down, 0.5, 0);
+    // 1200 Moves at 1200 a second (the input rate allows 1500), far more than the phone's socket holds.
+    const moves = 1200;
+    for (let batch = 0; batch < 4; batch++) {
+      for (let i = 1; i <= moves / 4; i++) v.sendTouch(TouchAction.Move, 0.5, (batch * (moves / 4) + i) / moves);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    v.sendTouch(TouchAction.Up, 0.5, 1);
+    v.sendKey(KeyAction.Down, 4);
+    v.sendKey(KeyAction.Up, 4);
+    await waitFor('input merged while the phone is busy', async () =>
+      (await phone.metric('cloudphone_input_merged_total')) > 0 ? true : undefined,
+    );
+    phone.simulator.command('take-input');
+    await waitUntil('the key-up at the phone', () =>
+      touches(phone).some((e) => e.kind === 'key' && e.action === KeyAction.Up),
+    );
+    expect(
+      touches(phone)
+        .filter((e) => e.action !== TouchAction.Move || e.kind !== 'touch')
+        .map((e) => [e.kind, e.action]),
+    ).toEqual([
+      ['touch', TouchAction.Down],
+      ['touch', TouchAction.Up],
+      ['key', KeyAction.Down],
+      ['key', KeyAction.Up],
+    ]);
+    const path = touches(phone)
+      .filter((e) => e.kind === 'touch')
+      .map((e) => Number(e.y));
+    for (let i = 1; i < path.length; i++) expect(path[i]).toBeGreaterThanOrEqual(path[i - 1] ?? 0);
+    expect(await phone.metric('cloudphone_webrtc_viewer_messages_refused_total{reason="phone"}')).toBe(0);
   });
 
   it('hostile data-channel messages are refused one by one, and the stream goes on', async () => {

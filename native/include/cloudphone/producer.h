@@ -115,7 +115,10 @@ int cp_producer_begin_frame(cp_producer *producer, cp_frame *frame);
 int cp_producer_end_frame(cp_producer *producer, int64_t capture_time_ns, const cp_rect *damage);
 
 /* Takes one input event sent by the sidecar: 1 with *event filled, 0 when none is waiting, negative on
- * error. Malformed messages are skipped and counted (cp_producer_stats). */
+ * error. Malformed messages are skipped and counted (cp_producer_stats). Up to 64 events wait here; when
+ * they are not taken, the oldest Moves and scrolls make room, and with none left the rest stays in the socket
+ * (the sidecar holds it and sends it again), so a press or a release is never lost. Call it often, or from
+ * poll(2) on cp_producer_fd: input waits while it is not called. */
 int cp_producer_poll_input(cp_producer *producer, cp_input_event *event);
 
 /* CP_MEMORY_ENCODED_H264 only: sends one H.264 access unit (Annex-B, one picture, SPS/PPS before each IDR)

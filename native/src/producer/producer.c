@@ -173,12 +173,25 @@ static float clamp_unit(float v) {
   return v > 1.0f ? 1.0f : 0.0f;
 }
 
-static void queue_input(cp_producer *p, const cp_input_event *event) {
-  if (p->input_count == INPUT_QUEUE) {
-    /* The phone is not reading input: keep the newest events, as a person would expect. */
-    p->input_head = (p->input_head + 1) % INPUT_QUEUE;
+static int droppable(const cp_input_event *event) {
+  return (event->kind == CP_INPUT_TOUCH && event->u.touch.action == 2 /* Move */) || event->kind == CP_INPUT_SCROLL;
+}
+
+/* Makes room in a full input queue by dropping the oldest Move or scroll (a later one says where the finger
+ * is); a press or a release is never dropped. 0 when there is no such event: the phone is not reading input. */
+static int make_room(cp_producer *p) {
+  for (unsigned i = 0; i < p->input_count; i++) {
+    if (!droppable(&p->input[(p->input_head + i) % INPUT_QUEUE])) continue;
+    for (unsigned j = i; j + 1 < p->input_count; j++)
+      p->input[(p->input_head + j) % INPUT_QUEUE] = p->input[(p->input_head + j + 1) % INPUT_QUEUE];
     p->input_count--;
+    return 1;
   }
+  return 0;
+}
+
+static void queue_input(cp_producer *p, const cp_input_event *event) {
+  /* service() made room before it read the message. */
   p->input[(p->input_head + p->input_count) % INPUT_QUEUE] = *event;
   p->input_count++;
 }
@@ -258,6 +271,8 @@ static void handle_message(cp_producer *p, size_t length) {
 static void service(cp_producer *p) {
   try_connect(p);
   while (p->socket_fd >= 0) {
+    /* With no room for input, the rest stays in the socket: the sidecar keeps it and sends it again later. */
+    if (p->input_count == INPUT_QUEUE && !make_room(p)) return;
     ssize_t n = recv(p->socket_fd, p->message, sizeof p->message, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;

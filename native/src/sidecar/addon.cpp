@@ -43,6 +43,7 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
                         InstanceMethod("setBitrate", &PipelineWrap::set_bitrate),
                         InstanceMethod("setMaxFps", &PipelineWrap::set_max_fps),
                         InstanceMethod("sendInput", &PipelineWrap::send_input),
+                        InstanceMethod("releaseInput", &PipelineWrap::release_input),
                         InstanceMethod("stats", &PipelineWrap::stats),
                         InstanceMethod("parameterSets", &PipelineWrap::parameter_sets),
                         InstanceMethod("onAccessUnit", &PipelineWrap::on_access_unit)});
@@ -166,12 +167,28 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     return info.Env().Undefined();
   }
 
+  static uint32_t viewer_argument(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsNumber()) return 0;
+    double id = info[0].As<Napi::Number>().DoubleValue();
+    return id >= 1 && id <= 4294967295.0 && id == static_cast<double>(static_cast<uint32_t>(id))
+               ? static_cast<uint32_t>(id)
+               : 0;
+  }
+
   Napi::Value send_input(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1 || !info[0].IsTypedArray())
-      return throw_named(info.Env(), error("InputError", "sendInput(message) needs a Uint8Array"));
-    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
-    NativeError failure = pipeline_.send_input(bytes.Data(), bytes.ByteLength());
+    uint32_t viewer = viewer_argument(info);
+    if (viewer == 0 || info.Length() < 2 || !info[1].IsTypedArray())
+      return throw_named(info.Env(), error("InputError", "sendInput(viewer, message) needs a viewer id and a Uint8Array"));
+    Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
+    NativeError failure = pipeline_.send_input(viewer, bytes.Data(), bytes.ByteLength());
     if (failure) return throw_named(info.Env(), failure);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value release_input(const Napi::CallbackInfo& info) {
+    uint32_t viewer = viewer_argument(info);
+    if (viewer == 0) return throw_named(info.Env(), error("InputError", "releaseInput(viewer) needs a viewer id"));
+    pipeline_.release_input(viewer);
     return info.Env().Undefined();
   }
 
@@ -203,6 +220,14 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     number("accessUnitsDroppedForJs",
            static_cast<double>(access_units_ ? access_units_->dropped() : access_units_dropped_));
     o.Set("encoderReason", pipeline_.encoder_choice().reason);
+    InputCounters input = pipeline_.input_counters();
+    Napi::Object i = Napi::Object::New(env);
+    i.Set("sent", static_cast<double>(input.sent));
+    i.Set("merged", static_cast<double>(input.merged));
+    i.Set("deferred", static_cast<double>(input.deferred));
+    i.Set("released", static_cast<double>(input.released));
+    i.Set("waiting", static_cast<double>(pipeline_.input_waiting()));
+    o.Set("input", i);
     SrtStats srt = pipeline_.srt_stats();
     Napi::Object r = Napi::Object::New(env);
     r.Set("connected", Napi::Boolean::New(env, srt.connected));
@@ -290,6 +315,7 @@ Napi::Value read_viewer_message_js(const Napi::CallbackInfo& info) {
     case ViewerKind::Input:
       o.Set("kind", "input");
       o.Set("control", Napi::Buffer<uint8_t>::Copy(env, m.control.data(), m.control.size()));
+      o.Set("release", Napi::Boolean::New(env, m.release));
       break;
   }
   return o;

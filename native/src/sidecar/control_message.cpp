@@ -84,12 +84,45 @@ ControlMessage read_control_message(const uint8_t* data, std::size_t length) {
       out.kind = ControlKind::Goodbye;
       out.reason = bounded(message->body_as_Goodbye()->reason(), 256);
       break;
-    case control::Body::cloudphone_input_Touch:
-    case control::Body::cloudphone_input_Key:
-    case control::Body::cloudphone_input_Text:
-    case control::Body::cloudphone_input_Scroll:
+    case control::Body::cloudphone_input_Touch: {
+      const input::Touch* touch = message->body_as_cloudphone_input_Touch();
       out.kind = ControlKind::Input;
+      out.input.kind = InputKind::Touch;
+      out.input.action = static_cast<uint8_t>(touch->action());
+      out.input.pointer_id = touch->pointer_id();
+      out.input.x = touch->x();
+      out.input.y = touch->y();
+      out.input.pressure = touch->pressure();
       break;
+    }
+    case control::Body::cloudphone_input_Key: {
+      const input::Key* key = message->body_as_cloudphone_input_Key();
+      out.kind = ControlKind::Input;
+      out.input.kind = InputKind::Key;
+      out.input.action = static_cast<uint8_t>(key->action());
+      out.input.keycode = key->keycode();
+      out.input.repeat = key->repeat();
+      out.input.meta_state = key->meta_state();
+      break;
+    }
+    case control::Body::cloudphone_input_Text: {
+      const flatbuffers::String* text = message->body_as_cloudphone_input_Text()->text();  // required
+      out.kind = ControlKind::Input;
+      out.input.kind = InputKind::Text;
+      out.input.text = text->c_str();
+      out.input.text_length = text->size();
+      break;
+    }
+    case control::Body::cloudphone_input_Scroll: {
+      const input::Scroll* scroll = message->body_as_cloudphone_input_Scroll();
+      out.kind = ControlKind::Input;
+      out.input.kind = InputKind::Scroll;
+      out.input.x = scroll->x();
+      out.input.y = scroll->y();
+      out.input.horizontal = scroll->horizontal();
+      out.input.vertical = scroll->vertical();
+      break;
+    }
     default:
       // A verified message whose body only flows the other way (Welcome, KeyframeRequest) or is empty.
       out.kind = ControlKind::Other;

@@ -15,6 +15,25 @@ namespace cloudphone {
 enum class ControlKind { Invalid, Hello, Surface, FrameReady, EncodedFrame, Goodbye, Input, Other };
 enum class SurfaceMemory { SharedFile, PassedFd, EncodedH264, Unknown };
 
+// One input event on its way to the phone, as plain values (the same numbers as input.fbs).
+enum class InputKind : uint8_t { Touch, Key, Text, Scroll };
+enum TouchActionValue : uint8_t { kTouchDown = 0, kTouchUp = 1, kTouchMove = 2, kTouchCancel = 3 };
+enum KeyActionValue : uint8_t { kKeyDown = 0, kKeyUp = 1 };
+constexpr std::size_t kInputTextMax = 255;  // what the phone's cp_input_event holds, without its NUL
+
+struct InputEvent {
+  InputKind kind = InputKind::Touch;
+  uint8_t action = 0;      // Touch, Key
+  uint8_t pointer_id = 0;  // Touch
+  float x = 0, y = 0;      // Touch, Scroll
+  float pressure = 1;      // Touch
+  uint32_t keycode = 0, repeat = 0, meta_state = 0;  // Key
+  float horizontal = 0, vertical = 0;                 // Scroll
+  // Text: the bytes point into the message read, valid only while it is.
+  const char* text = nullptr;
+  std::size_t text_length = 0;
+};
+
 struct ControlMessage {
   ControlKind kind = ControlKind::Invalid;
   uint16_t protocol_version = 0;  // Hello
@@ -24,6 +43,7 @@ struct ControlMessage {
   std::string path;    // Surface, SharedFile
   std::string reason;  // Goodbye, at most 256 bytes
   EncodedFragment fragment;  // EncodedFrame; its data points into the message
+  InputEvent input;          // Input
 };
 
 // True when the bytes are a well-formed cloudphone.control Message (depth and table count bounded).

@@ -96,4 +96,13 @@ bool send_message(int fd, const uint8_t* data, std::size_t length) {
   return n == static_cast<ssize_t>(length);
 }
 
+SendResult send_message_or_wait(int fd, const uint8_t* data, std::size_t length) {
+  ssize_t n;
+  do {
+    n = ::send(fd, data, length, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(length)) return SendResult::Sent;
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? SendResult::WouldBlock : SendResult::Failed;
+}
+
 }  // namespace cloudphone

@@ -42,4 +42,8 @@ int receive_message(int fd, uint8_t* buffer, std::size_t capacity, ReceivedMessa
 // Sends one message without blocking; false when it could not be sent whole.
 bool send_message(int fd, const uint8_t* data, std::size_t length);
 
+enum class SendResult { Sent, WouldBlock, Failed };
+// As send_message, telling a full socket (try again when it polls writable) from a failed connection.
+SendResult send_message_or_wait(int fd, const uint8_t* data, std::size_t length);
+
 }  // namespace cloudphone

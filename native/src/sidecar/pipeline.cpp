@@ -118,29 +118,41 @@ std::vector<uint8_t> Pipeline::parameter_sets() {
   return parameter_sets_;
 }
 
-NativeError Pipeline::send_input(const uint8_t* data, std::size_t length) {
+NativeError Pipeline::send_input(uint32_t viewer, const uint8_t* data, std::size_t length) {
   if (length > kInputMessageMax) return error("InputError", "input message is larger than 1024 bytes");
-  ControlKind kind = read_control_message(data, length).kind;
-  if (kind == ControlKind::Invalid) return error("InputError", "input message is not a valid control Message");
-  if (kind != ControlKind::Input) return error("InputError", "only touch, key, text and scroll messages go to the phone");
-  if (!stats_.producer_connected) return error("InputError", "no phone is connected");
-  {
-    std::lock_guard<std::mutex> lock(input_mutex_);
-    if (input_count_ == kInputQueueMax) return error("InputError", "the phone is not taking input");
-    InputSlot& slot = input_slots_[input_count_++];
-    std::memcpy(slot.bytes, data, length);
-    slot.length = length;
-  }
-  wake();
+  ControlMessage message = read_control_message(data, length);
+  if (message.kind == ControlKind::Invalid) return error("InputError", "input message is not a valid control Message");
+  if (message.kind != ControlKind::Input)
+    return error("InputError", "only touch, key, text and scroll messages go to the phone");
+  std::lock_guard<std::mutex> lock(input_mutex_);
+  if (input_fd_ < 0) return error("InputError", "no phone is connected");
+  if (const char* refused = input_.route(viewer, message.input)) return error("InputError", refused);
+  // While some wait, the pipeline thread sends them when the socket has room: no send tried per event here.
+  if (!input_waiting_) flush_input_locked();
   return {};
 }
 
-void Pipeline::flush_input() {
-  // Sends never block (MSG_DONTWAIT), so holding the lock through them costs the JavaScript thread little.
+void Pipeline::release_input(uint32_t viewer) {
   std::lock_guard<std::mutex> lock(input_mutex_);
-  for (std::size_t i = 0; i < input_count_ && producer_fd_ >= 0; i++)
-    send_message(producer_fd_, input_slots_[i].bytes, input_slots_[i].length);
-  input_count_ = 0;
+  input_.release(viewer);
+  flush_input_locked();
+}
+
+void Pipeline::flush_input_locked() {
+  bool waiting = input_.flush(input_fd_) > 0;
+  // The pipeline polls the socket for room only while something waits.
+  if (waiting && !input_waiting_.exchange(true)) wake();
+  if (!waiting) input_waiting_ = false;
+}
+
+InputCounters Pipeline::input_counters() {
+  std::lock_guard<std::mutex> lock(input_mutex_);
+  return input_.counters();
+}
+
+std::size_t Pipeline::input_waiting() {
+  std::lock_guard<std::mutex> lock(input_mutex_);
+  return input_.waiting();
 }
 
 void Pipeline::emit_error(const std::string& name, const std::string& reason) {
@@ -173,6 +185,13 @@ void Pipeline::accept_producer() {
 
 void Pipeline::drop_producer(const std::string& reason, bool announce) {
   if (producer_fd_ < 0) return;
+  {
+    // What waited for this phone means nothing to the next one, nor does what it held down.
+    std::lock_guard<std::mutex> lock(input_mutex_);
+    input_fd_ = -1;
+    input_.reset();
+    input_waiting_ = false;
+  }
   ::close(producer_fd_);
   producer_fd_ = -1;
   mapping_.reset();
@@ -244,6 +263,11 @@ void Pipeline::handle_message(const uint8_t* data, std::size_t length, int fd) {
     });
     send_message(producer_fd_, reply, n);
     greeted_ = true;
+    {
+      std::lock_guard<std::mutex> lock(input_mutex_);
+      input_.reset();
+      input_fd_ = producer_fd_;
+    }
     producer_name_ = message.producer;
     stats_.producer_connected = true;
     PipelineEvent event;
@@ -570,15 +594,19 @@ void Pipeline::run() {
       int64_t wait = last_encode_ns_ + still_after - now_ns();
       timeout_ms = wait > 0 ? std::min(timeout_ms, static_cast<int>(wait / 1000000) + 1) : 0;
     }
-    pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {listener_.fd(), POLLIN, 0}, {producer_fd_, POLLIN, 0}};
+    short producer_events = POLLIN | (input_waiting_ ? POLLOUT : 0);
+    pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {listener_.fd(), POLLIN, 0}, {producer_fd_, producer_events, 0}};
     int n = ::poll(fds, producer_fd_ >= 0 ? 3 : 2, timeout_ms);
     if (n < 0 && errno != EINTR) break;
     if (fds[0].revents & POLLIN) {
       uint64_t value;
       (void)!::read(wake_fd_, &value, sizeof value);
-      flush_input();
     }
     if (fds[1].revents & POLLIN) accept_producer();
+    if (producer_fd_ >= 0 && (fds[2].revents & POLLOUT)) {
+      std::lock_guard<std::mutex> lock(input_mutex_);
+      flush_input_locked();
+    }
     if (producer_fd_ >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) read_producer();
     if (passthrough_ && keyframe_requested_) ask_phone_for_keyframe();
     if (!mapping_) continue;

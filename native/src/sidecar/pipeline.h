@@ -19,6 +19,7 @@
 #include "encoder_choice.h"
 #include "framebuffer_mapping.h"
 #include "h264_encoder.h"
+#include "input_router.h"
 #include "native_error.h"
 #include "srt_sink.h"
 
@@ -94,9 +95,15 @@ class Pipeline {
   void request_keyframe();
   void set_bitrate(uint32_t kbps);
   void set_max_fps(uint32_t fps);
-  // Verifies a cloudphone.control Message carrying one input event and queues it for the producer. Returns
-  // an empty error when queued.
-  NativeError send_input(const uint8_t* data, std::size_t length);
+  // Verifies a cloudphone.control Message carrying one input event from a viewer (a non-zero id the caller
+  // gives each viewer) and sends it to the phone at once, from the calling thread: input never waits for a
+  // conversion or an encode. What the phone's socket does not take waits in order and goes when it can.
+  // Returns an empty error when sent or queued.
+  NativeError send_input(uint32_t viewer, const uint8_t* data, std::size_t length);
+  // The viewer is gone or has lost control: everything it holds down goes up on the phone.
+  void release_input(uint32_t viewer);
+  InputCounters input_counters();
+  std::size_t input_waiting();
   const PipelineStats& stats() const { return stats_; }
   // Which encoder start() picked and why; fixed once started.
   const EncoderChoice& encoder_choice() const { return encoder_choice_; }
@@ -127,7 +134,8 @@ class Pipeline {
   // Hands one encoded picture to every sink: the SRT sink directly, then the listener (JavaScript).
   void deliver(const EncodedUnit& unit);
   void encode_newest(bool repeat_last);
-  void flush_input();
+  // Sends what input waits, with input_mutex_ held; wakes the pipeline to poll for room if some still waits.
+  void flush_input_locked();
 
   PipelineSettings settings_;
   EncoderChoice encoder_choice_;
@@ -157,16 +165,14 @@ class Pipeline {
   AccessUnitAssembler assembler_;
   int64_t last_phone_keyframe_request_ns_ = 0;
 
-  // Input for the phone, in fixed slots so that queueing an event allocates nothing.
-  static constexpr std::size_t kInputQueueMax = 64;
+  // Input for the phone, sent from the threads that call send_input (and from the pipeline thread when the
+  // phone's socket has room again). input_fd_ is the producer's socket once it has been welcomed, else -1;
+  // only the pipeline thread changes it or closes the socket, and only with input_mutex_ held.
   static constexpr std::size_t kInputMessageMax = 1024;
-  struct InputSlot {
-    std::size_t length = 0;
-    uint8_t bytes[kInputMessageMax];
-  };
   std::mutex input_mutex_;
-  InputSlot input_slots_[kInputQueueMax];
-  std::size_t input_count_ = 0;
+  InputRouter input_;
+  int input_fd_ = -1;
+  std::atomic<bool> input_waiting_{false};
   std::mutex parameter_sets_mutex_;
   std::vector<uint8_t> parameter_sets_;
 

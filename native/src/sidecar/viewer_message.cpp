@@ -62,10 +62,12 @@ ViewerMessage touch(const input::Touch* t) {
   if (t->pointer_id() > 9) return invalid("touch pointer id must be 0 to 9");
   if (!unit_interval(t->x()) || !unit_interval(t->y())) return invalid("touch coordinates must be 0 to 1");
   if (!unit_interval(t->pressure())) return invalid("touch pressure must be 0 to 1");
-  return input_message([&](flatbuffers::FlatBufferBuilder& b) {
+  ViewerMessage out = input_message([&](flatbuffers::FlatBufferBuilder& b) {
     auto event = input::CreateTouch(b, t->action(), t->pointer_id(), t->x(), t->y(), t->pressure());
     return control::CreateMessage(b, control::Body::cloudphone_input_Touch, event.Union());
   });
+  out.release = t->action() == input::TouchAction::Up || t->action() == input::TouchAction::Cancel;
+  return out;
 }
 
 ViewerMessage key(const input::Key* k) {
@@ -73,16 +75,18 @@ ViewerMessage key(const input::Key* k) {
   if (k->keycode() == 0 || k->keycode() > kLastAndroidKeycode) return invalid("key code is not an Android key code");
   if (k->repeat() > 10000) return invalid("key repeat count is too large");
   if (k->meta_state() & ~kKnownMetaBits) return invalid("key meta state has unknown bits");
-  return input_message([&](flatbuffers::FlatBufferBuilder& b) {
+  ViewerMessage out = input_message([&](flatbuffers::FlatBufferBuilder& b) {
     auto event = input::CreateKey(b, k->action(), k->keycode(), k->repeat(), k->meta_state());
     return control::CreateMessage(b, control::Body::cloudphone_input_Key, event.Union());
   });
+  out.release = k->action() == input::KeyAction::Up;
+  return out;
 }
 
 ViewerMessage text(const input::Text* t) {
   const flatbuffers::String* s = t->text();
   if (!s || s->size() == 0) return invalid("text is empty");
-  if (s->size() > kViewerTextMax) return invalid("text is longer than 256 bytes");
+  if (s->size() > kViewerTextMax) return invalid("text is longer than 255 bytes");
   if (!clean_utf8(s)) return invalid("text is not clean UTF-8");
   return input_message([&](flatbuffers::FlatBufferBuilder& b) {
     auto event = input::CreateText(b, b.CreateString(s->data(), s->size()));

@@ -33,13 +33,15 @@ struct ViewerMessage {
   double rendered_at_us = 0;   // RenderReport
   ViewerStats stats;           // Stats
   std::vector<uint8_t> control;  // Input: a verified cloudphone.control Message for the phone
+  bool release = false;          // Input: a finger lifted or cancelled, or a key let go
 };
 
-// The largest message a viewer may send; the player's largest (a 256-byte Text) is far below it.
+// The largest message a viewer may send; the player's largest (a 255-byte Text) is far below it.
 constexpr std::size_t kViewerMessageMax = 1024;
 // Android's highest KEYCODE_* (KEYCODE_MACRO_4 in API 34); anything above is not a key the phone knows.
 constexpr uint32_t kLastAndroidKeycode = 316;
-constexpr std::size_t kViewerTextMax = 256;
+// The longest text the phone takes whole (cp_input_event holds 255 bytes and a NUL).
+constexpr std::size_t kViewerTextMax = 255;
 
 ViewerMessage read_viewer_message(const uint8_t* data, std::size_t length);
 

@@ -8,9 +8,10 @@
  *   cloudphone-simulator --h264 --dir /run/cloudphone --width W --height H < stream.h264
  *
  * Publishing mode reads commands on stdin, one per line: "resize W H [format]", "restart" (a new producer,
- * as when the phone's compositor restarts), "pause" and "resume" (a still screen: no frames, input still read)
- * and "quit". It prints JSON lines on stdout: what it did, and
- * every input event it received, so tests can check a click arrived at the right place.
+ * as when the phone's compositor restarts), "pause" and "resume" (a still screen: no frames, input still read),
+ * "hold-input" and "take-input" (a phone too busy to read input, and again reading it) and "quit". It prints
+ * JSON lines on stdout: what it did, and every input event it received with when (atNs), so tests can check a
+ * click arrived at the right place.
  *
  * --raw writes the same frames to stdout as raw video instead, paced in real time, so that other encoders
  * (ffmpeg, GStreamer) can be measured on identical content.
@@ -103,18 +104,20 @@ static int parse(int argc, char **argv, options *o) {
 }
 
 static void print_input(const cp_input_event *e) {
+  /* When the event was taken from the socket (CLOCK_MONOTONIC), for input latency measured from the viewer. */
+  printf("{\"event\":\"input\",\"atNs\":%lld,", (long long)now_ns());
   switch (e->kind) {
     case CP_INPUT_TOUCH:
-      printf("{\"event\":\"input\",\"kind\":\"touch\",\"action\":%u,\"pointerId\":%u,\"x\":%.6f,\"y\":%.6f,\"pressure\":%.3f}\n",
+      printf("\"kind\":\"touch\",\"action\":%u,\"pointerId\":%u,\"x\":%.6f,\"y\":%.6f,\"pressure\":%.3f}\n",
              e->u.touch.action, e->u.touch.pointer_id, e->u.touch.x, e->u.touch.y, e->u.touch.pressure);
       break;
     case CP_INPUT_KEY:
-      printf("{\"event\":\"input\",\"kind\":\"key\",\"action\":%u,\"keycode\":%u,\"repeat\":%u,\"metaState\":%u}\n",
+      printf("\"kind\":\"key\",\"action\":%u,\"keycode\":%u,\"repeat\":%u,\"metaState\":%u}\n",
              e->u.key.action, e->u.key.keycode, e->u.key.repeat, e->u.key.meta_state);
       break;
     case CP_INPUT_TEXT:
       /* Escaping for JSON: quotes, backslashes and control characters become \u escapes. */
-      printf("{\"event\":\"input\",\"kind\":\"text\",\"text\":\"");
+      printf("\"kind\":\"text\",\"text\":\"");
       for (const unsigned char *c = (const unsigned char *)e->u.text.text; *c; c++) {
         if (*c < 0x20 || *c == '"' || *c == '\\') printf("\\u%04x", *c);
         else putchar(*c);
@@ -122,7 +125,7 @@ static void print_input(const cp_input_event *e) {
       printf("\"}\n");
       break;
     case CP_INPUT_SCROLL:
-      printf("{\"event\":\"input\",\"kind\":\"scroll\",\"x\":%.6f,\"y\":%.6f,\"horizontal\":%.3f,\"vertical\":%.3f}\n",
+      printf("\"kind\":\"scroll\",\"x\":%.6f,\"y\":%.6f,\"horizontal\":%.3f,\"vertical\":%.3f}\n",
              e->u.scroll.x, e->u.scroll.y, e->u.scroll.horizontal, e->u.scroll.vertical);
       break;
   }
@@ -221,8 +224,29 @@ typedef struct session {
   cp_producer *producer;
   painter painter;
   int connected;
-  int paused; /* "pause": the screen goes still (no frames), input is still read */
+  int paused;     /* "pause": the screen goes still (no frames), input is still read */
+  int input_held; /* "hold-input": input is not read (a busy phone), until "take-input" */
 } session;
+
+static void take_input(session *s) {
+  cp_input_event event;
+  while (!s->input_held && cp_producer_poll_input(s->producer, &event) > 0) print_input(&event);
+}
+
+/* Sleeps until the deadline, taking input as soon as it comes (as a phone's input thread would), so the
+ * time printed with each event is when it reached the phone, not when the next frame was due. */
+static void wait_taking_input(session *s, int64_t deadline) {
+  for (int64_t now = now_ns(); now < deadline && !stopping; now = now_ns()) {
+    int fd = cp_producer_fd(s->producer);
+    if (s->input_held || fd < 0) {
+      sleep_until(deadline);
+      return;
+    }
+    struct pollfd waiting = {fd, POLLIN, 0};
+    int timeout_ms = (int)((deadline - now + 999999) / 1000000);
+    if (poll(&waiting, 1, timeout_ms) > 0) take_input(s);
+  }
+}
 
 static int session_open(session *s, const options *o, uint32_t width, uint32_t height, enum cp_pixel_format format) {
   cp_producer_config config = cp_producer_default_config(o->dir, width, height, format);
@@ -277,6 +301,12 @@ static int command(session *s, const options *o, char *line) {
   } else if (!strncmp(line, "resume", 6)) {
     s->paused = 0;
     printf("{\"event\":\"resumed\"}\n");
+  } else if (!strncmp(line, "hold-input", 10)) {
+    s->input_held = 1;
+    printf("{\"event\":\"input-held\"}\n");
+  } else if (!strncmp(line, "take-input", 10)) {
+    s->input_held = 0;
+    printf("{\"event\":\"input-taken\"}\n");
   } else if (!strncmp(line, "quit", 4)) {
     return 1;
   } else if (line[0] != '\n' && line[0] != 0) {
@@ -306,8 +336,7 @@ static int run_producer(const options *o) {
       printf("{\"event\":\"%s\"}\n", s.connected ? "connected" : "disconnected");
       fflush(stdout);
     }
-    cp_input_event event;
-    while (cp_producer_poll_input(s.producer, &event) > 0) print_input(&event);
+    take_input(&s);
 
     /* Commands, read without blocking the frame clock. */
     for (;;) {
@@ -328,7 +357,7 @@ static int run_producer(const options *o) {
     next += interval;
     int64_t now = now_ns();
     if (next < now - interval) next = now; /* fell behind: do not burst to catch up */
-    sleep_until(next);
+    wait_taking_input(&s, next);
   }
   session_close(&s);
   printf("{\"event\":\"closed\"}\n");

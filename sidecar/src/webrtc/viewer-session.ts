@@ -37,6 +37,8 @@ export interface ViewerSessionEvents {
   /** The viewer can take video: it needs a keyframe. */
   onWantsKeyframe(session: ViewerSession, cause: 'join' | 'picture-loss'): void;
   onInput(session: ViewerSession, control: Buffer): void;
+  /** The viewer can send no more input (its data channel closed): what it holds down must go up. */
+  onInputEnded(session: ViewerSession): void;
   onRefused(session: ViewerSession, reason: RefusedReason, detail: string): void;
   onRtcp(session: ViewerSession, feedback: RtcpFeedback): void;
   onLatency(session: ViewerSession, milliseconds: number): void;
@@ -45,6 +47,8 @@ export interface ViewerSessionEvents {
 
 export interface ViewerSessionOptions {
   id: string;
+  /** The viewer's number for the phone's input (what it holds down is kept under it). */
+  inputId: number;
   role: ViewerRole;
   offer: string;
   summary: OfferSummary;
@@ -61,6 +65,7 @@ function monotonicUs(): number {
 
 export class ViewerSession {
   readonly id: string;
+  readonly inputId: number;
   readonly role: ViewerRole;
   readonly #log: Logger;
   readonly #events: ViewerSessionEvents;
@@ -81,6 +86,7 @@ export class ViewerSession {
 
   private constructor(options: ViewerSessionOptions) {
     this.id = options.id;
+    this.inputId = options.inputId;
     this.role = options.role;
     this.#log = options.log.child({ viewer: options.id, role: options.role });
     this.#events = options.events;
@@ -213,6 +219,11 @@ export class ViewerSession {
             this.#onChannelMessage(message);
           }),
         );
+        channel.onClosed(
+          this.#guard(() => {
+            this.#events.onInputEnded(this);
+          }),
+        );
       }),
     );
   }
@@ -247,6 +258,8 @@ export class ViewerSession {
   }
 
   #onChannelMessage(raw: string | Buffer | ArrayBuffer): void {
+    // A message libdatachannel delivered after close(): its input must not follow the release.
+    if (this.#closed) return;
     if (typeof raw === 'string') {
       this.#events.onRefused(this, 'text', 'text messages are not part of the protocol');
       return;
@@ -273,7 +286,9 @@ export class ViewerSession {
       case 'input':
         if (this.role !== 'control') this.#events.onRefused(this, 'role', 'view-only viewers cannot send input');
         else if (!this.#input.enabled) this.#events.onRefused(this, 'disabled', 'input is disabled for this stream');
-        else if (!this.#inputLimit.take())
+        // A release is never cut for rate: it may be all that stands between the phone and a stuck finger.
+        // (One the viewer does not hold is refused by the pipeline, so this lets no flood through.)
+        else if (!this.#inputLimit.take() && !message.release)
           this.#events.onRefused(this, 'rate', `over ${String(this.#input.maxEventsPerSecond)} input events a second`);
         else this.#events.onInput(this, message.control);
         return;

@@ -19,7 +19,10 @@ import { WhepError } from './whep-error.ts';
 export interface ViewerPipeline {
   /** Rate-limited by the caller: every viewer's wish is passed on. */
   requestKeyframe(): void;
-  sendInput(control: Uint8Array): void;
+  /** viewer: the session's inputId. Throws when the phone refuses the event. */
+  sendInput(viewer: number, control: Uint8Array): void;
+  /** Everything the viewer holds down goes up on the phone. */
+  releaseInput(viewer: number): void;
   screen(): { width: number; height: number };
 }
 
@@ -52,6 +55,7 @@ export class WebRtcViewers {
   readonly #rtcConfig: RtcConfig;
   #pending = 0;
   #closed = false;
+  #lastInputId = 0;
 
   constructor(options: WebRtcViewersOptions) {
     this.#options = options;
@@ -81,6 +85,7 @@ export class WebRtcViewers {
     try {
       const { session, answer } = await ViewerSession.answer({
         id,
+        inputId: ++this.#lastInputId,
         role,
         offer,
         summary,
@@ -154,7 +159,7 @@ export class WebRtcViewers {
     },
     onInput: (session, control) => {
       try {
-        this.#options.pipeline.sendInput(control);
+        this.#options.pipeline.sendInput(session.inputId, control);
       } catch (error) {
         this.#events.onRefused(session, 'phone', error instanceof Error ? error.message : String(error));
       }
@@ -169,7 +174,11 @@ export class WebRtcViewers {
     onLatency: (session, milliseconds) => {
       this.#options.metrics.latency(session.id, milliseconds);
     },
+    onInputEnded: (session) => {
+      this.#options.pipeline.releaseInput(session.inputId);
+    },
     onClosed: (session) => {
+      this.#options.pipeline.releaseInput(session.inputId);
       this.#entries.delete(session.id);
       this.#options.metrics.viewerLeft(session.id);
       this.#countRoles();
