@@ -11,6 +11,7 @@ import type { WhipAttemptResult, WhipMetrics } from './webrtc/whip-publisher.ts'
 export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
   readonly registry = new Registry();
   readonly #srtReconnects: Counter;
+  readonly #revoked: Counter;
   #srtConnectedOnce = false;
   readonly #viewers: Gauge<'role'>;
   readonly #refused: Counter<'reason'>;
@@ -127,6 +128,11 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
       help: 'SRT connections after the first',
       registers: [registry],
     });
+    this.#revoked = new Counter({
+      name: 'cloudphone_webrtc_viewers_revoked_total',
+      help: 'Viewer sessions ended because their token was rotated, released or no longer confirmed',
+      registers: [registry],
+    });
     this.#viewers = new Gauge({
       name: 'cloudphone_webrtc_viewers',
       help: 'WebRTC viewers connected, by role',
@@ -202,6 +208,10 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
 
   viewerLeft(viewer: string): void {
     this.#glassToGlass.remove({ viewer });
+  }
+
+  revoked(count: number): void {
+    this.#revoked.inc(count);
   }
 
   /** Counts reconnects; fps in and out are rate() of the frame totals, computed by Prometheus. */

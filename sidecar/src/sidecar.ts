@@ -23,6 +23,10 @@ import { WebRtcViewers } from './webrtc/webrtc-viewers.ts';
 import { WhipPublisher } from './webrtc/whip-publisher.ts';
 
 const ADAPT_INTERVAL_MS = 1000;
+// How often every session's token is checked again: a revoked token ends its sessions within a second.
+const REVOKE_CHECK_MS = 500;
+// Claim tokens hold this many report intervals after the operator last named them (fail closed).
+const CLAIM_VALIDITY_INTERVALS = 3;
 
 export interface SidecarOptions {
   /** Address for /healthz, /readyz and /metrics; 0 picks a free port (tests). */
@@ -49,6 +53,8 @@ export class Sidecar {
   readonly #whip: WhipPublisher | undefined;
   readonly #keyframes: KeyframeLimiter;
   readonly #reporter: OperatorReporter | undefined;
+  readonly #tokens: ViewerTokens | undefined;
+  #revokeTimer: NodeJS.Timeout | undefined;
   #lastError: { reason: string; at: number } | undefined;
   #appliedKbps: number;
   #server: Server | undefined;
@@ -90,7 +96,11 @@ export class Sidecar {
     const whep = settings.webrtc?.whep;
     let viewerTokens: ViewerTokens | undefined;
     if (settings.webrtc && whep) {
-      viewerTokens = new ViewerTokens(whep.tokenFiles);
+      const reportIntervalMs = (settings.config.report?.intervalSeconds ?? 10) * 1000;
+      viewerTokens = new ViewerTokens(whep.tokenFiles, {
+        claimValidityMs: CLAIM_VALIDITY_INTERVALS * reportIntervalMs,
+      });
+      this.#tokens = viewerTokens;
       this.#viewers = new WebRtcViewers({
         maxViewers: whep.maxViewers,
         ice: settings.webrtc.ice,
@@ -137,6 +147,7 @@ export class Sidecar {
         snapshot: () => this.#reportSnapshot(),
         onClaimTokens: (tokens) => {
           viewerTokens?.setClaimTokens(tokens);
+          this.#revokeSessions();
         },
         onResult: (ok) => {
           this.#metrics.operatorReport(ok);
@@ -196,6 +207,10 @@ export class Sidecar {
     }
     this.#whip?.start();
     this.#reporter?.start();
+    if (this.#viewers)
+      this.#revokeTimer = setInterval(() => {
+        this.#revokeSessions();
+      }, REVOKE_CHECK_MS);
     if (this.#bitrate || this.#viewers || this.#whip)
       this.#adaptTimer = setInterval(() => {
         this.#adaptBitrate();
@@ -222,6 +237,12 @@ export class Sidecar {
       );
   }
 
+  /** Ends the sessions whose token left the set the sidecar accepts. */
+  #revokeSessions(): void {
+    const tokens = this.#tokens;
+    if (tokens) this.#viewers?.revokeUnless((grant) => tokens.accepts(grant));
+  }
+
   /** Ready once a phone is connected and has announced a surface: there is something to stream. */
   ready(): boolean {
     const stats = this.#pipeline.stats();
@@ -238,6 +259,7 @@ export class Sidecar {
 
   async stop(): Promise<void> {
     clearInterval(this.#adaptTimer);
+    clearInterval(this.#revokeTimer);
     this.#reporter?.stop();
     this.#keyframes.close();
     this.#viewers?.close();

@@ -212,9 +212,9 @@ describe('sidecar reports', () => {
 
     // Taken at once: the unknown token makes the sidecar ask the operator before refusing it.
     const viewer = await connectViewer(token);
-    await viewer.close();
     await expect(connectViewer(`not-${token}`)).rejects.toThrow('WHEP: 401');
 
+    // Released: the session the claim's token opened ends (at the sidecar's next report, every 2 s here).
     await custom().deleteNamespacedCustomObject({
       group: 'cloudphone.io',
       version: 'v1alpha1',
@@ -222,6 +222,11 @@ describe('sidecar reports', () => {
       plural: 'cloudphoneclaims',
       name: 'waiting',
     });
+    await waitFor('the session of the released claim to end', async () =>
+      (await sidecar?.metric('cloudphone_webrtc_viewers_revoked_total')) === 1 ? true : undefined,
+    );
+    expect(await sidecar?.metric('cloudphone_webrtc_viewers{role="view"}')).toBe(0);
+    await viewer.close();
     await waitFor('the released token to be refused', async () =>
       (await connectViewer(token).then(
         async (pc) => {
@@ -233,6 +238,31 @@ describe('sidecar reports', () => {
         ? true
         : undefined,
     );
+  });
+
+  it("stops taking claim tokens when the operator cannot be reached (fail closed); the stream's own go on", async () => {
+    await create('cloudphoneclaims', 'CloudPhoneClaim', 'second', { poolRef: { name: 'one' }, access: 'control' });
+    const bound = await waitFor('the second claim to get the phone', async () => {
+      const c = await object<CloudPhoneClaim>('cloudphoneclaims', 'second');
+      return c.status?.phase === 'Bound' && c.status.tokenSecretName ? c : undefined;
+    });
+    const secret = await core().readNamespacedSecret({
+      name: bound.status?.tokenSecretName ?? '',
+      namespace: namespace(),
+    });
+    const token = Buffer.from(secret.data?.token ?? '', 'base64').toString();
+    const viewer = await connectViewer(token);
+    const revokedBefore = (await sidecar?.metric('cloudphone_webrtc_viewers_revoked_total')) ?? 0;
+
+    await operator?.stop();
+    // Three report intervals (2 s here) without the operator's word, and the claim's session ends.
+    await waitFor('the unconfirmed claim session to end', async () =>
+      ((await sidecar?.metric('cloudphone_webrtc_viewers_revoked_total')) ?? 0) > revokedBefore ? true : undefined,
+    );
+    await viewer.close();
+    await expect(connectViewer(token)).rejects.toThrow('WHEP: 401');
+    const own = await connectViewer(VIEW);
+    await own.close();
   });
 });
 

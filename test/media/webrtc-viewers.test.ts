@@ -2,6 +2,8 @@
 // the sidecar encodes once and serves werift viewers over WHEP; the stamps read back from what each viewer
 // decoded say which frames arrived, and the simulator says which input reached the phone.
 
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor, waitUntil } from '../cluster/wait-for.ts';
 import type { SimulatorEvent } from './media-peers.ts';
@@ -241,6 +243,24 @@ describe('WHEP viewers', () => {
       .map((e) => Number(e.y));
     for (let i = 1; i < path.length; i++) expect(path[i]).toBeGreaterThanOrEqual(path[i - 1] ?? 0);
     expect(await phone.metric('cloudphone_webrtc_viewer_messages_refused_total{reason="phone"}')).toBe(0);
+  });
+
+  it('a rotated token ends the sessions it opened, letting go of what they held; others stay', async () => {
+    const phone = await startPhone();
+    const control = await viewer(phone, CONTROL_TOKEN);
+    const watcher = await viewer(phone, VIEWER_TOKEN);
+    await waitUntil('both data channels', () => [control, watcher].every((v) => v.channel?.readyState === 'open'));
+    control.sendTouch(TouchAction.Down, 0.6, 0.6);
+    await waitUntil('the finger down', () => touches(phone).length >= 1);
+    writeFileSync(join(phone.tokens, 'control'), 'rotated-control-token-0123456789');
+    await waitUntil('the control session to end', () => phone.sidecar.viewers?.count === 1);
+    expect(phone.sidecar.viewers?.sessions().map((session) => session.role)).toEqual(['view']);
+    await waitUntil('the finger let go', () => touches(phone).length >= 2);
+    expect(touches(phone)[1]).toMatchObject({ kind: 'touch', action: TouchAction.Cancel, pointerId: 0 });
+    expect(await phone.metric('cloudphone_webrtc_viewers_revoked_total')).toBe(1);
+    // The old token opens nothing now; the new one does.
+    await expect(viewer(phone, CONTROL_TOKEN)).rejects.toThrow('401');
+    await viewer(phone, 'rotated-control-token-0123456789');
   });
 
   it('hostile data-channel messages are refused one by one, and the stream goes on', async () => {

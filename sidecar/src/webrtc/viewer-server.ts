@@ -4,8 +4,8 @@
 //                                ICE servers as Link headers (RFC 9725 section 4.6)
 //   PATCH  /whep/sessions/<id>   trickle ICE (application/trickle-ice-sdpfrag) -> 204
 //   DELETE /whep/sessions/<id>   -> 200
-// Every WHEP request needs a bearer token; the token's role (view or control) is the session's, and only a
-// token of the same role may change or end it. Errors are 4xx/5xx with a one-line plain-text reason.
+// Every WHEP request needs a bearer token; the token's role (view or control) is the session's, and only the
+// token that made a session may change or end it. Errors are 4xx/5xx with a one-line plain-text reason.
 // Cross-origin requests are allowed: auth is a bearer token, never a cookie, so a page elsewhere can only
 // use a token it already holds. With a serving certificate it is HTTPS (renewed certificates are picked up
 // while it runs); without one, plain HTTP for a TLS-terminating ingress in front of it.
@@ -17,7 +17,8 @@ import type { Logger } from 'pino';
 import { iceLinkHeaders, type IceServerSetting } from './ice-config.ts';
 import type { PlayerAssets } from './player-assets.ts';
 import type { ServingCertificate } from './serving-certificate.ts';
-import type { ViewerRole, ViewerTokens } from './viewer-tokens.ts';
+import { timingSafeEqual } from 'node:crypto';
+import type { ViewerGrant, ViewerTokens } from './viewer-tokens.ts';
 import type { WebRtcViewers } from './webrtc-viewers.ts';
 import { WhepError } from './whep-error.ts';
 
@@ -173,18 +174,18 @@ export class ViewerServer {
     throw new WhepError(404, 'not found');
   }
 
-  async #role(req: IncomingMessage): Promise<ViewerRole> {
-    const role = await this.#options.tokens.authenticate(req.headers.authorization);
-    if (!role)
+  async #grant(req: IncomingMessage): Promise<ViewerGrant> {
+    const grant = await this.#options.tokens.authenticate(req.headers.authorization);
+    if (!grant)
       throw new WhepError(401, 'a valid bearer token is required', { 'WWW-Authenticate': 'Bearer realm="cloudphone"' });
-    return role;
+    return grant;
   }
 
   async #offer(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const role = await this.#role(req);
+    const grant = await this.#grant(req);
     requireType(req, 'application/sdp');
     const offer = await readBody(req);
-    const { id, answer } = await this.#options.viewers.open(offer, role);
+    const { id, answer } = await this.#options.viewers.open(offer, grant);
     res.writeHead(201, {
       ...CORS,
       'Content-Type': 'application/sdp',
@@ -196,10 +197,11 @@ export class ViewerServer {
   }
 
   async #owned(req: IncomingMessage, id: string): Promise<void> {
-    const role = await this.#role(req);
+    const grant = await this.#grant(req);
     const session = this.#options.viewers.get(id);
     if (!session) throw new WhepError(404, 'no such session');
-    if (session.role !== role) throw new WhepError(403, 'this token may not change that session');
+    if (!timingSafeEqual(session.grant.digest, grant.digest))
+      throw new WhepError(403, 'this token may not change that session');
   }
 
   async #trickle(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {

@@ -17,7 +17,7 @@ import { InputRateLimit } from './input-rate-limit.ts';
 import { readRtcpFeedback, type RtcpFeedback } from './rtcp-feedback.ts';
 import type { OfferSummary } from './sdp-offer.ts';
 import { ViewerMessageWriter } from './viewer-messages.ts';
-import type { ViewerRole } from './viewer-tokens.ts';
+import type { ViewerGrant, ViewerRole } from './viewer-tokens.ts';
 
 const CONNECT_TIMEOUT_MS = 20_000;
 const DISCONNECT_GRACE_MS = 5000;
@@ -49,7 +49,8 @@ export interface ViewerSessionOptions {
   id: string;
   /** The viewer's number for the phone's input (what it holds down is kept under it). */
   inputId: number;
-  role: ViewerRole;
+  /** What the viewer's token granted: its role, and the token, checked again while the session lasts. */
+  grant: ViewerGrant;
   offer: string;
   summary: OfferSummary;
   rtcConfig: ndc.RtcConfig;
@@ -66,6 +67,7 @@ function monotonicUs(): number {
 export class ViewerSession {
   readonly id: string;
   readonly inputId: number;
+  readonly grant: ViewerGrant;
   readonly role: ViewerRole;
   readonly #log: Logger;
   readonly #events: ViewerSessionEvents;
@@ -87,8 +89,9 @@ export class ViewerSession {
   private constructor(options: ViewerSessionOptions) {
     this.id = options.id;
     this.inputId = options.inputId;
-    this.role = options.role;
-    this.#log = options.log.child({ viewer: options.id, role: options.role });
+    this.grant = options.grant;
+    this.role = options.grant.role;
+    this.#log = options.log.child({ viewer: options.id, role: this.role, token: options.grant.source });
     this.#events = options.events;
     this.#screen = options.screen;
     this.#input = options.input;

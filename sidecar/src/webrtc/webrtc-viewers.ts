@@ -12,7 +12,7 @@ import { rtcConfig, type IceSettings } from './ice-config.ts';
 import { readOffer } from './sdp-offer.ts';
 import { ViewerBitrate, viewersAllowKbps, type BitrateRange } from './viewer-bitrate.ts';
 import { ViewerSession, type InputPolicy, type RefusedReason, type ViewerSessionEvents } from './viewer-session.ts';
-import type { ViewerRole } from './viewer-tokens.ts';
+import type { ViewerGrant, ViewerRole } from './viewer-tokens.ts';
 import { WhepError } from './whep-error.ts';
 
 /** What the viewers need from the media pipeline. */
@@ -32,6 +32,7 @@ export interface ViewerMetrics {
   keyframeWanted(cause: 'join' | 'picture-loss'): void;
   latency(viewer: string, milliseconds: number): void;
   viewerLeft(viewer: string): void;
+  revoked(count: number): void;
 }
 
 export interface WebRtcViewersOptions {
@@ -70,8 +71,9 @@ export class WebRtcViewers {
     return [...this.#entries.values()].map((entry) => entry.session);
   }
 
-  /** Admits a viewer from its SDP offer: its session id and the SDP answer. */
-  async open(offer: string, role: ViewerRole): Promise<{ id: string; answer: string }> {
+  /** Admits a viewer from its SDP offer and what its token granted: its session id and the SDP answer. */
+  async open(offer: string, grant: ViewerGrant): Promise<{ id: string; answer: string }> {
+    const { role } = grant;
     if (this.#closed) throw new WhepError(503, 'the sidecar is stopping');
     if (this.count >= this.#options.maxViewers)
       throw new WhepError(503, `this phone already has ${String(this.#options.maxViewers)} viewers`, {
@@ -86,7 +88,7 @@ export class WebRtcViewers {
       const { session, answer } = await ViewerSession.answer({
         id,
         inputId: ++this.#lastInputId,
-        role,
+        grant,
         offer,
         summary,
         rtcConfig: this.#rtcConfig,
@@ -136,6 +138,17 @@ export class WebRtcViewers {
       estimateKbps: bitrate.tick(),
     }));
     return viewersAllowKbps(estimates);
+  }
+
+  /** Ends, at once, every session whose token no longer grants what it did (rotated, released, unconfirmed). */
+  revokeUnless(accepts: (grant: ViewerGrant) => boolean): void {
+    let revoked = 0;
+    for (const { session } of [...this.#entries.values()]) {
+      if (accepts(session.grant)) continue;
+      session.close('its token was revoked');
+      revoked++;
+    }
+    if (revoked > 0) this.#options.metrics.revoked(revoked);
   }
 
   close(): void {
