@@ -14,7 +14,11 @@ const messages = new PlayerMessages();
 
 interface Connection {
   pc: RTCPeerConnection;
+  /** Input, in order and reliably; the sidecar's session news. */
   channel: RTCDataChannel;
+  /** Pings, pongs, frame timings, render reports and stats: unordered, never retransmitted, so a lost one
+   * is simply gone and input never waits behind one. */
+  statsChannel: RTCDataChannel;
   session: string | undefined;
   control: boolean;
   // Sidecar clock -> this page's clock (microseconds), from pings: offset = ours - theirs - one way.
@@ -35,6 +39,12 @@ function nowUs(): number {
 
 function send(bytes: Uint8Array): void {
   const channel = current?.channel;
+  if (channel?.readyState === 'open') channel.send(bytes as Uint8Array<ArrayBuffer>);
+}
+
+/** Statistics go on their own channel when it is open (an older sidecar closes it: then on the input one). */
+function sendStats(bytes: Uint8Array): void {
+  const channel = current?.statsChannel.readyState === 'open' ? current.statsChannel : current?.channel;
   if (channel?.readyState === 'open') channel.send(bytes as Uint8Array<ArrayBuffer>);
 }
 
@@ -64,9 +74,12 @@ async function connect(): Promise<void> {
   pc.addTransceiver('video', { direction: 'recvonly' });
   const channel = pc.createDataChannel('cloudphone');
   channel.binaryType = 'arraybuffer';
+  const statsChannel = pc.createDataChannel('cloudphone-stats', { ordered: false, maxRetransmits: 0 });
+  statsChannel.binaryType = 'arraybuffer';
   const connection: Connection = {
     pc,
     channel,
+    statsChannel,
     session: undefined,
     control: false,
     offsetUs: undefined,
@@ -89,6 +102,7 @@ async function connect(): Promise<void> {
   channel.onmessage = (event: MessageEvent<ArrayBuffer>) => {
     onSidecarMessage(connection, new Uint8Array(event.data));
   };
+  statsChannel.onmessage = channel.onmessage;
   channel.onclose = () => {
     if (current === connection) reconnect('data channel closed');
   };
@@ -186,7 +200,7 @@ function onSidecarMessage(connection: Connection, bytes: Uint8Array): void {
       break;
     case 'ping': {
       const at = nowUs();
-      send(messages.pong(message.id, message.sentUs, at));
+      sendStats(messages.pong(message.id, message.sentUs, at));
       // One way is about half the RTT the browser measures; good to a millisecond on a short path.
       connection.offsetUs = at - Number(message.sentUs) - (shown.rttMs * 1000) / 2;
       break;
@@ -208,7 +222,7 @@ function onFrame(_now: number, metadata: VideoFrameCallbackMetadata): void {
     const rtpTimestamp = metadata.rtpTimestamp;
     if (rtpTimestamp !== undefined) {
       const shownAtUs = (performance.timeOrigin + metadata.expectedDisplayTime) * 1000;
-      send(messages.renderReport(rtpTimestamp, shownAtUs));
+      sendStats(messages.renderReport(rtpTimestamp, shownAtUs));
       const captureUs = connection.captures.get(rtpTimestamp);
       if (captureUs !== undefined && connection.offsetUs !== undefined)
         shown.g2gMs = (shownAtUs - connection.offsetUs - captureUs) / 1000;
@@ -247,7 +261,7 @@ async function report(): Promise<void> {
     if (entry.type === 'candidate-pair' && entry.nominated === true && entry.state === 'succeeded')
       stats.rttMs = number('currentRoundTripTime') * 1000;
   });
-  send(messages.stats(stats));
+  sendStats(messages.stats(stats));
   shown.fps = stats.fps;
   shown.kbps = stats.bitrateKbps;
   shown.rttMs = stats.rttMs;

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { Builder } from 'flatbuffers';
+import { Builder, ByteBuffer } from 'flatbuffers';
 import { H264RtpPayload, RTCPeerConnection, RTCRtpCodecParameters, type RTCDataChannel, type RtpPacket } from 'werift';
 import { Body, Message } from '../../generated/ts/fbs/viewer_generated.ts';
 import { Key, KeyAction, Touch, TouchAction } from '../../generated/ts/fbs/input_generated.ts';
@@ -244,6 +244,14 @@ class AccessUnitBuffer {
   }
 }
 
+/** A touch as the player sends it: a FlatBuffers cloudphone.viewer Message. */
+export function touchMessage(action: TouchAction, x: number, y: number, pointer = 0): Buffer {
+  const b = new Builder(64);
+  const body = Touch.createTouch(b, action, pointer, x, y, 1);
+  b.finish(Message.createMessage(b, Body.cloudphone_input_Touch, body), 'CPVW');
+  return Buffer.from(b.asUint8Array());
+}
+
 export interface WeriftViewerOptions {
   base: string;
   token: string;
@@ -251,12 +259,17 @@ export interface WeriftViewerOptions {
   width: number;
   height: number;
   dataChannel?: boolean;
+  /** Also open the player's unordered "cloudphone-stats" channel. */
+  statsChannel?: boolean;
 }
 
 /** werift as a WHEP viewer: receives the stream, decodes it, and can send input on the data channel. */
 export class WeriftViewer {
   readonly pc: RTCPeerConnection;
   readonly channel: RTCDataChannel | undefined;
+  readonly statsChannel: RTCDataChannel | undefined;
+  /** The body type of every message the sidecar sent, by channel. */
+  readonly received: { input: Body[]; stats: Body[] } = { input: [], stats: [] };
   readonly decoder: StampDecoder;
   /** The RTP timestamps of the access units received whole, in order. */
   readonly rtpTimestamps: number[] = [];
@@ -278,6 +291,16 @@ export class WeriftViewer {
     });
     this.pc.addTransceiver('video', { direction: 'recvonly' });
     this.channel = options.dataChannel === false ? undefined : this.pc.createDataChannel('cloudphone');
+    this.statsChannel = options.statsChannel
+      ? this.pc.createDataChannel('cloudphone-stats', { ordered: false, maxRetransmits: 0 })
+      : undefined;
+    for (const [channel, into] of [
+      [this.channel, this.received.input],
+      [this.statsChannel, this.received.stats],
+    ] as const)
+      channel?.onMessage.subscribe((data) => {
+        if (typeof data !== 'string') into.push(Message.getRootAsMessage(new ByteBuffer(data)).bodyType());
+      });
     this.decoder = new StampDecoder(options.width, options.height);
     this.units = new AccessUnitBuffer((unit, rtpTimestamp) => {
       this.rtpTimestamps.push(rtpTimestamp);
@@ -306,12 +329,9 @@ export class WeriftViewer {
     return viewer;
   }
 
-  /** Sends a touch as the player would (a FlatBuffers cloudphone.viewer Message). */
+  /** Sends a touch as the player would. */
   sendTouch(action: TouchAction, x: number, y: number, pointer = 0): void {
-    const b = new Builder(64);
-    const body = Touch.createTouch(b, action, pointer, x, y, 1);
-    b.finish(Message.createMessage(b, Body.cloudphone_input_Touch, body), 'CPVW');
-    this.send(Buffer.from(b.asUint8Array()));
+    this.send(touchMessage(action, x, y, pointer));
   }
 
   /** Sends a key press or release (an Android key code). */
@@ -333,4 +353,4 @@ export class WeriftViewer {
   }
 }
 
-export { KeyAction, TouchAction };
+export { Body, KeyAction, TouchAction };

@@ -8,9 +8,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor, waitUntil } from '../cluster/wait-for.ts';
 import type { SimulatorEvent } from './media-peers.ts';
 import {
+  Body,
   CONTROL_TOKEN,
   KeyAction,
   startWhepPhone,
+  touchMessage,
   TouchAction,
   VIEWER_TOKEN,
   WeriftViewer,
@@ -261,6 +263,31 @@ describe('WHEP viewers', () => {
     // The old token opens nothing now; the new one does.
     await expect(viewer(phone, CONTROL_TOKEN)).rejects.toThrow('401');
     await viewer(phone, 'rotated-control-token-0123456789');
+  });
+
+  it("sends pings and frame timings on the viewer's unordered stats channel, keeping the input channel for input", async () => {
+    const phone = await startPhone();
+    const v = await WeriftViewer.connect({
+      base: phone.base,
+      token: CONTROL_TOKEN,
+      width: WIDTH,
+      height: HEIGHT,
+      statsChannel: true,
+    });
+    cleanups.push(() => v.close());
+    await waitUntil('pings and frame timings on the stats channel', () =>
+      [Body.Ping, Body.FrameTiming].every((body) => v.received.stats.includes(body)),
+    );
+    // The first ping may go out as the input channel opens, before the stats channel is known; no more after.
+    expect(v.received.input[0]).toBe(Body.Session);
+    expect(v.received.input.slice(1).filter((body) => body !== Body.Ping)).toEqual([]);
+    expect(v.received.input.length).toBeLessThanOrEqual(2);
+    // Input on the lossy channel is refused; on the input channel it goes through.
+    v.statsChannel?.send(touchMessage(TouchAction.Down, 0.5, 0.5));
+    const invalid = 'cloudphone_webrtc_viewer_messages_refused_total{reason="invalid"}';
+    await waitFor('the refusal', async () => ((await phone.metric(invalid)) === 1 ? true : undefined));
+    v.sendTouch(TouchAction.Down, 0.5, 0.5);
+    await waitUntil('the touch at the phone', () => touches(phone).length === 1);
   });
 
   it('hostile data-channel messages are refused one by one, and the stream goes on', async () => {

@@ -6,6 +6,11 @@
 // candidate) -> track open (wants a keyframe; nothing is sent to it before one) -> streaming -> closed by
 // DELETE, by the peer (failed, closed, or disconnected for longer than DISCONNECT_GRACE_MS), by a
 // connect timeout, or by the sidecar stopping. close() is the one teardown path and is idempotent.
+//
+// Two data channels from the viewer: "cloudphone", ordered and reliable, for input (and the session news the
+// sidecar sends), and optionally "cloudphone-stats", unordered without retransmissions, for pings, pongs, frame
+// timings, render reports and stats. Statistics never hold input up behind a lost packet; a viewer with only
+// the first channel gets everything on it.
 
 import ndc from 'node-datachannel';
 import type { Logger } from 'pino';
@@ -23,6 +28,7 @@ const CONNECT_TIMEOUT_MS = 20_000;
 const DISCONNECT_GRACE_MS = 5000;
 const PING_INTERVAL_MS = 1000;
 const DATA_CHANNEL_LABEL = 'cloudphone';
+const STATS_CHANNEL_LABEL = 'cloudphone-stats';
 
 /** Why a viewer's message was not acted on (a metric label). */
 export type RefusedReason = 'invalid' | 'role' | 'disabled' | 'rate' | 'text' | 'phone';
@@ -78,6 +84,7 @@ export class ViewerSession {
   readonly #input: InputPolicy;
   readonly #inputLimit: InputRateLimit;
   #channel: ndc.DataChannel | undefined;
+  #statsChannel: ndc.DataChannel | undefined;
   #screen: { width: number; height: number };
   #closed = false;
   #pingId = 0;
@@ -129,7 +136,7 @@ export class ViewerSession {
     if (unit.captureNs > 0) {
       const captureUs = unit.captureNs / 1000;
       this.#clock.frameSent(rtpTimestamp, captureUs);
-      this.#sendOnChannel(this.#writer.frameTiming(rtpTimestamp, captureUs));
+      this.#sendStats(this.#writer.frameTiming(rtpTimestamp, captureUs));
     }
   }
 
@@ -151,6 +158,7 @@ export class ViewerSession {
     clearTimeout(this.#disconnectTimer);
     try {
       this.#channel?.close();
+      this.#statsChannel?.close();
       this.#track.close();
       this.#pc.close();
     } catch {
@@ -203,6 +211,15 @@ export class ViewerSession {
     );
     this.#pc.onDataChannel(
       this.#guard((channel: ndc.DataChannel) => {
+        if (channel.getLabel() === STATS_CHANNEL_LABEL && !this.#statsChannel) {
+          this.#statsChannel = channel;
+          channel.onMessage(
+            this.#guard((message: string | Buffer | ArrayBuffer) => {
+              this.#onChannelMessage(message, 'stats');
+            }),
+          );
+          return;
+        }
         if (channel.getLabel() !== DATA_CHANNEL_LABEL || this.#channel) {
           channel.close();
           return;
@@ -219,7 +236,7 @@ export class ViewerSession {
         else channel.onOpen(this.#guard(opened));
         channel.onMessage(
           this.#guard((message: string | Buffer | ArrayBuffer) => {
-            this.#onChannelMessage(message);
+            this.#onChannelMessage(message, 'input');
           }),
         );
         channel.onClosed(
@@ -247,7 +264,21 @@ export class ViewerSession {
   }
 
   #ping(): void {
-    this.#sendOnChannel(this.#writer.ping(++this.#pingId, monotonicUs()));
+    this.#sendStats(this.#writer.ping(++this.#pingId, monotonicUs()));
+  }
+
+  /** On the stats channel when the viewer opened one, else on the input channel. */
+  #sendStats(bytes: Uint8Array): void {
+    const stats = this.#statsChannel;
+    if (!stats || this.#closed) {
+      this.#sendOnChannel(bytes);
+      return;
+    }
+    try {
+      if (stats.isOpen()) stats.sendMessageBinary(bytes);
+    } catch {
+      // Closed between the check and the send: the viewer is leaving.
+    }
   }
 
   #sendOnChannel(bytes: Uint8Array): void {
@@ -260,7 +291,7 @@ export class ViewerSession {
     }
   }
 
-  #onChannelMessage(raw: string | Buffer | ArrayBuffer): void {
+  #onChannelMessage(raw: string | Buffer | ArrayBuffer, channel: 'input' | 'stats'): void {
     // A message libdatachannel delivered after close(): its input must not follow the release.
     if (this.#closed) return;
     if (typeof raw === 'string') {
@@ -287,7 +318,9 @@ export class ViewerSession {
         // The player's own view (fps, loss, RTT), for its overlay; RTCP already tells the sidecar what it needs.
         return;
       case 'input':
-        if (this.role !== 'control') this.#events.onRefused(this, 'role', 'view-only viewers cannot send input');
+        // Unordered and lossy: input there could arrive out of order, or an Up not at all.
+        if (channel === 'stats') this.#events.onRefused(this, 'invalid', 'input goes on the cloudphone channel');
+        else if (this.role !== 'control') this.#events.onRefused(this, 'role', 'view-only viewers cannot send input');
         else if (!this.#input.enabled) this.#events.onRefused(this, 'disabled', 'input is disabled for this stream');
         // A release is never cut for rate: it may be all that stands between the phone and a stuck finger.
         // (One the viewer does not hold is refused by the pipeline, so this lets no flood through.)
