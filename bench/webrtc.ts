@@ -11,15 +11,28 @@
 // Side by side, a peer: the same encode pushed by the sidecar with WHIP to mediamtx (built from its Go module)
 // and played in the same Chromium from mediamtx's own WHEP reader page, measured the same way.
 //
-//   npm run bench:webrtc [-- --seconds 20 --joins 5]
+// And input: a drag in the player page (Chromium's own pointer events, through the player's data channel) while
+// the phone streams 1080x2400@30, from the moment the page saw each pointermove to the moment the phone read the
+// Move from its socket (the simulator takes input as it comes and prints when). Beside it, the same drag on a
+// still screen (nothing encoded): the floor, so what encoding adds is plain.
+//
+//   npm run bench:webrtc [-- --seconds 20 --joins 5 --input-seconds 10]
 // Results: bench/results/webrtc.json.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
-import type { Page } from 'playwright-core';
-import { joinSteps, launchChromium, openPage, openPlayer, shownFrames } from '../test/media/chromium-player.ts';
+import type { Browser, Page } from 'playwright-core';
+import {
+  joinSteps,
+  launchChromium,
+  openPage,
+  openPlayer,
+  pagePoint,
+  shownFrames,
+  takeMovesSentAt,
+} from '../test/media/chromium-player.ts';
 import { metricSamples } from '../test/media/media-peers.ts';
 import { MEDIAMTX_VERSION, MediaServer } from '../test/media/media-server.ts';
-import { CONTROL_TOKEN, startWhepPhone } from '../test/media/webrtc-peers.ts';
+import { CONTROL_TOKEN, startWhepPhone, type WhepPhone } from '../test/media/webrtc-peers.ts';
 import { percentile, round } from './figures.ts';
 
 const WIDTH = 720;
@@ -99,6 +112,81 @@ async function measure(open: () => Promise<Page>, joins: number, seconds: number
   };
 }
 
+const INPUT_WIDTH = 1080;
+const INPUT_HEIGHT = 2400;
+
+interface InputLatency {
+  p50_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  events: number;
+}
+
+/** Drags a finger down the phone for `seconds` (a Move every 20 ms) and times each Move to the phone. */
+async function drag(page: Page, phone: WhepPhone, seconds: number): Promise<InputLatency> {
+  const before = phone.simulator.events.length;
+  await takeMovesSentAt(page);
+  const from = await pagePoint(page, 0.5, 0.05);
+  const to = await pagePoint(page, 0.5, 0.95);
+  await page.mouse.move(from.x, from.y);
+  await page.mouse.down();
+  const moves = seconds * 50;
+  for (let i = 1; i <= moves; i++) {
+    await page.mouse.move(from.x, from.y + ((to.y - from.y) * i) / moves);
+    await sleep(20);
+  }
+  await page.mouse.up();
+  const arrived = (): { atNs: number; action: number }[] =>
+    phone.simulator.events
+      .slice(before)
+      .filter((e) => e.event === 'input' && e.kind === 'touch')
+      .map((e) => ({ atNs: Number(e.atNs), action: Number(e.action) }));
+  while (!arrived().some((e) => e.action === 1)) await sleep(20);
+  const offsetMs = epochMinusMonotonicMs();
+  const sent = await takeMovesSentAt(page);
+  const moved = arrived().filter((e) => e.action === 2);
+  if (moved.length !== sent.length)
+    throw new Error(`the page sent ${String(sent.length)} Moves and the phone read ${String(moved.length)}`);
+  const latencies = moved.map((e, i) => e.atNs / 1e6 + offsetMs - (sent[i] ?? NaN));
+  return {
+    p50_ms: round(percentile(latencies, 50)),
+    p99_ms: round(percentile(latencies, 99)),
+    max_ms: round(Math.max(...latencies)),
+    events: latencies.length,
+  };
+}
+
+/** Data channel to phone: a drag while the phone streams 1080x2400@30, and the same on a still screen. */
+async function inputLatency(
+  browser: Browser,
+  seconds: number,
+): Promise<{ streaming: InputLatency; still: InputLatency }> {
+  const phone = await startWhepPhone({
+    width: INPUT_WIDTH,
+    height: INPUT_HEIGHT,
+    fps: FPS,
+    bitrate: { targetKbps: 6000, minKbps: 2000, maxKbps: 8000 },
+  });
+  try {
+    const page = await openPlayer(browser, phone.base, CONTROL_TOKEN);
+    while ((await shownFrames(page)).length === 0) await sleep(20);
+    await sleep(2000); // the bitrate and the decoder settle
+    const streaming = await drag(page, phone, seconds);
+    phone.simulator.command('pause');
+    while (!phone.simulator.events.some((e) => e.event === 'paused')) await sleep(20);
+    await sleep(500);
+    const still = await drag(page, phone, seconds);
+    await page.close();
+    return { streaming, still };
+  } finally {
+    await phone.stop();
+  }
+}
+
+function describeInput(name: string, m: InputLatency): string {
+  return `  ${name}: p50 ${String(m.p50_ms)} ms, p99 ${String(m.p99_ms)} ms, worst ${String(m.max_ms)} ms (${String(m.events)} Moves)`;
+}
+
 function describe(name: string, m: Measured, joins: number): string {
   const steps = m.first_frame_phases_median_ms;
   return (
@@ -134,6 +222,7 @@ async function main(): Promise<void> {
     const reportedCount = await total('cloudphone_webrtc_glass_to_glass_seconds_count');
     const readerPage = `http://127.0.0.1:${String(server.webrtcPort)}/test-phone-0/?controls=false&muted=true&autoplay=true`;
     const peer = await measure(() => openPage(browser, readerPage), joins, seconds);
+    const input = await inputLatency(browser, option('input-seconds', 10));
 
     const result = {
       width: WIDTH,
@@ -147,13 +236,22 @@ async function main(): Promise<void> {
         name: `mediamtx ${MEDIAMTX_VERSION}: the sidecar's WHIP push, played from its WHEP reader page`,
         ...peer,
       },
+      data_channel_to_phone: {
+        width: INPUT_WIDTH,
+        height: INPUT_HEIGHT,
+        fps: FPS,
+        streaming: input.streaming,
+        still_screen: input.still,
+      },
     };
     console.log(
       `WebRTC, ${String(WIDTH)}x${String(HEIGHT)}@${String(FPS)}, ${String(seconds)} s windows, Chromium ` +
         `(targets: p50 < 35 ms, p99 < 60 ms, first frame < 300 ms)\n` +
         `${describe("the sidecar's player (WHEP from the sidecar)", direct, joins)}\n` +
         `  the sidecar's own mean from render reports: ${String(result.sidecar_reported_mean_ms)} ms\n` +
-        describe(result.peer.name, peer, joins),
+        describe(result.peer.name, peer, joins) +
+        `\nInput, data channel to phone (Chromium's pointermove to the phone's read), ${String(INPUT_WIDTH)}x${String(INPUT_HEIGHT)}@${String(FPS)}:\n` +
+        `${describeInput('while the phone streams', input.streaming)}\n${describeInput('on a still screen (nothing encoded)', input.still)}`,
     );
     const dir = new URL('results/', import.meta.url);
     mkdirSync(dir, { recursive: true });

@@ -8,7 +8,41 @@ import { androidKeycode, androidMetaState } from './android-keys.ts';
 import type { PlayerMessages } from './channel-messages.ts';
 
 const MAX_FINGERS = 10;
-const TEXT_CHUNK = 64;
+// The longest Text the sidecar and the phone take whole, in UTF-8 bytes.
+const TEXT_MAX_BYTES = 255;
+
+/**
+ * Pasted text as the phone takes it: line ends as \n, other control characters (which the sidecar refuses)
+ * left out, in pieces of at most 255 UTF-8 bytes that never cut a character, nor where the browser can tell,
+ * a grapheme (an emoji with its modifiers, a letter with its accents).
+ */
+export function textChunks(text: string): string[] {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is removed
+  const clean = text.replace(/\r\n?/g, '\n').replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '');
+  const encoder = new TextEncoder();
+  const graphemes =
+    typeof Intl.Segmenter === 'function'
+      ? Array.from(new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(clean), (s) => s.segment)
+      : Array.from(clean);
+  const chunks: string[] = [];
+  let chunk = '';
+  let bytes = 0;
+  for (const grapheme of graphemes) {
+    // A grapheme longer than a whole chunk (a pile of combining marks) goes by code points.
+    for (const piece of encoder.encode(grapheme).length > TEXT_MAX_BYTES ? Array.from(grapheme) : [grapheme]) {
+      const size = encoder.encode(piece).length;
+      if (bytes + size > TEXT_MAX_BYTES) {
+        chunks.push(chunk);
+        chunk = '';
+        bytes = 0;
+      }
+      chunk += piece;
+      bytes += size;
+    }
+  }
+  if (chunk) chunks.push(chunk);
+  return chunks;
+}
 
 export class InputCapture {
   readonly #video: HTMLVideoElement;
@@ -49,8 +83,8 @@ export class InputCapture {
       this.#key(e, false);
     });
     window.addEventListener('paste', (e) => {
-      const text = e.clipboardData?.getData('text/plain') ?? '';
-      for (let i = 0; i < text.length; i += TEXT_CHUNK) this.#send(this.#messages.text(text.slice(i, i + TEXT_CHUNK)));
+      for (const chunk of textChunks(e.clipboardData?.getData('text/plain') ?? ''))
+        this.#send(this.#messages.text(chunk));
       e.preventDefault();
     });
   }

@@ -12,7 +12,7 @@ import { SidecarMetrics } from './metrics.ts';
 import { NativePipeline, type PipelineEvent, type PipelineStats } from './native.ts';
 import { OperatorReporter, type ReportSnapshot } from './operator-reporter.ts';
 import { BitrateController } from './pipeline/bitrate-controller.ts';
-import { rtpTimestampOf, withParameterSets } from './webrtc/h264-parameter-sets.ts';
+import { rtpTimestampOf, spsLevel, withParameterSets } from './webrtc/h264-parameter-sets.ts';
 import { rtcConfig } from './webrtc/ice-config.ts';
 import { KeyframeLimiter } from './webrtc/keyframe-limiter.ts';
 import { PlayerAssets } from './webrtc/player-assets.ts';
@@ -122,6 +122,7 @@ export class Sidecar {
             const { width, height } = pipeline.stats();
             return { width, height };
           },
+          h264Level: () => spsLevel(pipeline.parameterSets()),
         },
       });
       this.#viewerServer = new ViewerServer({

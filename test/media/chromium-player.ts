@@ -18,6 +18,8 @@ interface PageProbes {
   phonePointInPage(point: readonly [number, number]): { x: number; y: number };
   inboundVideoStats(): Promise<InboundVideoStats | undefined>;
   joinSteps: Record<string, number>;
+  movesSentAt: number[];
+  pastePlainText(text: string): void;
 }
 
 /** Chromium's inbound-rtp statistics of the player's video (see browser/page-probes.ts). */
@@ -95,6 +97,18 @@ export async function joinSteps(page: Page): Promise<Record<string, number>> {
 
 export async function inboundVideoStats(page: Page): Promise<InboundVideoStats | undefined> {
   return page.evaluate(() => (globalThis as unknown as PageProbes).inboundVideoStats());
+}
+
+/** Pastes text into the page as Ctrl+V would. */
+export async function paste(page: Page, text: string): Promise<void> {
+  await page.evaluate((pasted) => {
+    (globalThis as unknown as PageProbes).pastePlainText(pasted);
+  }, text);
+}
+
+/** Takes the times the page saw each pointermove with a button held since the last call (epoch ms). */
+export async function takeMovesSentAt(page: Page): Promise<number[]> {
+  return page.evaluate(() => (globalThis as unknown as PageProbes).movesSentAt.splice(0));
 }
 
 /** Where in the page a point of the phone's screen (normalized) is, given the letterboxed video. */

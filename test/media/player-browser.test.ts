@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor, waitUntil } from '../cluster/wait-for.ts';
-import { launchChromium, openPlayer, pagePoint, shownFrames } from './chromium-player.ts';
+import { launchChromium, openPlayer, pagePoint, paste, shownFrames } from './chromium-player.ts';
 import { metricSamples } from './media-peers.ts';
 import { CONTROL_TOKEN, startWhepPhone, VIEWER_TOKEN, WeriftViewer, type WhepPhone } from './webrtc-peers.ts';
 
@@ -110,6 +110,26 @@ describe('the player page in Chromium', () => {
       await waitUntil('the key at the phone', () => phone.simulator.events.some((e) => e.kind === 'key'));
       expect(phone.simulator.events.find((e) => e.kind === 'key')).toMatchObject({ keycode: 29, action: 0 });
       expect(touches().length).toBe(before + 2);
+    });
+  });
+
+  it('a paste reaches the phone whole: no character cut, long text in full pieces, Windows line ends as newlines', async () => {
+    // An emoji across where 64 UTF-16 units would have cut it, a flag (two code points, one grapheme), text far
+    // over one message (255 bytes), and a CRLF.
+    const pasted = `${'a'.repeat(63)}😀 ${'手机'.repeat(100)} 🇫🇷\r\nend`;
+    await withPlayer(CONTROL_TOKEN, async (page) => {
+      const before = phone.simulator.events.length;
+      await paste(page, pasted);
+      const expected = pasted.replace('\r\n', '\n');
+      const received = (): string =>
+        phone.simulator.events
+          .slice(before)
+          .filter((e) => e.kind === 'text')
+          .map((e) => String(e.text))
+          .join('');
+      await waitUntil('the whole paste at the phone', () => received().length >= expected.length);
+      expect(received()).toBe(expected);
+      expect(await phone.metric('cloudphone_webrtc_viewer_messages_refused_total{reason="invalid"}')).toBe(0);
     });
   });
 

@@ -4,7 +4,9 @@
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { spsLevel } from '../../sidecar/src/webrtc/h264-parameter-sets.ts';
 import { waitFor, waitUntil } from '../cluster/wait-for.ts';
 import type { SimulatorEvent } from './media-peers.ts';
 import {
@@ -305,6 +307,36 @@ describe('WHEP viewers', () => {
     const before = frames(v).length;
     await waitUntil('the stream to go on', () => frames(v).length >= before + 10);
     expect(touches(phone)).toEqual([]);
+  });
+
+  it('answers with an H.264 level that fits the stream: 1080x2400 needs more than the 3.1 viewers offer', async () => {
+    const phone = await startWhepPhone({ width: 1080, height: 2400, fps: 30 });
+    cleanups.push(() => phone.stop());
+    await waitUntil('the parameter sets', () => phone.sidecar.pipeline.parameterSets().length > 0);
+    const sent = spsLevel(phone.sidecar.pipeline.parameterSets());
+    expect(sent).toBeGreaterThan(0x1f);
+    const pc = new RTCPeerConnection({
+      codecs: {
+        video: [
+          new RTCRtpCodecParameters({
+            mimeType: 'video/H264',
+            clockRate: 90000,
+            parameters: 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1',
+          }),
+        ],
+      },
+    });
+    cleanups.push(() => pc.close());
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    await pc.setLocalDescription(await pc.createOffer());
+    const answer = await whepRequest(phone.base, 'POST', '/whep', {
+      token: VIEWER_TOKEN,
+      type: 'application/sdp',
+      body: pc.localDescription?.sdp,
+    });
+    expect(answer.status).toBe(201);
+    // The viewer's profile (constrained baseline), with the level of what is sent.
+    expect(/profile-level-id=([0-9a-f]{6})/.exec(await answer.text())?.[1]).toBe(`42e0${(sent ?? 0).toString(16)}`);
   });
 
   it('refuses bad WHEP requests with a status and a reason', async () => {

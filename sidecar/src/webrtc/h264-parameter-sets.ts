@@ -21,6 +21,17 @@ export function hasSps(accessUnit: Uint8Array): boolean {
   return false;
 }
 
+/** level_idc of the first SPS in Annex-B parameter sets (the byte after profile_idc and its constraint flags). */
+export function spsLevel(parameterSets: Uint8Array): number | undefined {
+  for (let i = 0; i + 6 < parameterSets.length; i++) {
+    if (parameterSets[i] === 0 && parameterSets[i + 1] === 0 && parameterSets[i + 2] === 1) {
+      if (((parameterSets[i + 3] ?? 0) & 0x1f) === SPS) return parameterSets[i + 6];
+      i += 2;
+    }
+  }
+  return undefined;
+}
+
 /** The unit itself, or for a keyframe without SPS/PPS a copy with the cached sets in front. */
 export function withParameterSets(unit: AccessUnit, parameterSets: () => Buffer): AccessUnit {
   if (!unit.keyframe || hasSps(unit.data)) return unit;

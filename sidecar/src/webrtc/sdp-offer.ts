@@ -50,7 +50,18 @@ function preference(format: H264Format): number {
   return 1;
 }
 
-export function readOffer(sdp: string): OfferSummary {
+/**
+ * profile-level-id with its level raised to the level of what is sent, when that is higher: the offer's
+ * profile (what the viewer asked for) with a level that says the truth about the stream's size and rate.
+ */
+export function withLevel(profileLevelId: string, sentLevel: number | undefined): string {
+  const offered = Number.parseInt(profileLevelId.slice(4, 6), 16);
+  if (sentLevel === undefined || sentLevel <= offered || sentLevel > 0xff) return profileLevelId;
+  return `${profileLevelId.slice(0, 4)}${sentLevel.toString(16).padStart(2, '0')}`;
+}
+
+/** Reads a viewer's offer; sentLevel is the H.264 level_idc of the stream now (its SPS), if known. */
+export function readOffer(sdp: string, sentLevel?: number): OfferSummary {
   if (!sdp.startsWith('v=0')) throw new WhepError(400, 'the body is not an SDP offer');
   const media = sections(sdp).slice(1);
   const video = media.filter((section) => section[0]?.startsWith('m=video '));
@@ -64,7 +75,7 @@ export function readOffer(sdp: string): OfferSummary {
     .filter((format) => preference(format) >= 0)
     .sort((a, b) => preference(b) - preference(a))[0];
   if (!best) throw new WhepError(406, 'the offer has no H.264 with packetization-mode=1');
-  const level = /profile-level-id=([0-9a-f]{6})/i.exec(best.fmtp)?.[1] ?? '42e01f';
+  const level = withLevel(/profile-level-id=([0-9a-f]{6})/i.exec(best.fmtp)?.[1] ?? '42e01f', sentLevel);
   return {
     videoMid: mid,
     h264PayloadType: best.payloadType,

@@ -24,6 +24,8 @@ export interface ViewerPipeline {
   /** Everything the viewer holds down goes up on the phone. */
   releaseInput(viewer: number): void;
   screen(): { width: number; height: number };
+  /** The H.264 level_idc of the stream's current SPS; undefined before the first surface. */
+  h264Level(): number | undefined;
 }
 
 export interface ViewerMetrics {
@@ -79,7 +81,7 @@ export class WebRtcViewers {
       throw new WhepError(503, `this phone already has ${String(this.#options.maxViewers)} viewers`, {
         'Retry-After': '5',
       });
-    const summary = readOffer(offer);
+    const summary = readOffer(offer, this.#options.pipeline.h264Level());
     if (!summary.hasDataChannel && role === 'control')
       throw new WhepError(400, 'a control viewer must offer a data channel (labelled cloudphone) for its input');
     const id = randomUUID();

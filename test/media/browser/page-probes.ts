@@ -146,5 +146,25 @@ async function inboundVideoStats(): Promise<InboundVideoStats | undefined> {
   return undefined;
 }
 
-Object.assign(globalThis, { phonePointInPage, inboundVideoStats, joinSteps });
+/**
+ * When the page saw each pointermove with a button held (epoch milliseconds), in the capture phase before the
+ * player's own listener sends it as a Move: where the input benchmark starts its clock. Emptied by the caller.
+ */
+const movesSentAt: number[] = [];
+window.addEventListener(
+  'pointermove',
+  (event) => {
+    if (event.buttons) movesSentAt.push(performance.timeOrigin + performance.now());
+  },
+  { capture: true },
+);
+
+/** Pastes plain text into the page as a person's Ctrl+V would (a paste event with the clipboard's data). */
+function pastePlainText(text: string): void {
+  const data = new DataTransfer();
+  data.setData('text/plain', text);
+  window.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data }));
+}
+
+Object.assign(globalThis, { phonePointInPage, inboundVideoStats, joinSteps, movesSentAt, pastePlainText });
 window.addEventListener('DOMContentLoaded', installStampProbe);
