@@ -9,12 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
-import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
+import type { RTCPeerConnection } from 'werift';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CloudPhoneClaim, CloudPhonePool, CloudPhoneStream } from '../../generated/ts/api-types.ts';
 import { OperatorProcess } from '../cluster/operator-process.ts';
 import { installCrds, kubeConfig, sidecarReportToken, useTestNamespace, waitFor } from '../cluster/test-cluster.ts';
 import { freeTcpPort, SidecarProcess, Simulator, tempDir } from '../media/media-peers.ts';
+import { h264Receiver } from '../media/webrtc-peers.ts';
 
 const namespace = useTestNamespace('reports', { 'cloudphone.io/injection': 'enabled' });
 const core = (): CoreV1Api => kubeConfig().makeApiClient(CoreV1Api);
@@ -50,17 +51,7 @@ function create(plural: string, kind: string, name: string, spec: Record<string,
 
 /** A WHEP viewer with werift (pure TypeScript): connects with a token, with the data channel a player opens. */
 async function connectViewer(token: string): Promise<RTCPeerConnection> {
-  const pc = new RTCPeerConnection({
-    codecs: {
-      video: [
-        new RTCRtpCodecParameters({
-          mimeType: 'video/H264',
-          clockRate: 90000,
-          parameters: 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1',
-        }),
-      ],
-    },
-  });
+  const pc = h264Receiver();
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.createDataChannel('cloudphone');
   await pc.setLocalDescription(await pc.createOffer());

@@ -244,6 +244,22 @@ class AccessUnitBuffer {
   }
 }
 
+/** A werift PeerConnection that takes H.264 as a browser offers it (constrained baseline, level 3.1). */
+export function h264Receiver(): RTCPeerConnection {
+  return new RTCPeerConnection({
+    codecs: {
+      video: [
+        new RTCRtpCodecParameters({
+          mimeType: 'video/H264',
+          clockRate: 90000,
+          rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+          parameters: 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1',
+        }),
+      ],
+    },
+  });
+}
+
 /** A touch as the player sends it: a FlatBuffers cloudphone.viewer Message. */
 export function touchMessage(action: TouchAction, x: number, y: number, pointer = 0): Buffer {
   const b = new Builder(64);
@@ -277,18 +293,7 @@ export class WeriftViewer {
   readonly units: AccessUnitBuffer;
 
   private constructor(options: WeriftViewerOptions) {
-    this.pc = new RTCPeerConnection({
-      codecs: {
-        video: [
-          new RTCRtpCodecParameters({
-            mimeType: 'video/H264',
-            clockRate: 90000,
-            rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
-            parameters: 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1',
-          }),
-        ],
-      },
-    });
+    this.pc = h264Receiver();
     this.pc.addTransceiver('video', { direction: 'recvonly' });
     this.channel = options.dataChannel === false ? undefined : this.pc.createDataChannel('cloudphone');
     this.statsChannel = options.statsChannel

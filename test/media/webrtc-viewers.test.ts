@@ -4,7 +4,6 @@
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spsLevel } from '../../sidecar/src/webrtc/h264-parameter-sets.ts';
 import { waitFor, waitUntil } from '../cluster/wait-for.ts';
@@ -12,6 +11,7 @@ import type { SimulatorEvent } from './media-peers.ts';
 import {
   Body,
   CONTROL_TOKEN,
+  h264Receiver,
   KeyAction,
   startWhepPhone,
   touchMessage,
@@ -315,17 +315,7 @@ describe('WHEP viewers', () => {
     await waitUntil('the parameter sets', () => phone.sidecar.pipeline.parameterSets().length > 0);
     const sent = spsLevel(phone.sidecar.pipeline.parameterSets());
     expect(sent).toBeGreaterThan(0x1f);
-    const pc = new RTCPeerConnection({
-      codecs: {
-        video: [
-          new RTCRtpCodecParameters({
-            mimeType: 'video/H264',
-            clockRate: 90000,
-            parameters: 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1',
-          }),
-        ],
-      },
-    });
+    const pc = h264Receiver();
     cleanups.push(() => pc.close());
     pc.addTransceiver('video', { direction: 'recvonly' });
     await pc.setLocalDescription(await pc.createOffer());
