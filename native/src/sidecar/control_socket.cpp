@@ -89,11 +89,7 @@ int receive_message(int fd, uint8_t* buffer, std::size_t capacity, ReceivedMessa
 }
 
 bool send_message(int fd, const uint8_t* data, std::size_t length) {
-  ssize_t n;
-  do {
-    n = ::send(fd, data, length, MSG_DONTWAIT | MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  return n == static_cast<ssize_t>(length);
+  return send_message_or_wait(fd, data, length) == SendResult::Sent;
 }
 
 SendResult send_message_or_wait(int fd, const uint8_t* data, std::size_t length) {

@@ -1,7 +1,6 @@
 #include "input_router.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 
 #include "cloudphone/control_generated.h"
@@ -10,11 +9,6 @@
 namespace cloudphone {
 
 InputRouter::InputRouter() : builder_(512) {}
-
-bool InputRouter::releasing(const InputEvent& event) const {
-  if (event.kind == InputKind::Touch) return event.action == kTouchUp || event.action == kTouchCancel;
-  return event.kind == InputKind::Key && event.action == kKeyUp;
-}
 
 int InputRouter::finger_of(uint32_t viewer, uint8_t viewer_pointer) const {
   for (std::size_t i = 0; i < kPhonePointers; i++)

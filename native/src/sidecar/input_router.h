@@ -63,7 +63,6 @@ class InputRouter {
     char bytes[kInputTextMax];
   };
 
-  bool releasing(const InputEvent& event) const;
   int finger_of(uint32_t viewer, uint8_t viewer_pointer) const;
   int key_of(uint32_t viewer, uint32_t keycode) const;
   const char* touch(uint32_t viewer, InputEvent event);

@@ -7,28 +7,31 @@ import type { AccessUnit } from '../native.ts';
 const SPS = 7;
 const RTP_TIMESTAMP_RANGE = 2 ** 32;
 
-export function hasSps(accessUnit: Uint8Array): boolean {
-  // SPS, when present, comes before the first slice: looking at the first NAL units is enough.
-  const end = Math.min(accessUnit.length - 3, 4096);
+/** The offset of each NAL unit's header byte (after a 00 00 01 start code), among the first `limit` bytes. */
+function* nalHeaders(bytes: Uint8Array, limit = bytes.length): Generator<number> {
+  const end = Math.min(bytes.length - 3, limit);
   for (let i = 0; i < end; i++) {
-    if (accessUnit[i] === 0 && accessUnit[i + 1] === 0 && accessUnit[i + 2] === 1) {
-      const type = (accessUnit[i + 3] ?? 0) & 0x1f;
-      if (type === SPS) return true;
-      if (type >= 1 && type <= 5) return false;
+    if (bytes[i] === 0 && bytes[i + 1] === 0 && bytes[i + 2] === 1) {
+      yield i + 3;
       i += 2;
     }
+  }
+}
+
+export function hasSps(accessUnit: Uint8Array): boolean {
+  // SPS, when present, comes before the first slice: looking at the first NAL units is enough.
+  for (const at of nalHeaders(accessUnit, 4096)) {
+    const type = (accessUnit[at] ?? 0) & 0x1f;
+    if (type === SPS) return true;
+    if (type >= 1 && type <= 5) return false;
   }
   return false;
 }
 
 /** level_idc of the first SPS in Annex-B parameter sets (the byte after profile_idc and its constraint flags). */
 export function spsLevel(parameterSets: Uint8Array): number | undefined {
-  for (let i = 0; i + 6 < parameterSets.length; i++) {
-    if (parameterSets[i] === 0 && parameterSets[i + 1] === 0 && parameterSets[i + 2] === 1) {
-      if (((parameterSets[i + 3] ?? 0) & 0x1f) === SPS) return parameterSets[i + 6];
-      i += 2;
-    }
-  }
+  for (const at of nalHeaders(parameterSets))
+    if (((parameterSets[at] ?? 0) & 0x1f) === SPS) return parameterSets[at + 3];
   return undefined;
 }
 

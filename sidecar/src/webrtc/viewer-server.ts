@@ -10,6 +10,7 @@
 // use a token it already holds. With a serving certificate it is HTTPS (renewed certificates are picked up
 // while it runs); without one, plain HTTP for a TLS-terminating ingress in front of it.
 
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { once } from 'node:events';
@@ -17,7 +18,6 @@ import type { Logger } from 'pino';
 import { iceLinkHeaders, type IceServerSetting } from './ice-config.ts';
 import type { PlayerAssets } from './player-assets.ts';
 import type { ServingCertificate } from './serving-certificate.ts';
-import { timingSafeEqual } from 'node:crypto';
 import type { ViewerGrant, ViewerTokens } from './viewer-tokens.ts';
 import type { WebRtcViewers } from './webrtc-viewers.ts';
 import { WhepError } from './whep-error.ts';

@@ -74,7 +74,6 @@ export class ViewerSession {
   readonly id: string;
   readonly inputId: number;
   readonly grant: ViewerGrant;
-  readonly role: ViewerRole;
   readonly #log: Logger;
   readonly #events: ViewerSessionEvents;
   readonly #pc: ndc.PeerConnection;
@@ -97,7 +96,6 @@ export class ViewerSession {
     this.id = options.id;
     this.inputId = options.inputId;
     this.grant = options.grant;
-    this.role = options.grant.role;
     this.#log = options.log.child({ viewer: options.id, role: this.role, token: options.grant.source });
     this.#events = options.events;
     this.#screen = options.screen;
@@ -123,6 +121,10 @@ export class ViewerSession {
       session.close('negotiation failed');
       throw error;
     }
+  }
+
+  get role(): ViewerRole {
+    return this.grant.role;
   }
 
   get closed(): boolean {
@@ -269,20 +271,10 @@ export class ViewerSession {
 
   /** On the stats channel when the viewer opened one, else on the input channel. */
   #sendStats(bytes: Uint8Array): void {
-    const stats = this.#statsChannel;
-    if (!stats || this.#closed) {
-      this.#sendOnChannel(bytes);
-      return;
-    }
-    try {
-      if (stats.isOpen()) stats.sendMessageBinary(bytes);
-    } catch {
-      // Closed between the check and the send: the viewer is leaving.
-    }
+    this.#sendOnChannel(bytes, this.#statsChannel ?? this.#channel);
   }
 
-  #sendOnChannel(bytes: Uint8Array): void {
-    const channel = this.#channel;
+  #sendOnChannel(bytes: Uint8Array, channel = this.#channel): void {
     if (!channel || this.#closed) return;
     try {
       if (channel.isOpen()) channel.sendMessageBinary(bytes);
