@@ -2,8 +2,20 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** Figures the operator's parts keep themselves: read when Prometheus scrapes, not copied on a timer. */
+export interface OperatorFigures {
+  /** Watch restarts, by informer name. */
+  informerRestarts(): Record<string, number>;
+  /** TLS connections accepted since start, by port. */
+  httpsConnections(): { admission: number; reports: number };
+  /** Report-port connections closed at once for being over a limit, since start. */
+  refusedConnections(): number;
+  podsCached(): { full: number; metadata: number };
+}
+
 export class OperatorMetrics {
   readonly registry = new Registry();
+  #figures: OperatorFigures | undefined;
   readonly reconcileDuration = new Histogram({
     name: 'cloudphone_reconcile_duration_seconds',
     help: 'Time one reconcile took.',
@@ -58,11 +70,20 @@ export class OperatorMetrics {
     help: 'TLS connections accepted since start, by port (admission, reports).',
     labelNames: ['port'] as const,
     registers: [this.registry],
+    collect: () => {
+      const connections = this.#figures?.httpsConnections();
+      if (!connections) return;
+      this.httpsConnections.set({ port: 'admission' }, connections.admission);
+      this.httpsConnections.set({ port: 'reports' }, connections.reports);
+    },
   });
   readonly refusedConnections = new Gauge({
     name: 'cloudphone_report_connections_refused',
     help: 'Connections to the report port closed at once since start, for being over a connection limit.',
     registers: [this.registry],
+    collect: () => {
+      if (this.#figures) this.refusedConnections.set(this.#figures.refusedConnections());
+    },
   });
   readonly leader = new Gauge({
     name: 'cloudphone_leader',
@@ -74,12 +95,22 @@ export class OperatorMetrics {
     help: "Pods in the operator's cache, by how much of each is kept: full (its phones and its own pods) or metadata.",
     labelNames: ['kept'] as const,
     registers: [this.registry],
+    collect: () => {
+      const cached = this.#figures?.podsCached();
+      if (!cached) return;
+      this.podsCached.set({ kept: 'full' }, cached.full);
+      this.podsCached.set({ kept: 'metadata' }, cached.metadata);
+    },
   });
   readonly informerRestarts = new Gauge({
     name: 'cloudphone_informer_restarts',
     help: 'Times an informer restarted its watch after an error or a quiet spell.',
     labelNames: ['informer'] as const,
     registers: [this.registry],
+    collect: () => {
+      for (const [informer, restarts] of Object.entries(this.#figures?.informerRestarts() ?? {}))
+        this.informerRestarts.set({ informer }, restarts);
+    },
   });
 
   // For external autoscalers (KEDA, a Prometheus adapter): each pool's phones and its waiting claims.
@@ -101,6 +132,11 @@ export class OperatorMetrics {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
     registers: [this.registry],
   });
+
+  /** Where the scraped figures come from, once the parts that keep them exist. */
+  readFrom(figures: OperatorFigures): void {
+    this.#figures = figures;
+  }
 
   claimBound(seconds: number): void {
     this.claimBoundSeconds.observe(seconds);

@@ -510,24 +510,18 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
   httpsPort = await endpoints.listen(config.httpsPort, config.listenHost, tls);
   reportPort = await reportEndpoints.listen(config.reportPort, config.listenHost, tls);
   ready = true;
-  const informerRestarts = setInterval(() => {
-    for (const [name, informer] of [
-      ['streams', streams],
-      ['pools', pools],
-      ['claims', claims],
-      ['pods', pods],
-      ['services', services],
-    ] as const) {
-      metrics.informerRestarts.set({ informer: name }, informer.restarts);
-    }
-    metrics.httpsConnections.set({ port: 'admission' }, endpoints.connections);
-    metrics.httpsConnections.set({ port: 'reports' }, reportEndpoints.connections);
-    metrics.refusedConnections.set(reportEndpoints.refusedConnections);
-    const cached = pods.counts();
-    metrics.podsCached.set({ kept: 'full' }, cached.full);
-    metrics.podsCached.set({ kept: 'metadata' }, cached.metadata);
-  }, 10_000);
-  informerRestarts.unref();
+  metrics.readFrom({
+    informerRestarts: () => ({
+      streams: streams.restarts,
+      pools: pools.restarts,
+      claims: claims.restarts,
+      pods: pods.restarts,
+      services: services.restarts,
+    }),
+    httpsConnections: () => ({ admission: endpoints.connections, reports: reportEndpoints.connections }),
+    refusedConnections: () => reportEndpoints.refusedConnections,
+    podsCached: () => pods.counts(),
+  });
 
   leader.start();
   log.info(
@@ -542,7 +536,6 @@ export async function startOperator(config: OperatorConfig, root: Logger): Promi
     isLeader: () => leader.isLeader(),
     stop: async () => {
       ready = false;
-      clearInterval(informerRestarts);
       const wasLeader = leader.isLeader();
       // Stops the leader work first, then releases the Lease: the next leader never overlaps with this one.
       await leader.stop();

@@ -675,6 +675,10 @@ describe('the operator', () => {
     expect(text).toMatch(/cloudphone_webhook_duration_seconds_bucket/);
     expect(text).toContain('cloudphone_leader 1');
     expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
+    // Read from the parts at scrape time: the apiserver's admission connections, every informer's restarts.
+    expect(text).toMatch(/^cloudphone_https_connections\{port="admission"\} [1-9]/m);
+    expect(text).toMatch(/^cloudphone_informer_restarts\{informer="pods"\} \d/m);
+    expect(text).toMatch(/^cloudphone_report_connections_refused 0$/m);
     // Its phones in full; the pods of the plain namespace (no stream, no sidecar) as metadata only.
     const cached = await waitFor('the pod cache metric', async () => {
       const now = await fetch(`http://127.0.0.1:${String(first.healthPort)}/metrics`).then((r) => r.text());
