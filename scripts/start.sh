@@ -57,6 +57,9 @@ control_token=$(openssl rand -hex 24)
 kubectl -n phones create secret generic phones-viewer-tokens \
   --from-literal=view="$view_token" --from-literal=control="$control_token" \
   --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+srt_passphrase=$(openssl rand -hex 16)
+kubectl -n phones create secret generic phones-srt-passphrase --from-literal=passphrase="$srt_passphrase" \
+  --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply -f examples/simulated-phones.yaml >/dev/null
 echo "phones: waiting for the pool's phones to stream"
 for _ in $(seq 1 240); do
@@ -77,7 +80,7 @@ for pod in $(kubectl -n phones get pods -l app=simulated-phone -o jsonpath='{ran
   echo "  $name"
   echo "    player (touch, keys): http://$ip:8443/#token=$control_token"
   echo "    player (view only):   http://$ip:8443/#token=$view_token"
-  echo "    SRT:                  ffplay -fflags nobuffer -flags low_delay 'srt://$ip:9000?latency=20000'"
+  echo "    SRT:                  ffplay -fflags nobuffer -flags low_delay 'srt://$ip:9000?latency=20000&passphrase=$srt_passphrase'"
 done
 echo
 echo "From another machine: kubectl port-forward -n phones pod/NAME 8443:8443 (then http://127.0.0.1:8443/#token=...)."

@@ -533,7 +533,7 @@ export interface Video {
  */
 export interface Srt {
   /**
-   * caller connects out to url; listener waits on port for one receiver.
+   * caller connects out to url; listener waits on port for receivers (up to maxReceivers at once, each with its own connection), and needs a passphrase.
    */
   mode?: "caller" | "listener";
   /**
@@ -557,6 +557,10 @@ export interface Srt {
    * SRT stream id sent to the receiver, for example #!::r={namespace}/{pod},m=publish. May contain {namespace}, {pod} and {stream}.
    */
   streamId?: string;
+  /**
+   * Listener mode: most receivers connected at once (4 when unset), each with its own SRT connection and MPEG-TS stream from the one encode; one more is refused in the handshake until one leaves.
+   */
+  maxReceivers?: number;
 }
 /**
  * One key of a Secret in the same namespace. Secret values never appear in a resource, a config or a log.
@@ -770,7 +774,7 @@ export interface SidecarConfig {
    */
   srt?: {
     /**
-     * caller connects out to url; listener waits on port for one receiver.
+     * caller connects out to url; listener waits on port for receivers (up to maxReceivers at once, each with its own connection), and needs a passphrase.
      */
     mode?: "caller" | "listener";
     /**
@@ -797,6 +801,10 @@ export interface SidecarConfig {
      * SRT stream id sent to the receiver, for example #!::r={namespace}/{pod},m=publish. May contain {namespace}, {pod} and {stream}.
      */
     streamId?: string;
+    /**
+     * Listener mode: most receivers connected at once (4 when unset), each with its own SRT connection and MPEG-TS stream from the one encode; one more is refused in the handshake until one leaves.
+     */
+    maxReceivers?: number;
   };
   /**
    * WebRTC outputs; absent means none.

@@ -1162,7 +1162,7 @@ export const jsonSchemas = {
             "additionalProperties": false,
             "properties": {
               "mode": {
-                "description": "caller connects out to url; listener waits on port for one receiver.",
+                "description": "caller connects out to url; listener waits on port for receivers (up to maxReceivers at once, each with its own connection), and needs a passphrase.",
                 "type": "string",
                 "enum": [
                   "caller",
@@ -1190,7 +1190,7 @@ export const jsonSchemas = {
                 "default": 120
               },
               "passphraseSecretRef": {
-                "description": "Secret key holding the SRT passphrase (10 to 79 characters). Unset means no encryption.",
+                "description": "Secret key holding the SRT passphrase (10 to 79 characters). Required in listener mode; unset in caller mode means no encryption.",
                 "type": "object",
                 "additionalProperties": false,
                 "required": [
@@ -1228,6 +1228,12 @@ export const jsonSchemas = {
                 "description": "SRT stream id sent to the receiver, for example #!::r={namespace}/{pod},m=publish. May contain {namespace}, {pod} and {stream}.",
                 "type": "string",
                 "maxLength": 512
+              },
+              "maxReceivers": {
+                "description": "Listener mode: most receivers connected at once (4 when unset), each with its own SRT connection and MPEG-TS stream from the one encode; one more is refused in the handshake until one leaves.",
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 16
               }
             },
             "x-kubernetes-validations": [
@@ -1240,6 +1246,16 @@ export const jsonSchemas = {
                 "rule": "self.mode != 'listener' || has(self.port)",
                 "message": "port is required in listener mode",
                 "fieldPath": ".port"
+              },
+              {
+                "rule": "self.mode != 'listener' || has(self.passphraseSecretRef)",
+                "message": "passphraseSecretRef is required in listener mode: anyone who can reach the pod could take the stream",
+                "fieldPath": ".passphraseSecretRef"
+              },
+              {
+                "rule": "self.mode == 'listener' || !has(self.maxReceivers)",
+                "message": "maxReceivers applies to listener mode only",
+                "fieldPath": ".maxReceivers"
               }
             ]
           },
@@ -1816,7 +1832,7 @@ export const jsonSchemas = {
         "additionalProperties": false,
         "properties": {
           "mode": {
-            "description": "caller connects out to url; listener waits on port for one receiver.",
+            "description": "caller connects out to url; listener waits on port for receivers (up to maxReceivers at once, each with its own connection), and needs a passphrase.",
             "type": "string",
             "enum": [
               "caller",
@@ -1844,7 +1860,7 @@ export const jsonSchemas = {
             "default": 120
           },
           "passphraseFile": {
-            "description": "File holding the SRT passphrase; absent means no encryption.",
+            "description": "File holding the SRT passphrase; required in listener mode, absent in caller mode means no encryption.",
             "type": "string",
             "pattern": "^/",
             "maxLength": 512
@@ -1863,6 +1879,12 @@ export const jsonSchemas = {
             "description": "SRT stream id sent to the receiver, for example #!::r={namespace}/{pod},m=publish. May contain {namespace}, {pod} and {stream}.",
             "type": "string",
             "maxLength": 512
+          },
+          "maxReceivers": {
+            "description": "Listener mode: most receivers connected at once (4 when unset), each with its own SRT connection and MPEG-TS stream from the one encode; one more is refused in the handshake until one leaves.",
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 16
           }
         },
         "x-kubernetes-validations": [
@@ -1875,6 +1897,16 @@ export const jsonSchemas = {
             "rule": "self.mode != 'listener' || has(self.port)",
             "message": "port is required in listener mode",
             "fieldPath": ".port"
+          },
+          {
+            "rule": "self.mode != 'listener' || has(self.passphraseFile)",
+            "message": "passphraseFile is required in listener mode: anyone who can reach the pod could take the stream",
+            "fieldPath": ".passphraseFile"
+          },
+          {
+            "rule": "self.mode == 'listener' || !has(self.maxReceivers)",
+            "message": "maxReceivers applies to listener mode only",
+            "fieldPath": ".maxReceivers"
           }
         ]
       },

@@ -92,7 +92,10 @@ function srtOptions(config: SidecarConfig, identity: PodIdentity): SrtOptions | 
   }
   const streamId = srt.streamId ? expandPlaceholders(srt.streamId, identity, config.stream.name) : undefined;
   if (srt.mode === 'listener') {
-    return { listener: true, host: '', port: srt.port ?? 0, latencyMs, passphrase, keyLength, streamId };
+    // The schema already demands a passphrase here; this also covers a config that skipped validation.
+    if (passphrase === undefined) throw new SidecarConfigError('SRT listener mode needs a passphraseFile');
+    const maxReceivers = srt.maxReceivers ?? 4;
+    return { listener: true, host: '', port: srt.port ?? 0, latencyMs, passphrase, keyLength, streamId, maxReceivers };
   }
   const target = parseSrtUrl(expandPlaceholders(srt.url ?? '', identity, config.stream.name));
   return {

@@ -98,7 +98,17 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
     );
     counter('cloudphone_producer_connected', '1 while a phone is connected', (s) => (s.producerConnected ? 1 : 0));
     counter('cloudphone_srt_connected', '1 while an SRT receiver is connected', (s) => (s.srt.connected ? 1 : 0));
-    counter('cloudphone_srt_rtt_seconds', 'SRT round-trip time', (s) => s.srt.rttMs / 1000);
+    counter(
+      'cloudphone_srt_receivers',
+      'SRT receivers connected now (listener mode takes several)',
+      (s) => s.srt.receivers,
+    );
+    counter(
+      'cloudphone_srt_receivers_refused_total',
+      'SRT receivers refused in the handshake because maxReceivers were connected',
+      (s) => s.srt.refused,
+    );
+    counter('cloudphone_srt_rtt_seconds', 'SRT round-trip time (the worst receiver)', (s) => s.srt.rttMs / 1000);
     counter('cloudphone_srt_packets_lost_total', 'SRT packets reported lost by the receiver', (s) => s.srt.packetsLost);
     counter('cloudphone_srt_packets_retransmitted_total', 'SRT packets sent again', (s) => s.srt.packetsRetransmitted);
     counter('cloudphone_srt_packets_dropped_total', 'SRT packets dropped as too late', (s) => s.srt.packetsDropped);

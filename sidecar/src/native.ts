@@ -14,6 +14,8 @@ export interface SrtOptions {
   passphrase?: string;
   keyLength: 16 | 24 | 32;
   streamId?: string;
+  /** Listener mode: most receivers at once, each with its own connection; one more is refused. */
+  maxReceivers?: number;
 }
 
 export interface PipelineOptions {
@@ -62,6 +64,12 @@ export interface SrtStats {
   packetsDropped: number;
   sendBufferMs: number;
   connects: number;
+  /** Receivers connected now; rttMs and sendBufferMs are the worst of them, the counters their sum. */
+  receivers: number;
+  /** Receivers refused because maxReceivers were connected. */
+  refused: number;
+  /** SRT sockets the sink has created: one for a listener's whole life, one per connection attempt as a caller. */
+  socketsCreated: number;
   accessUnitsSent: number;
   accessUnitsDropped: number;
 }

@@ -37,6 +37,7 @@ const CONTROL = `control-${randomBytes(12).toString('hex')}`;
 const WIDTH = 480;
 const HEIGHT = 864;
 const SRT_PORT = 9000;
+const SRT_PASSPHRASE = 'e2e-srt-passphrase';
 const WHEP_PORT = 8443;
 const SIDECAR = 'cloudphone-sidecar';
 
@@ -79,6 +80,17 @@ async function leaseHolder(): Promise<string> {
     .makeApiClient(CoordinationV1Api)
     .readNamespacedLease({ name: 'cloudphone-operator', namespace: releaseNamespace });
   return lease.spec?.holderIdentity ?? '';
+}
+
+/** An SRT receiver calling a pool phone's listener, with the stream's passphrase. */
+function srtReceiverOf(pod: V1Pod): SrtReceiver {
+  return new SrtReceiver({
+    connectTo: podIp(pod),
+    port: SRT_PORT,
+    width: WIDTH,
+    height: HEIGHT,
+    passphrase: SRT_PASSPHRASE,
+  });
 }
 
 function podIp(pod: V1Pod): string {
@@ -222,6 +234,12 @@ describe('cloudphone on a real node', () => {
         stringData: { token: mediaServer.publisherToken },
       },
       {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'srt-passphrase', namespace: phones() },
+        stringData: { passphrase: SRT_PASSPHRASE },
+      },
+      {
         apiVersion: 'cloudphone.io/v1alpha1',
         kind: 'CloudPhoneStream',
         metadata: { name: 'pool', namespace: phones() },
@@ -229,7 +247,12 @@ describe('cloudphone on a real node', () => {
           selector: { matchLabels: { app: 'sim-pool' } },
           phoneContainer: 'android',
           video: { fps: 30 },
-          srt: { mode: 'listener', port: SRT_PORT, latencyMs: 20 },
+          srt: {
+            mode: 'listener',
+            port: SRT_PORT,
+            latencyMs: 20,
+            passphraseSecretRef: { name: 'srt-passphrase', key: 'passphrase' },
+          },
           webrtc: {
             whep: { port: WHEP_PORT, authSecretRef: { name: 'viewer-tokens' } },
             whip: {
@@ -415,7 +438,7 @@ describe('cloudphone on a real node', () => {
 
   it("gets each pool phone's SRT stream on this machine, frames in order", async () => {
     for (const pod of phonePods('sim-pool')) {
-      const receiver = new SrtReceiver({ connectTo: podIp(pod), port: SRT_PORT, width: WIDTH, height: HEIGHT });
+      const receiver = srtReceiverOf(pod);
       try {
         await waitFor(`30 frames from ${pod.metadata?.name ?? ''} over SRT`, () =>
           Promise.resolve(increasing(receiver.stamps).length >= 30 || undefined),
@@ -587,7 +610,7 @@ describe('cloudphone on a real node', () => {
     const name = pod.metadata?.name ?? '';
     const sidecarRestarts = restartCount(pod, SIDECAR);
     const phoneRestarts = restartCount(pod, 'android');
-    const receiver = new SrtReceiver({ connectTo: podIp(pod), port: SRT_PORT, width: WIDTH, height: HEIGHT });
+    const receiver = srtReceiverOf(pod);
     try {
       await waitFor('frames before the phone dies', () =>
         Promise.resolve(increasing(receiver.stamps).length >= 10 || undefined),

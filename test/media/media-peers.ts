@@ -287,6 +287,8 @@ export interface Stamp {
 export class SrtReceiver {
   readonly stamps: Stamp[] = [];
   readonly decodedSizes: string[] = [];
+  /** ffmpeg's last 200 lines on stderr: why a connection was refused, for one. */
+  readonly log: string[] = [];
   readonly #ffmpeg: ChildProcess;
   readonly #reader: ChildProcess;
 
@@ -341,6 +343,8 @@ export class SrtReceiver {
     this.#reader = readStamps(this.#ffmpeg, options.width, options.height, this.stamps);
     if (this.#ffmpeg.stderr) {
       createInterface({ input: this.#ffmpeg.stderr }).on('line', (line) => {
+        this.log.push(line);
+        if (this.log.length > 200) this.log.shift();
         const size = /\bs:(\d+x\d+)\b/.exec(line);
         if (size?.[1] && this.decodedSizes.at(-1) !== size[1]) this.decodedSizes.push(size[1]);
       });

@@ -44,7 +44,13 @@ afterEach(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-async function startSidecar(options: { passphrase?: string; maxSize?: number } = {}): Promise<Harness> {
+/**
+ * A sidecar whose SRT output calls a receiver on the port it returns; with `listen`, it listens there instead
+ * (a listener needs the passphrase).
+ */
+async function startSidecar(
+  options: { passphrase?: string; maxSize?: number; listen?: { maxReceivers: number } } = {},
+): Promise<Harness> {
   const shared = tempDir('cloudphone-shared-');
   cleanups.push(shared.remove);
   const port = await freeUdpPort();
@@ -63,6 +69,7 @@ async function startSidecar(options: { passphrase?: string; maxSize?: number } =
     },
     srt: passphraseFile ? { passphraseFile } : {},
   });
+  if (options.listen) config.srt = { mode: 'listener', port, latencyMs: 20, passphraseFile, ...options.listen };
   const settings = loadSidecarConfig(JSON.stringify(config), { namespace: 'test', pod: 'phone-0' });
   const events: PipelineEvent[] = [];
   const sidecar = new Sidecar(settings, silent, {
@@ -234,6 +241,107 @@ describe('the SRT data path', () => {
     await waitFor('the new size', () => Promise.resolve(rx.decodedSizes.includes('320x640') ? true : undefined));
     await newGenerationArrives(rx);
     expectInOrderAndWhole(lastGeneration(rx.frames()));
+  });
+});
+
+describe('SRT as a listener', () => {
+  const passphrase = 'listener-passphrase';
+
+  const startListener = (maxReceivers: number): Promise<Harness> =>
+    startSidecar({ passphrase, listen: { maxReceivers } });
+
+  function caller(port: number, key: string): SrtReceiver {
+    const rx = new SrtReceiver({ port, connectTo: '127.0.0.1', width: 480, height: 960, passphrase: key });
+    cleanups.push(() => rx.stop());
+    return rx;
+  }
+
+  it('is refused without a passphrase: anyone who reaches the pod could take the stream', () => {
+    const config = {
+      ...sidecarConfig({ sharedDir: '/run/cloudphone', video: { fps: 30 } }),
+      srt: { mode: 'listener', port: 9000 },
+    };
+    expect(() => loadSidecarConfig(JSON.stringify(config), { namespace: 'test', pod: 'phone-0' })).toThrow(
+      /passphraseFile is required in listener mode/,
+    );
+    const shared = tempDir('cloudphone-listener-');
+    cleanups.push(shared.remove);
+    const pipeline = new NativePipeline(
+      {
+        sharedDir: shared.path,
+        socketName: 'control.sock',
+        maxFps: 30,
+        bitrateKbps: 1000,
+        keyframeIntervalSeconds: 2,
+        intraRefresh: false,
+        preset: 'ultrafast',
+        encoder: 'software',
+        srt: { listener: true, host: '', port: 9000, latencyMs: 20, keyLength: 16 },
+      },
+      () => undefined,
+    );
+    cleanups.push(() => {
+      pipeline.stop();
+    });
+    expect(() => {
+      pipeline.start();
+    }).toThrow(/listener mode needs a passphrase/);
+  });
+
+  it('serves several receivers at once, each its own stream, and refuses one more, saying why', async () => {
+    const { dir, port, sidecar } = await startListener(2);
+    // Idle, the listener keeps the one socket it listens on: it does not make and drop one every wake-up.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(sidecar.stats().srt.socketsCreated).toBe(1);
+
+    simulator(dir, { width: 480, height: 960 });
+    const first = caller(port, passphrase);
+    const second = caller(port, passphrase);
+    await framesArrive(first, 30);
+    await framesArrive(second, 30);
+    expect(sidecar.stats().srt.receivers).toBe(2);
+
+    const third = caller(port, passphrase);
+    await waitFor('the third receiver refused', () =>
+      Promise.resolve(
+        sidecar.stats().srt.refused >= 1 && third.log.some((l) => /reject|refused|overload/i.test(l))
+          ? true
+          : undefined,
+      ),
+    );
+    expect(third.stamps).toEqual([]);
+
+    // The two keep streaming, whole and in order, while the third is turned away.
+    const before = [first.stamps.length, second.stamps.length];
+    await waitFor('30 more frames on both', () =>
+      Promise.resolve(
+        first.stamps.length >= (before[0] ?? 0) + 30 && second.stamps.length >= (before[1] ?? 0) + 30
+          ? true
+          : undefined,
+      ),
+    );
+    expectInOrderAndWhole(first.frames());
+    expectInOrderAndWhole(second.frames());
+
+    // When one leaves, its slot is free again.
+    await first.stop();
+    const fourth = caller(port, passphrase);
+    await framesArrive(fourth, 30);
+    expectInOrderAndWhole(fourth.frames());
+    expect(sidecar.stats().srt.socketsCreated).toBe(1);
+  });
+
+  it('turns away a receiver with the wrong passphrase, while the right one streams', async () => {
+    const { dir, port, sidecar } = await startListener(2);
+    simulator(dir, { width: 480, height: 960 });
+    const right = caller(port, passphrase);
+    const wrong = caller(port, 'not-the-passphrase');
+    await framesArrive(right, 30);
+    await waitFor('the wrong passphrase refused', () =>
+      Promise.resolve(wrong.log.some((l) => /reject|password|passphrase|bad secret/i.test(l)) ? true : undefined),
+    );
+    expect(wrong.stamps).toEqual([]);
+    expect(sidecar.stats().srt.receivers).toBe(1);
   });
 });
 

@@ -76,6 +76,7 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
       settings_.srt.passphrase = string_option(s, "passphrase", "");
       settings_.srt.key_length = uint_option(s, "keyLength", 16);
       settings_.srt.stream_id = string_option(s, "streamId", "");
+      settings_.srt.max_receivers = uint_option(s, "maxReceivers", 4);
     }
     events_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "cloudphone-pipeline-events", 0, 1);
     // The pipeline is stopped explicitly; pending events must not keep a finished process alive.
@@ -231,17 +232,20 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     SrtStats srt = pipeline_.srt_stats();
     Napi::Object r = Napi::Object::New(env);
     r.Set("connected", Napi::Boolean::New(env, srt.connected));
-    r.Set("rttMs", srt.rtt_ms);
-    r.Set("bandwidthMbps", srt.bandwidth_mbps);
-    r.Set("sendRateMbps", srt.send_rate_mbps);
-    r.Set("packetsSent", static_cast<double>(srt.packets_sent));
-    r.Set("packetsLost", static_cast<double>(srt.packets_lost));
-    r.Set("packetsRetransmitted", static_cast<double>(srt.packets_retransmitted));
-    r.Set("packetsDropped", static_cast<double>(srt.packets_dropped));
-    r.Set("sendBufferMs", static_cast<double>(srt.send_buffer_ms));
+    r.Set("rttMs", srt.link.rtt_ms);
+    r.Set("bandwidthMbps", srt.link.bandwidth_mbps);
+    r.Set("sendRateMbps", srt.link.send_rate_mbps);
+    r.Set("packetsSent", static_cast<double>(srt.link.packets_sent));
+    r.Set("packetsLost", static_cast<double>(srt.link.packets_lost));
+    r.Set("packetsRetransmitted", static_cast<double>(srt.link.packets_retransmitted));
+    r.Set("packetsDropped", static_cast<double>(srt.link.packets_dropped));
+    r.Set("sendBufferMs", static_cast<double>(srt.link.send_buffer_ms));
     r.Set("connects", static_cast<double>(srt.connects));
-    r.Set("accessUnitsSent", static_cast<double>(srt.access_units_sent));
-    r.Set("accessUnitsDropped", static_cast<double>(srt.access_units_dropped));
+    r.Set("receivers", static_cast<double>(srt.receivers));
+    r.Set("refused", static_cast<double>(srt.refused));
+    r.Set("socketsCreated", static_cast<double>(srt.sockets_created));
+    r.Set("accessUnitsSent", static_cast<double>(srt.link.access_units_sent));
+    r.Set("accessUnitsDropped", static_cast<double>(srt.link.access_units_dropped));
     o.Set("srt", r);
     return o;
   }

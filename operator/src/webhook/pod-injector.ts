@@ -108,10 +108,12 @@ export function injectSidecar(
       return { allowed: false, message: `annotation ${OVERRIDES_ANNOTATION}: ${error.message}` };
     if (error instanceof ValidationError) {
       const details = error.errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ');
-      return {
-        allowed: false,
-        message: `annotation ${OVERRIDES_ANNOTATION} makes an invalid sidecar config: ${details}`,
-      };
+      // Without overrides the stream alone is at fault: one the apiserver stored before a rule it breaks.
+      const culprit =
+        pod.metadata?.annotations?.[OVERRIDES_ANNOTATION] === undefined
+          ? `CloudPhoneStream ${streamName}`
+          : `annotation ${OVERRIDES_ANNOTATION}`;
+      return { allowed: false, message: `${culprit} makes an invalid sidecar config: ${details}` };
     }
     throw error;
   }

@@ -120,4 +120,18 @@ describe('injectSidecar', () => {
     const patched = fastJsonPatch.applyPatch(structuredClone(own), decision.patch, true, false).newDocument;
     expect(patched.spec?.securityContext).toEqual({ fsGroup: 3003, runAsUser: 1000 });
   });
+
+  it('refuses a pod of a stream that listens for SRT without a passphrase (one stored before the rule)', () => {
+    const { settings, streams, pod } = load('basic');
+    const [stream] = streams;
+    if (!stream) throw new Error('basic has a stream');
+    // The apiserver refuses such a stream now; one it stored earlier still reaches the webhook.
+    const old = { ...stream, spec: { ...stream.spec, srt: { mode: 'listener' as const, port: 9000 } } };
+    const decision = injectSidecar(pod, [old], settings, validator);
+    expect(decision).toMatchObject({ allowed: false });
+    const message = decision.allowed ? '' : decision.message;
+    expect(message).toContain(`CloudPhoneStream ${stream.metadata?.name ?? ''}`);
+    expect(message).toContain('passphraseFile is required in listener mode');
+    expect(message).not.toContain('annotation');
+  });
 });
