@@ -5,6 +5,7 @@
 
 import { InputCapture } from './input-capture.ts';
 import { PlayerMessages, readSidecarMessage, type PlayerStats } from './channel-messages.ts';
+import { StallWatch } from './stall-watch.ts';
 
 const video = document.getElementById('screen') as HTMLVideoElement;
 const overlay = document.getElementById('overlay') as HTMLDivElement;
@@ -24,7 +25,8 @@ interface Connection {
   // Sidecar clock -> this page's clock (microseconds), from pings: offset = ours - theirs - one way.
   offsetUs: number | undefined;
   captures: Map<number, number>;
-  lastRenderAt: number;
+  /** A still screen needs nothing; a stalled stream a keyframe. */
+  stalls: StallWatch;
   lastBytes: number;
   lastStatsAt: number;
 }
@@ -84,7 +86,7 @@ async function connect(): Promise<void> {
     control: false,
     offsetUs: undefined,
     captures: new Map(),
-    lastRenderAt: performance.now(),
+    stalls: new StallWatch(),
     lastBytes: 0,
     lastStatsAt: performance.now(),
   };
@@ -206,6 +208,7 @@ function onSidecarMessage(connection: Connection, bytes: Uint8Array): void {
       break;
     }
     case 'frame-timing':
+      connection.stalls.announced(message.rtpTimestamp, performance.now());
       connection.captures.set(message.rtpTimestamp, message.captureUs);
       if (connection.captures.size > 256) {
         const oldest = connection.captures.keys().next().value;
@@ -218,9 +221,9 @@ function onSidecarMessage(connection: Connection, bytes: Uint8Array): void {
 function onFrame(_now: number, metadata: VideoFrameCallbackMetadata): void {
   const connection = current;
   if (connection) {
-    connection.lastRenderAt = performance.now();
     const rtpTimestamp = metadata.rtpTimestamp;
     if (rtpTimestamp !== undefined) {
+      connection.stalls.shown(rtpTimestamp, performance.now());
       const shownAtUs = (performance.timeOrigin + metadata.expectedDisplayTime) * 1000;
       sendStats(messages.renderReport(rtpTimestamp, shownAtUs));
       const captureUs = connection.captures.get(rtpTimestamp);
@@ -269,8 +272,9 @@ async function report(): Promise<void> {
     `${String(video.videoWidth)}x${String(video.videoHeight)}  ${stats.fps.toFixed(0)} fps  ${(stats.bitrateKbps / 1000).toFixed(2)} Mbit/s\n` +
     `rtt ${stats.rttMs.toFixed(1)} ms  glass-to-glass ${Number.isNaN(shown.g2gMs) ? '-' : shown.g2gMs.toFixed(1)} ms` +
     (connection.control ? '' : '\nview only');
-  // Frozen for a second while connected: the decoder lost the picture and the browser did not say so.
-  if (performance.now() - connection.lastRenderAt > 1000) send(messages.keyframeRequest());
+  // A picture the sidecar sent has not shown for a second: the decoder lost it and the browser did not say so.
+  // A still screen (nothing sent since the picture on screen) asks nothing, so nothing is encoded again.
+  if (connection.stalls.keyframeDue(performance.now())) send(messages.keyframeRequest());
 }
 
 new InputCapture(video, messages, (bytes) => {

@@ -3,7 +3,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PipelineStats } from './native.ts';
-import type { RefusedReason } from './webrtc/viewer-session.ts';
+import type { KeyframeCause, RefusedReason } from './webrtc/viewer-session.ts';
 import type { ViewerRole } from './webrtc/viewer-tokens.ts';
 import type { ViewerMetrics } from './webrtc/webrtc-viewers.ts';
 import type { WhipAttemptResult, WhipMetrics } from './webrtc/whip-publisher.ts';
@@ -157,7 +157,7 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
     });
     this.#keyframesWanted = new Counter({
       name: 'cloudphone_webrtc_keyframes_wanted_total',
-      help: 'Keyframe wishes from viewers (joins, PLI, FIR), before rate limiting',
+      help: 'Keyframe wishes from viewers (joins, PLI, FIR), before rate limiting; still-screen ones (the viewer had shown the newest picture) are not acted on',
       labelNames: ['cause'],
       registers: [registry],
     });
@@ -208,7 +208,7 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
     this.#refused.inc({ reason });
   }
 
-  keyframeWanted(cause: 'join' | 'picture-loss'): void {
+  keyframeWanted(cause: KeyframeCause): void {
     this.#keyframesWanted.inc({ cause });
   }
 

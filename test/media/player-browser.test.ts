@@ -133,6 +133,31 @@ describe('the player page in Chromium', () => {
     });
   });
 
+  it('on a still screen asks for nothing: the picture stays, and nothing is encoded again', async () => {
+    await withPlayer(CONTROL_TOKEN, async (page) => {
+      phone.simulator.command('pause');
+      try {
+        // The moving screen's last frames settle (a join's keyframe, a late frame).
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        const encoded = await phone.metric('cloudphone_frames_encoded_total');
+        const keyframes = await phone.metric('cloudphone_keyframes_total');
+        const lastShown = (await shownFrames(page)).at(-1)?.frame;
+        // Longer than Chromium waits for a next frame before it sends a PLI of its own (3 s).
+        await new Promise((resolve) => setTimeout(resolve, 7000));
+        expect(await phone.metric('cloudphone_frames_encoded_total')).toBe(encoded);
+        expect(await phone.metric('cloudphone_keyframes_total')).toBe(keyframes);
+        expect((await shownFrames(page)).at(-1)?.frame).toBe(lastShown);
+        // Chromium did ask (a PLI after 3 s without a new frame), and the sidecar saw it needed nothing.
+        expect(await phone.metric('cloudphone_webrtc_keyframes_wanted_total{cause="still-screen"}')).toBeGreaterThan(0);
+        expect(await page.locator('#status').textContent()).toBe('');
+      } finally {
+        phone.simulator.command('resume');
+      }
+      const before = (await shownFrames(page)).length;
+      await framesShown(page, before + 10);
+    });
+  });
+
   it('a view-only token plays but cannot touch the phone', async () => {
     await withPlayer(VIEWER_TOKEN, async (page) => {
       const before = touches().length;

@@ -39,9 +39,15 @@ export interface InputPolicy {
   maxEventsPerSecond: number;
 }
 
+export type KeyframeCause = 'join' | 'picture-loss' | 'still-screen';
+
 export interface ViewerSessionEvents {
-  /** The viewer can take video: it needs a keyframe. */
-  onWantsKeyframe(session: ViewerSession, cause: 'join' | 'picture-loss'): void;
+  /**
+   * The viewer can take video and needs a keyframe (join), or its decoder lost the picture (picture-loss); or
+   * it asked with a PLI or FIR although its page had shown the newest picture sent to it (still-screen): the
+   * browser's wait for a next frame ran out on a phone that shows the same picture. That one needs none.
+   */
+  onWantsKeyframe(session: ViewerSession, cause: KeyframeCause): void;
   onInput(session: ViewerSession, control: Buffer): void;
   /** The viewer can send no more input (its data channel closed): what it holds down must go up. */
   onInputEnded(session: ViewerSession): void;
@@ -91,6 +97,9 @@ export class ViewerSession {
   #connectTimer: NodeJS.Timeout | undefined;
   #disconnectTimer: NodeJS.Timeout | undefined;
   #framesSent = 0;
+  /** RTP timestamps of the newest picture sent to this viewer, and of the newest its page says it showed. */
+  #newestSent: number | undefined;
+  #newestShown: number | undefined;
 
   private constructor(options: ViewerSessionOptions) {
     this.id = options.id;
@@ -135,6 +144,7 @@ export class ViewerSession {
   send(unit: AccessUnit, rtpTimestamp: number): void {
     if (this.#closed || !this.#track.send(unit, rtpTimestamp)) return;
     this.#framesSent++;
+    this.#newestSent = rtpTimestamp;
     if (unit.captureNs > 0) {
       const captureUs = unit.captureNs / 1000;
       this.#clock.frameSent(rtpTimestamp, captureUs);
@@ -207,7 +217,12 @@ export class ViewerSession {
     this.#track.onRtcp(
       this.#guard((packet: Buffer) => {
         const feedback = readRtcpFeedback(packet);
-        if (feedback.pictureLost) this.#events.onWantsKeyframe(this, 'picture-loss');
+        if (feedback.pictureLost) {
+          // Chromium asks after some seconds with no new frame even when it lost nothing; the player's render
+          // reports say whether it did. (A viewer that sends none is answered every time.)
+          const shownNewest = this.#newestSent !== undefined && this.#newestShown === this.#newestSent;
+          this.#events.onWantsKeyframe(this, shownNewest ? 'still-screen' : 'picture-loss');
+        }
         this.#events.onRtcp(this, feedback);
       }),
     );
@@ -302,6 +317,7 @@ export class ViewerSession {
         this.#clock.pong(message.sentUs, message.viewerTimeUs, monotonicUs());
         return;
       case 'render-report': {
+        this.#newestShown = message.rtpTimestamp;
         const latency = this.#clock.latencyMs(message.rtpTimestamp, message.renderedAtUs);
         if (latency !== undefined) this.#events.onLatency(this, latency);
         return;

@@ -11,7 +11,13 @@ import type { RtcConfig } from 'node-datachannel';
 import { rtcConfig, type IceSettings } from './ice-config.ts';
 import { readOffer } from './sdp-offer.ts';
 import { ViewerBitrate, viewersAllowKbps, type BitrateRange } from './viewer-bitrate.ts';
-import { ViewerSession, type InputPolicy, type RefusedReason, type ViewerSessionEvents } from './viewer-session.ts';
+import {
+  ViewerSession,
+  type InputPolicy,
+  type KeyframeCause,
+  type RefusedReason,
+  type ViewerSessionEvents,
+} from './viewer-session.ts';
 import type { ViewerGrant, ViewerRole } from './viewer-tokens.ts';
 import { WhepError } from './whep-error.ts';
 
@@ -31,7 +37,7 @@ export interface ViewerPipeline {
 export interface ViewerMetrics {
   viewers(role: ViewerRole, count: number): void;
   refused(reason: RefusedReason): void;
-  keyframeWanted(cause: 'join' | 'picture-loss'): void;
+  keyframeWanted(cause: KeyframeCause): void;
   latency(viewer: string, milliseconds: number): void;
   viewerLeft(viewer: string): void;
   revoked(count: number): void;
@@ -170,7 +176,7 @@ export class WebRtcViewers {
   readonly #events: ViewerSessionEvents = {
     onWantsKeyframe: (_session, cause) => {
       this.#options.metrics.keyframeWanted(cause);
-      this.#options.pipeline.requestKeyframe();
+      if (cause !== 'still-screen') this.#options.pipeline.requestKeyframe();
     },
     onInput: (session, control) => {
       try {
