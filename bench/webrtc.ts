@@ -14,9 +14,11 @@
 // And input: a drag in the player page (Chromium's own pointer events, through the player's data channel) while
 // the phone streams 1080x2400@30, from the moment the page saw each pointermove to the moment the phone read the
 // Move from its socket (the simulator takes input as it comes and prints when). Beside it, the same drag on a
-// still screen (nothing encoded): the floor, so what encoding adds is plain.
+// still screen (nothing encoded): the floor, so what encoding adds is plain. Then what that still phone costs
+// with the viewer watching: the sidecar's CPU, the bytes both ways, and the frames encoded (none, when a still
+// screen is free).
 //
-//   npm run bench:webrtc [-- --seconds 20 --joins 5 --input-seconds 10]
+//   npm run bench:webrtc [-- --seconds 20 --joins 5 --input-seconds 10 --idle-seconds 20]
 // Results: bench/results/webrtc.json.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -29,6 +31,7 @@ import {
   pagePoint,
   shownFrames,
   takeMovesSentAt,
+  transportBytes,
 } from '../test/media/chromium-player.ts';
 import { metricSamples } from '../test/media/media-peers.ts';
 import { MEDIAMTX_VERSION, MediaServer } from '../test/media/media-server.ts';
@@ -156,11 +159,48 @@ async function drag(page: Page, phone: WhepPhone, seconds: number): Promise<Inpu
   };
 }
 
-/** Data channel to phone: a drag while the phone streams 1080x2400@30, and the same on a still screen. */
+interface IdleCost {
+  seconds: number;
+  /** CPU of this process (the sidecar; the Playwright client beside it is idle meanwhile), % of one core. */
+  cpu_percent_of_core: number;
+  /** Everything over the viewer's PeerConnection (RTP, RTCP, SCTP, STUN), as Chromium counts it. */
+  to_viewer_kbps: number;
+  from_viewer_kbps: number;
+  frames_encoded: number;
+  keyframes_encoded: number;
+}
+
+/** What a still phone with one viewer costs: the sidecar's CPU and the bytes both ways, over `seconds`. */
+async function idleCost(page: Page, phone: WhepPhone, seconds: number): Promise<IdleCost> {
+  const bytesBefore = await transportBytes(page);
+  const encodedBefore = await phone.metric('cloudphone_frames_encoded_total');
+  const keyframesBefore = await phone.metric('cloudphone_keyframes_total');
+  const cpuBefore = process.cpuUsage();
+  const startedAt = performance.now();
+  await sleep(seconds * 1000);
+  const cpu = process.cpuUsage(cpuBefore);
+  const elapsedMs = performance.now() - startedAt;
+  const bytesAfter = await transportBytes(page);
+  const kbps = (before = 0, after = 0): number => round(((after - before) * 8) / elapsedMs);
+  return {
+    seconds,
+    cpu_percent_of_core: round(((cpu.user + cpu.system) / 1000 / elapsedMs) * 100),
+    to_viewer_kbps: kbps(bytesBefore?.received, bytesAfter?.received),
+    from_viewer_kbps: kbps(bytesBefore?.sent, bytesAfter?.sent),
+    frames_encoded: (await phone.metric('cloudphone_frames_encoded_total')) - encodedBefore,
+    keyframes_encoded: (await phone.metric('cloudphone_keyframes_total')) - keyframesBefore,
+  };
+}
+
+/**
+ * Data channel to phone: a drag while the phone streams 1080x2400@30, and the same on a still screen; then
+ * what the still screen costs with the viewer watching.
+ */
 async function inputLatency(
   browser: Browser,
   seconds: number,
-): Promise<{ streaming: InputLatency; still: InputLatency }> {
+  idleSeconds: number,
+): Promise<{ streaming: InputLatency; still: InputLatency; idle: IdleCost }> {
   const phone = await startWhepPhone({
     width: INPUT_WIDTH,
     height: INPUT_HEIGHT,
@@ -176,8 +216,10 @@ async function inputLatency(
     while (!phone.simulator.events.some((e) => e.event === 'paused')) await sleep(20);
     await sleep(500);
     const still = await drag(page, phone, seconds);
+    await sleep(1000);
+    const idle = await idleCost(page, phone, idleSeconds);
     await page.close();
-    return { streaming, still };
+    return { streaming, still, idle };
   } finally {
     await phone.stop();
   }
@@ -212,6 +254,13 @@ async function main(): Promise<void> {
     files: { whip: server.publisherToken },
     webrtc: { whip: { url: server.whipUrl('{namespace}-{pod}'), tokenFile: '{tokens}/whip' } },
   });
+  let stopped = false;
+  const stopFirstPhone = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    await phone.stop();
+    await server.stop();
+  };
   const browser = await launchChromium();
   try {
     const direct = await measure(() => openPlayer(browser, phone.base, CONTROL_TOKEN), joins, seconds);
@@ -222,7 +271,9 @@ async function main(): Promise<void> {
     const reportedCount = await total('cloudphone_webrtc_glass_to_glass_seconds_count');
     const readerPage = `http://127.0.0.1:${String(server.webrtcPort)}/test-phone-0/?controls=false&muted=true&autoplay=true`;
     const peer = await measure(() => openPage(browser, readerPage), joins, seconds);
-    const input = await inputLatency(browser, option('input-seconds', 10));
+    // This phone and its WHIP push end here: the idle figures below are of the input phone alone.
+    await stopFirstPhone();
+    const input = await inputLatency(browser, option('input-seconds', 10), option('idle-seconds', 20));
 
     const result = {
       width: WIDTH,
@@ -243,6 +294,7 @@ async function main(): Promise<void> {
         streaming: input.streaming,
         still_screen: input.still,
       },
+      idle_phone_one_viewer: { width: INPUT_WIDTH, height: INPUT_HEIGHT, ...input.idle },
     };
     console.log(
       `WebRTC, ${String(WIDTH)}x${String(HEIGHT)}@${String(FPS)}, ${String(seconds)} s windows, Chromium ` +
@@ -251,15 +303,17 @@ async function main(): Promise<void> {
         `  the sidecar's own mean from render reports: ${String(result.sidecar_reported_mean_ms)} ms\n` +
         describe(result.peer.name, peer, joins) +
         `\nInput, data channel to phone (Chromium's pointermove to the phone's read), ${String(INPUT_WIDTH)}x${String(INPUT_HEIGHT)}@${String(FPS)}:\n` +
-        `${describeInput('while the phone streams', input.streaming)}\n${describeInput('on a still screen (nothing encoded)', input.still)}`,
+        `${describeInput('while the phone streams', input.streaming)}\n${describeInput('on a still screen (nothing encoded)', input.still)}\n` +
+        `A still phone, ${String(INPUT_WIDTH)}x${String(INPUT_HEIGHT)}, one viewer, ${String(input.idle.seconds)} s (goals: under 1 % of a core, under 20 kbit/s):\n` +
+        `  the sidecar's CPU ${String(input.idle.cpu_percent_of_core)} % of a core; to the viewer ${String(input.idle.to_viewer_kbps)} kbit/s, ` +
+        `from it ${String(input.idle.from_viewer_kbps)} kbit/s; frames encoded ${String(input.idle.frames_encoded)} (keyframes ${String(input.idle.keyframes_encoded)})`,
     );
     const dir = new URL('results/', import.meta.url);
     mkdirSync(dir, { recursive: true });
     writeFileSync(new URL('webrtc.json', dir), `${JSON.stringify(result, null, 2)}\n`);
   } finally {
     await browser.close();
-    await phone.stop();
-    await server.stop();
+    await stopFirstPhone();
   }
 }
 

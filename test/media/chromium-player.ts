@@ -17,6 +17,7 @@ interface PageProbes {
   shownFrames?: ShownFrame[];
   phonePointInPage(point: readonly [number, number]): { x: number; y: number };
   inboundVideoStats(): Promise<InboundVideoStats | undefined>;
+  transportBytes(): Promise<{ received: number; sent: number } | undefined>;
   joinSteps: Record<string, number>;
   movesSentAt: number[];
   pastePlainText(text: string): void;
@@ -97,6 +98,11 @@ export async function joinSteps(page: Page): Promise<Record<string, number>> {
 
 export async function inboundVideoStats(page: Page): Promise<InboundVideoStats | undefined> {
   return page.evaluate(() => (globalThis as unknown as PageProbes).inboundVideoStats());
+}
+
+/** Bytes over the page's newest PeerConnection (every packet: RTP, RTCP, SCTP, STUN), both ways, so far. */
+export async function transportBytes(page: Page): Promise<{ received: number; sent: number } | undefined> {
+  return page.evaluate(() => (globalThis as unknown as PageProbes).transportBytes());
 }
 
 /** Pastes text into the page as Ctrl+V would. */

@@ -146,6 +146,17 @@ async function inboundVideoStats(): Promise<InboundVideoStats | undefined> {
   return undefined;
 }
 
+/** Bytes both ways over the newest PeerConnection's transport: RTP, RTCP, SCTP and STUN, all of it. */
+async function transportBytes(): Promise<{ received: number; sent: number } | undefined> {
+  const pc = peerConnections.at(-1);
+  if (!pc) return undefined;
+  for (const stats of (await pc.getStats()).values() as IterableIterator<Record<string, unknown>>) {
+    if (stats.type === 'transport')
+      return { received: Number(stats.bytesReceived ?? 0), sent: Number(stats.bytesSent ?? 0) };
+  }
+  return undefined;
+}
+
 /**
  * When the page saw each pointermove with a button held (epoch milliseconds), in the capture phase before the
  * player's own listener sends it as a Move: where the input benchmark starts its clock. Emptied by the caller.
@@ -166,5 +177,12 @@ function pastePlainText(text: string): void {
   window.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data }));
 }
 
-Object.assign(globalThis, { phonePointInPage, inboundVideoStats, joinSteps, movesSentAt, pastePlainText });
+Object.assign(globalThis, {
+  phonePointInPage,
+  inboundVideoStats,
+  transportBytes,
+  joinSteps,
+  movesSentAt,
+  pastePlainText,
+});
 window.addEventListener('DOMContentLoaded', installStampProbe);
