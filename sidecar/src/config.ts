@@ -92,9 +92,9 @@ function srtOptions(config: SidecarConfig, identity: PodIdentity): SrtOptions | 
   }
   const streamId = srt.streamId ? expandPlaceholders(srt.streamId, identity, config.stream.name) : undefined;
   if (srt.mode === 'listener') {
-    // The schema already demands a passphrase here; this also covers a config that skipped validation.
-    if (passphrase === undefined) throw new SidecarConfigError('SRT listener mode needs a passphraseFile');
-    const maxReceivers = srt.maxReceivers ?? 4;
+    // The schema demands the passphrase here (and the addon refuses a listener without one); maxReceivers, when
+    // unset, is the addon's default.
+    const { maxReceivers } = srt;
     return { listener: true, host: '', port: srt.port ?? 0, latencyMs, passphrase, keyLength, streamId, maxReceivers };
   }
   const target = parseSrtUrl(expandPlaceholders(srt.url ?? '', identity, config.stream.name));

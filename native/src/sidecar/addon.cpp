@@ -231,7 +231,7 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     o.Set("input", i);
     SrtStats srt = pipeline_.srt_stats();
     Napi::Object r = Napi::Object::New(env);
-    r.Set("connected", Napi::Boolean::New(env, srt.connected));
+    r.Set("connected", Napi::Boolean::New(env, srt.receivers > 0));
     r.Set("rttMs", srt.link.rtt_ms);
     r.Set("bandwidthMbps", srt.link.bandwidth_mbps);
     r.Set("sendRateMbps", srt.link.send_rate_mbps);

@@ -12,12 +12,6 @@ extern "C" {
 }
 
 namespace cloudphone {
-namespace {
-
-constexpr int kPayloadSize = 1316;  // 7 TS packets: the SRT live-mode payload
-
-}  // namespace
-
 void SrtConnectionStats::add_counters(const SrtConnectionStats& other) {
   packets_sent += other.packets_sent;
   packets_lost += other.packets_lost;
@@ -75,8 +69,8 @@ void SrtConnection::stop() {
 
 int SrtConnection::write_packet(void* opaque, uint8_t* buffer, int size) {
   auto* self = static_cast<SrtConnection*>(opaque);
-  for (int offset = 0; offset < size; offset += kPayloadSize) {
-    int chunk = std::min(kPayloadSize, size - offset);
+  for (int offset = 0; offset < size; offset += kSrtPayloadSize) {
+    int chunk = std::min(kSrtPayloadSize, size - offset);
     if (srt_sendmsg2(self->socket_, reinterpret_cast<const char*>(buffer + offset), chunk, nullptr) == SRT_ERROR) {
       self->send_failed_ = true;
       return AVERROR(EIO);
@@ -92,13 +86,13 @@ bool SrtConnection::open_muxer() {
   stream->time_base = AVRational{1, 90000};
   stream->codecpar->codec_type = AVMEDIA_TYPE_VIDEO;
   stream->codecpar->codec_id = AV_CODEC_ID_H264;
-  auto* io_buffer = static_cast<uint8_t*>(av_malloc(kPayloadSize));
-  AVIOContext* io = avio_alloc_context(io_buffer, kPayloadSize, 1, this, nullptr, &SrtConnection::write_packet, nullptr);
+  auto* io_buffer = static_cast<uint8_t*>(av_malloc(kSrtPayloadSize));
+  AVIOContext* io = avio_alloc_context(io_buffer, kSrtPayloadSize, 1, this, nullptr, &SrtConnection::write_packet, nullptr);
   if (!io) {
     av_free(io_buffer);
     return false;
   }
-  io->max_packet_size = kPayloadSize;
+  io->max_packet_size = kSrtPayloadSize;
   muxer_->pb = io;
   muxer_->flags |= AVFMT_FLAG_CUSTOM_IO | AVFMT_FLAG_FLUSH_PACKETS;
   // No mux delay: a frame goes out as soon as it is encoded; the receiver's SRT latency is the only buffer.

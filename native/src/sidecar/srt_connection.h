@@ -17,6 +17,9 @@ struct AVPacket;
 
 namespace cloudphone {
 
+// 7 TS packets: the SRT live-mode payload, and the size of every send.
+constexpr int kSrtPayloadSize = 1316;
+
 // What one connection's socket reports, plus what it sent and dropped.
 struct SrtConnectionStats {
   double rtt_ms = 0;

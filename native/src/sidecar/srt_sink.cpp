@@ -12,7 +12,6 @@
 namespace cloudphone {
 namespace {
 
-constexpr int kPayloadSize = 1316;  // 7 TS packets: the SRT live-mode payload
 constexpr int kSendTimeoutMs = 200;
 
 bool set_option(int socket, SRT_SOCKOPT option, const void* value, int size) {
@@ -84,7 +83,7 @@ int SrtSink::configured_socket(std::string* why) {
   SRT_TRANSTYPE live = SRTT_LIVE;
   int latency = static_cast<int>(settings_.latency_ms);
   int connect_timeout = 1000;
-  int payload = kPayloadSize;
+  int payload = kSrtPayloadSize;
   int key_length = static_cast<int>(settings_.key_length);
   int send_timeout = kSendTimeoutMs;
   bool ok = set_option(s, SRTO_TRANSTYPE, &live, sizeof live) && set_option(s, SRTO_LATENCY, &latency, sizeof latency) &&
@@ -236,8 +235,9 @@ void SrtSink::accept_receiver() {
                               })});
 }
 
-// Joins the threads of receivers that have left (or, at the end, of all of them). A receiver's counters move
-// to the totals in the same step that takes it off the list, so the sums never go backwards.
+// Joins the threads of receivers that have left (or, at the end, of all of them). A receiver that has left has
+// its final counters, and they move to the totals in the same locked step that takes it off the list, so the
+// sums stats() reports never go backwards.
 void SrtSink::reap(bool all) {
   std::vector<Served> gone;
   {
@@ -245,6 +245,7 @@ void SrtSink::reap(bool all) {
     for (auto it = receivers_.begin(); it != receivers_.end();) {
       if (all) it->connection->stop();
       if (all || it->connection->finished()) {
+        if (!all) totals_.add_counters(it->connection->stats());
         gone.push_back(std::move(*it));
         it = receivers_.erase(it);
       } else {
@@ -252,11 +253,10 @@ void SrtSink::reap(bool all) {
       }
     }
   }
+  // At the end nobody reads the totals any more: the receivers just stopped are joined, not counted.
   for (auto& served : gone) {
     if (served.thread.joinable()) served.thread.join();
   }
-  std::lock_guard<std::mutex> lock(receivers_mutex_);
-  for (auto& served : gone) totals_.add_counters(served.connection->stats());
 }
 
 void SrtSink::run_listener() {
@@ -304,7 +304,6 @@ SrtStats SrtSink::stats() const {
     link.send_rate_mbps = first ? s.send_rate_mbps : std::min(link.send_rate_mbps, s.send_rate_mbps);
     first = false;
   }
-  out.connected = out.receivers > 0;
   return out;
 }
 

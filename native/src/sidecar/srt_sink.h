@@ -36,8 +36,7 @@ struct SrtSettings {
 // The receivers together: the worst of their link figures (the one encode must suit the slowest), the sum of
 // their counters, including those of receivers that have left (so counters never go backwards).
 struct SrtStats {
-  bool connected = false;
-  uint32_t receivers = 0;
+  uint32_t receivers = 0;  // connected now
   uint64_t connects = 0;
   uint64_t refused = 0;
   uint64_t sockets_created = 0;
