@@ -21,6 +21,8 @@ const PLI = 1;
 const FIR = 4;
 const AFB = 15;
 const REMB = 0x52454d42; // "REMB"
+// Header, sender and media SSRCs, "REMB", then the SSRC count and the estimate; the list of SSRCs may be empty.
+const REMB_MIN_BYTES = 20;
 
 export function readRtcpFeedback(packet: Uint8Array): RtcpFeedback {
   const feedback: RtcpFeedback = { pictureLost: false };
@@ -34,7 +36,7 @@ export function readRtcpFeedback(packet: Uint8Array): RtcpFeedback {
     const end = offset + (view.getUint16(offset + 2) + 1) * 4;
     if (end > packet.byteLength) break;
     if (type === PSFB && (count === PLI || count === FIR)) feedback.pictureLost = true;
-    if (type === PSFB && count === AFB && end - offset >= 24 && view.getUint32(offset + 12) === REMB) {
+    if (type === PSFB && count === AFB && end - offset >= REMB_MIN_BYTES && view.getUint32(offset + 12) === REMB) {
       const exponent = view.getUint8(offset + 17) >> 2;
       const mantissa = ((view.getUint8(offset + 17) & 0x03) << 16) | view.getUint16(offset + 18);
       feedback.rembBps = mantissa * 2 ** exponent;
