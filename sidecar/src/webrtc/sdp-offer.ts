@@ -14,6 +14,9 @@ export interface OfferSummary {
   hasDataChannel: boolean;
 }
 
+// RTP's payload type is 7 bits.
+const MAX_PAYLOAD_TYPE = 127;
+
 interface H264Format {
   payloadType: number;
   fmtp: string;
@@ -29,11 +32,23 @@ function sections(sdp: string): string[][] {
   return result;
 }
 
+/** The payload types the m= line lists (only those may be used), each a real one (0-127). */
+function listedPayloadTypes(mLine: string): Set<number> {
+  const formats = mLine.split(' ').slice(3);
+  return new Set(
+    formats
+      .filter((f) => /^\d{1,3}$/.test(f))
+      .map(Number)
+      .filter((pt) => pt <= MAX_PAYLOAD_TYPE),
+  );
+}
+
 function h264Formats(section: string[]): H264Format[] {
+  const listed = listedPayloadTypes(section[0] ?? '');
   const formats: H264Format[] = [];
   for (const line of section) {
     const rtpmap = /^a=rtpmap:(\d{1,3}) H264\/90000$/i.exec(line);
-    if (!rtpmap?.[1]) continue;
+    if (!rtpmap?.[1] || !listed.has(Number(rtpmap[1]))) continue;
     const payloadType = Number(rtpmap[1]);
     const fmtpLine = section.find((l) => l.startsWith(`a=fmtp:${String(payloadType)} `));
     formats.push({ payloadType, fmtp: fmtpLine ? fmtpLine.slice(fmtpLine.indexOf(' ') + 1) : '' });
