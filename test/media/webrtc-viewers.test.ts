@@ -363,6 +363,19 @@ describe('WHEP viewers', () => {
       body: 'a=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n',
     });
     expect(trickle.status).toBe(204);
+    // A candidate libdatachannel cannot parse, or one naming a host to look up: the viewer's fault, said so.
+    for (const [candidate, reason] of [
+      ['a=candidate:garbage', 'no valid component id'],
+      ['a=candidate:1 1 udp 2130706431 attacker.example 9 typ host', 'must be an IP address'],
+    ]) {
+      const refused = await whepRequest(base, 'PATCH', v.sessionUrl, {
+        token: CONTROL_TOKEN,
+        type: 'application/trickle-ice-sdpfrag',
+        body: `a=mid:0\r\n${candidate}\r\n`,
+      });
+      expect(refused.status).toBe(400);
+      expect(await refused.text()).toContain(reason);
+    }
     expect((await whepRequest(base, 'DELETE', v.sessionUrl, { token: CONTROL_TOKEN })).status).toBe(200);
     await waitUntil('the viewer to be gone', () => phone.sidecar.viewers?.count === 0);
     expect(await phone.metric('cloudphone_webrtc_viewers{role="control"}')).toBe(0);

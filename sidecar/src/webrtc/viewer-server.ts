@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { iceLinkHeaders, type IceServerSetting } from './ice-config.ts';
 import type { PlayerAssets } from './player-assets.ts';
 import type { ServingCertificate } from './serving-certificate.ts';
+import { trickleCandidates } from './trickle-fragment.ts';
 import type { ViewerGrant, ViewerTokens } from './viewer-tokens.ts';
 import type { WebRtcViewers } from './webrtc-viewers.ts';
 import { WhepError } from './whep-error.ts';
@@ -59,21 +60,6 @@ async function readBody(req: IncomingMessage): Promise<string> {
 function requireType(req: IncomingMessage, type: string): void {
   const actual = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
   if (actual !== type) throw new WhepError(415, `the body must be ${type}`);
-}
-
-/** The candidates of a trickle-ICE fragment (RFC 8840), with the mid each belongs to. */
-export function trickleCandidates(fragment: string): { candidate: string; mid: string }[] {
-  const result: { candidate: string; mid: string }[] = [];
-  let mid: string | undefined;
-  for (const line of fragment.split(/\r?\n/)) {
-    if (line.startsWith('a=mid:')) mid = line.slice(6);
-    else if (line.startsWith('a=candidate:')) {
-      if (mid === undefined) throw new WhepError(400, 'a candidate comes before any a=mid line');
-      if (line.length > 512) throw new WhepError(400, 'a candidate line is longer than 512 bytes');
-      result.push({ candidate: line.slice(2), mid });
-    }
-  }
-  return result;
 }
 
 export class ViewerServer {

@@ -23,12 +23,14 @@ import { readRtcpFeedback, type RtcpFeedback } from './rtcp-feedback.ts';
 import type { OfferSummary } from './sdp-offer.ts';
 import { ViewerMessageWriter } from './viewer-messages.ts';
 import type { ViewerGrant, ViewerRole } from './viewer-tokens.ts';
+import { WhepError } from './whep-error.ts';
 
 const CONNECT_TIMEOUT_MS = 20_000;
 const DISCONNECT_GRACE_MS = 5000;
 const PING_INTERVAL_MS = 1000;
 const DATA_CHANNEL_LABEL = 'cloudphone';
 const STATS_CHANNEL_LABEL = 'cloudphone-stats';
+const MAX_REMOTE_CANDIDATES = 32;
 
 /** Why a viewer's message was not acted on (a metric label). */
 export type RefusedReason = 'invalid' | 'role' | 'disabled' | 'rate' | 'text' | 'phone';
@@ -92,6 +94,7 @@ export class ViewerSession {
   #statsChannel: ndc.DataChannel | undefined;
   #screen: { width: number; height: number };
   #closed = false;
+  #remoteCandidates = 0;
   #pingId = 0;
   #pingTimer: NodeJS.Timeout | undefined;
   #connectTimer: NodeJS.Timeout | undefined;
@@ -158,8 +161,17 @@ export class ViewerSession {
     this.#sendOnChannel(this.#writer.session(this.role, width, height));
   }
 
+  /** A trickled candidate (checked by trickleCandidates); a WhepError 400 past the cap or when libdatachannel refuses it. */
   addRemoteCandidate(candidate: string, mid: string): void {
-    if (!this.#closed) this.#pc.addRemoteCandidate(candidate, mid);
+    if (this.#closed) return;
+    // Each candidate costs connectivity checks to an address the viewer chose: a browser sends a handful.
+    if (++this.#remoteCandidates > MAX_REMOTE_CANDIDATES)
+      throw new WhepError(400, `a session takes at most ${String(MAX_REMOTE_CANDIDATES)} trickled candidates`);
+    try {
+      this.#pc.addRemoteCandidate(candidate, mid);
+    } catch {
+      throw new WhepError(400, 'a candidate was refused by the ICE agent');
+    }
   }
 
   close(reason: string): void {
