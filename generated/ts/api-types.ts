@@ -593,7 +593,7 @@ export interface WebRtc {
     port?: number;
     authSecretRef?: LocalObjectReference;
     /**
-     * Most viewers connected at once; one more gets 503.
+     * Most viewers connected at once; one more gets 503. View-only viewers get at most maxViewers - 1: the last slot is kept for a control viewer (so 1 admits a control viewer only).
      */
     maxViewers?: number;
     tlsSecretRef?: LocalObjectReference;
@@ -827,7 +827,7 @@ export interface SidecarConfig {
        */
       controlTokenFile: string;
       /**
-       * Most viewers connected at once; one more gets 503.
+       * Most viewers connected at once; one more gets 503. View-only viewers get at most maxViewers - 1: the last slot is kept for a control viewer (so 1 admits a control viewer only).
        */
       maxViewers?: number;
       /**

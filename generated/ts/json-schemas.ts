@@ -1299,7 +1299,7 @@ export const jsonSchemas = {
                     }
                   },
                   "maxViewers": {
-                    "description": "Most viewers connected at once; one more gets 503.",
+                    "description": "Most viewers connected at once; one more gets 503. View-only viewers get at most maxViewers - 1: the last slot is kept for a control viewer (so 1 admits a control viewer only).",
                     "type": "integer",
                     "minimum": 1,
                     "maximum": 64,
@@ -1944,7 +1944,7 @@ export const jsonSchemas = {
                 "maxLength": 512
               },
               "maxViewers": {
-                "description": "Most viewers connected at once; one more gets 503.",
+                "description": "Most viewers connected at once; one more gets 503. View-only viewers get at most maxViewers - 1: the last slot is kept for a control viewer (so 1 admits a control viewer only).",
                 "type": "integer",
                 "minimum": 1,
                 "maximum": 64,

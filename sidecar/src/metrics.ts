@@ -5,7 +5,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { PipelineStats } from './native.ts';
 import type { KeyframeCause, RefusedReason } from './webrtc/viewer-session.ts';
 import type { ViewerRole } from './webrtc/viewer-tokens.ts';
-import type { ViewerMetrics } from './webrtc/webrtc-viewers.ts';
+import type { KeyframeWishOutcome, ViewerMetrics } from './webrtc/webrtc-viewers.ts';
 import type { WhipAttemptResult, WhipMetrics } from './webrtc/whip-publisher.ts';
 
 export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
@@ -16,6 +16,7 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
   readonly #viewers: Gauge<'role'>;
   readonly #refused: Counter<'reason'>;
   readonly #keyframesWanted: Counter<'cause'>;
+  readonly #keyframeWishes: Counter<'role' | 'outcome'>;
   readonly #glassToGlass: Histogram<'viewer'>;
   readonly #whipAttempts: Counter<'result'>;
   readonly #whipConnected: Gauge;
@@ -161,6 +162,12 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
       labelNames: ['cause'],
       registers: [registry],
     });
+    this.#keyframeWishes = new Counter({
+      name: 'cloudphone_webrtc_keyframe_wishes_total',
+      help: "Viewers' keyframe wishes by role and outcome: requested (a control viewer's, at once), waits (a view-only viewer's, for the next keyframe), over-budget (over one a second per viewer), not-needed (still screen)",
+      labelNames: ['role', 'outcome'],
+      registers: [registry],
+    });
     // Per viewer: a label set per connected session (at most webrtc.whep.maxViewers), removed when it leaves.
     this.#glassToGlass = new Histogram({
       name: 'cloudphone_webrtc_glass_to_glass_seconds',
@@ -210,6 +217,10 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
 
   keyframeWanted(cause: KeyframeCause): void {
     this.#keyframesWanted.inc({ cause });
+  }
+
+  keyframeWish(role: ViewerRole, outcome: KeyframeWishOutcome): void {
+    this.#keyframeWishes.inc({ role, outcome });
   }
 
   latency(viewer: string, milliseconds: number): void {

@@ -14,7 +14,8 @@ import { OperatorReporter, type ReportSnapshot } from './operator-reporter.ts';
 import { BitrateController } from './pipeline/bitrate-controller.ts';
 import { rtpTimestampOf, spsLevel, withParameterSets } from './webrtc/h264-parameter-sets.ts';
 import { rtcConfig } from './webrtc/ice-config.ts';
-import { KeyframeLimiter } from './webrtc/keyframe-limiter.ts';
+import { KeyframeScheduler, viewOnlyWaitMs } from './webrtc/keyframe-scheduler.ts';
+import { TokenBucket } from './webrtc/token-bucket.ts';
 import { PlayerAssets } from './webrtc/player-assets.ts';
 import { ServingCertificate } from './webrtc/serving-certificate.ts';
 import { ViewerServer } from './webrtc/viewer-server.ts';
@@ -51,7 +52,7 @@ export class Sidecar {
   readonly #viewers: WebRtcViewers | undefined;
   readonly #viewerServer: ViewerServer | undefined;
   readonly #whip: WhipPublisher | undefined;
-  readonly #keyframes: KeyframeLimiter;
+  readonly #keyframes: KeyframeScheduler;
   readonly #reporter: OperatorReporter | undefined;
   readonly #tokens: ViewerTokens | undefined;
   #revokeTimer: NodeJS.Timeout | undefined;
@@ -73,11 +74,20 @@ export class Sidecar {
     if (srt) this.#bitrate = new BitrateController({ ...settings.bitrate, latencyMs: srt.latencyMs });
     this.#appliedKbps = settings.bitrate.targetKbps;
     const pipeline = this.#pipeline;
-    // Viewers joining, PLIs, FIRs and the WHIP server's wishes: at most one encoder keyframe per 250 ms.
-    const keyframes = new KeyframeLimiter(() => {
-      pipeline.requestKeyframe();
-    });
+    // Control viewers' and the WHIP server's wishes: at most one encoder keyframe per 250 ms; view-only
+    // viewers' wait for the next keyframe the stream makes anyway.
+    const keyframes = new KeyframeScheduler(
+      () => {
+        pipeline.requestKeyframe();
+      },
+      {
+        minIntervalMs: 250,
+        waitMs: viewOnlyWaitMs(settings.pipeline.keyframeIntervalSeconds, settings.pipeline.intraRefresh),
+      },
+    );
     this.#keyframes = keyframes;
+    // The media server's PLIs stand for all its viewers: one a second, like a viewer's budget.
+    const whipKeyframeWishes = new TokenBucket(1, 2);
     const whip = settings.webrtc?.whip;
     if (settings.webrtc && whip) {
       this.#whip = new WhipPublisher({
@@ -86,7 +96,7 @@ export class Sidecar {
         rtcConfig: rtcConfig(settings.webrtc.ice),
         bitrate: settings.bitrate,
         requestKeyframe: () => {
-          keyframes.want();
+          if (whipKeyframeWishes.take()) keyframes.urgent();
         },
         metrics: this.#metrics,
         log,
@@ -109,8 +119,9 @@ export class Sidecar {
         metrics: this.#metrics,
         log,
         pipeline: {
-          requestKeyframe: () => {
-            keyframes.want();
+          requestKeyframe: (urgent) => {
+            if (urgent) keyframes.urgent();
+            else keyframes.whenDue();
           },
           sendInput: (viewer, control) => {
             pipeline.sendInput(viewer, control);
@@ -165,6 +176,7 @@ export class Sidecar {
     if (viewers || publisher) {
       const parameterSets = (): Buffer => pipeline.parameterSets();
       pipeline.onAccessUnit((unit) => {
+        if (unit.keyframe) keyframes.keyframeSent();
         // Prepared once for every WebRTC sink, and only when one would send it.
         if (!viewers?.active && !publisher?.connected) return;
         const prepared = withParameterSets(unit, parameterSets);

@@ -47,6 +47,8 @@ export interface WhepPhoneOptions {
   serveWhep?: boolean;
   whipBackoff?: { initialMs: number; maxMs: number };
   bitrate?: { targetKbps: number; minKbps: number; maxKbps: number };
+  /** video.keyframeIntervalSeconds (the config's default, 2, when unset). */
+  keyframeIntervalSeconds?: number;
 }
 
 /**
@@ -70,7 +72,13 @@ export async function startWhepPhone(options: WhepPhoneOptions): Promise<WhepPho
   };
   const config = sidecarConfig({
     sharedDir: shared.path,
-    video: { fps: options.fps ?? 30, bitrate: options.bitrate ?? { targetKbps: 1500, minKbps: 300, maxKbps: 3000 } },
+    video: {
+      fps: options.fps ?? 30,
+      bitrate: options.bitrate ?? { targetKbps: 1500, minKbps: 300, maxKbps: 3000 },
+      ...(options.keyframeIntervalSeconds === undefined
+        ? {}
+        : { keyframeIntervalSeconds: options.keyframeIntervalSeconds }),
+    },
     webrtc: {
       ...(options.serveWhep === false ? {} : { whep }),
       ...inTokens(options.webrtc),
@@ -291,6 +299,7 @@ export class WeriftViewer {
   readonly rtpTimestamps: number[] = [];
   sessionUrl = '';
   readonly units: AccessUnitBuffer;
+  #mediaSsrc: number | undefined;
 
   private constructor(options: WeriftViewerOptions) {
     this.pc = h264Receiver();
@@ -313,6 +322,7 @@ export class WeriftViewer {
     });
     this.pc.onTrack.subscribe((track) => {
       track.onReceiveRtp.subscribe((packet) => {
+        this.#mediaSsrc = packet.header.ssrc;
         this.units.push(packet);
       });
     });
@@ -345,6 +355,13 @@ export class WeriftViewer {
     const body = Key.createKey(b, action, keycode, 0, 0);
     b.finish(Message.createMessage(b, Body.cloudphone_input_Key, body), 'CPVW');
     this.send(Buffer.from(b.asUint8Array()));
+  }
+
+  /** Sends an RTCP PLI for the video, as a browser whose decoder lost the picture does. */
+  async sendPictureLoss(): Promise<void> {
+    const receiver = this.pc.getTransceivers()[0]?.receiver;
+    if (!receiver || this.#mediaSsrc === undefined) throw new Error('no video received yet');
+    await receiver.sendRtcpPLI(this.#mediaSsrc);
   }
 
   send(bytes: Buffer): void {

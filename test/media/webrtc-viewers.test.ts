@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PlayerMessages } from '../../sidecar/player/channel-messages.ts';
 import { spsLevel } from '../../sidecar/src/webrtc/h264-parameter-sets.ts';
 import { waitFor, waitUntil } from '../cluster/wait-for.ts';
 import type { SimulatorEvent } from './media-peers.ts';
@@ -339,10 +340,12 @@ describe('WHEP viewers', () => {
     expect(noToken.headers.get('www-authenticate')).toContain('Bearer');
     expect((await post('wrong-token-0123456789', 'application/sdp', 'v=0')).status).toBe(401);
     expect((await post(VIEWER_TOKEN, 'text/plain', 'v=0')).status).toBe(415);
-    const notSdp = await post(VIEWER_TOKEN, 'application/sdp', 'hello');
+    // With a control token: a view-only one gets 503 here before its offer is read (maxViewers 1 keeps the
+    // one slot for a control viewer).
+    const notSdp = await post(CONTROL_TOKEN, 'application/sdp', 'hello');
     expect(notSdp.status).toBe(400);
     expect(await notSdp.text()).toContain('not an SDP offer');
-    const vp8 = await post(VIEWER_TOKEN, 'application/sdp', OFFER_WITHOUT_H264);
+    const vp8 = await post(CONTROL_TOKEN, 'application/sdp', OFFER_WITHOUT_H264);
     expect(vp8.status).toBe(406);
     expect(await vp8.text()).toContain('H.264');
     expect((await post(VIEWER_TOKEN, 'application/sdp', `v=0\r\n${'a=x\r\n'.repeat(20_000)}`)).status).toBe(413);
@@ -400,5 +403,136 @@ describe('WHEP viewers', () => {
     );
     const anonymous = await whepRequest(phone.base, 'OPTIONS', '/whep');
     expect(anonymous.headers.get('link')).toBeNull();
+  });
+});
+
+describe('one viewer cannot spoil it for the others', () => {
+  /** Keyframes the encoder made while `during` ran. */
+  async function keyframesDuring(phone: Phone, during: () => Promise<void>): Promise<number> {
+    const before = phone.sidecar.stats().keyframes;
+    await during();
+    return phone.sidecar.stats().keyframes - before;
+  }
+
+  /** Sends a PLI every 20 ms for the given time, as a broken or hostile browser might. */
+  async function floodPictureLoss(v: WeriftViewer, milliseconds: number): Promise<void> {
+    for (let t = 0; t < milliseconds; t += 20) {
+      await v.sendPictureLoss();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  it("a view-only viewer's PLI flood adds no keyframe to the periodic ones the control viewer gets", async () => {
+    const phone = await startPhone({ keyframeIntervalSeconds: 2 });
+    const control = await viewer(phone, CONTROL_TOKEN);
+    const flooder = await viewer(phone, VIEWER_TOKEN);
+    await waitUntil('both viewers decoding', () => frames(control).length >= 10 && frames(flooder).length >= 10);
+    const keyframes = await keyframesDuring(phone, () => floodPictureLoss(flooder, 6000));
+    // 6 s of a 2 s period: 3, or 4 when the window straddles one. (Before: one every 250 ms, 24.)
+    expect(keyframes).toBeLessThanOrEqual(4);
+    expect(
+      await phone.metric('cloudphone_webrtc_keyframe_wishes_total{role="view",outcome="over-budget"}'),
+    ).toBeGreaterThan(100);
+    expect(await phone.metric('cloudphone_webrtc_keyframe_wishes_total{role="control",outcome="requested"}')).toBe(1);
+    const seen = frames(control).length;
+    await waitUntil('the control viewer still decoding', () => frames(control).length >= seen + 30);
+  });
+
+  it("a control viewer's PLI flood is held to its budget, and a view-only viewer still gets a picture without periodic keyframes", async () => {
+    const phone = await startPhone({ keyframeIntervalSeconds: 0 });
+    const control = await viewer(phone, CONTROL_TOKEN);
+    await waitUntil('the control viewer decoding', () => frames(control).length >= 10);
+    const keyframes = await keyframesDuring(phone, () => floodPictureLoss(control, 6000));
+    // One a second (and the bucket's second token): at most 8 in 6 s. (Before: 24.)
+    expect(keyframes).toBeGreaterThanOrEqual(5);
+    expect(keyframes).toBeLessThanOrEqual(8);
+    // Without periodic keyframes a view-only joiner's wish is served once the stream has made none for 2 s.
+    const late = await viewer(phone, VIEWER_TOKEN);
+    await waitUntil('the view-only viewer decoding', () => frames(late).length >= 10);
+    expect(await phone.metric('cloudphone_webrtc_keyframe_wishes_total{role="view",outcome="waits"}')).toBe(1);
+  });
+
+  it('keeps the last slot for a control viewer', async () => {
+    const phone = await startPhone({ whep: { maxViewers: 3 } });
+    await viewer(phone, VIEWER_TOKEN);
+    await viewer(phone, VIEWER_TOKEN);
+    const third = await WeriftViewer.connect({
+      base: phone.base,
+      token: VIEWER_TOKEN,
+      width: WIDTH,
+      height: HEIGHT,
+    }).catch((error: unknown) => String(error));
+    expect(third).toContain('503');
+    expect(third).toContain('kept for a control viewer');
+    const control = await viewer(phone, CONTROL_TOKEN);
+    await waitUntil('the control viewer decoding', () => frames(control).length >= 10);
+  });
+
+  it('gives the slot of a session that never connects back after 10 s', async () => {
+    const phone = await startPhone({ whep: { maxViewers: 1 } });
+    // An offer whose answer is never applied: no ICE from this side, ever.
+    const pc = h264Receiver();
+    cleanups.push(() => pc.close());
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.createDataChannel('cloudphone');
+    await pc.setLocalDescription(await pc.createOffer());
+    const posted = await whepRequest(phone.base, 'POST', '/whep', {
+      token: CONTROL_TOKEN,
+      type: 'application/sdp',
+      body: pc.localDescription?.sdp,
+    });
+    expect(posted.status).toBe(201);
+    expect(phone.sidecar.viewers?.count).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 11_000));
+    expect(phone.sidecar.viewers?.count).toBe(0);
+    const control = await viewer(phone, CONTROL_TOKEN);
+    await waitUntil('the next viewer decoding', () => frames(control).length >= 10);
+  });
+
+  it('a control viewer flooding past every rate has what it holds lifted on the phone, not left stuck', async () => {
+    const phone = await startPhone({ input: { maxEventsPerSecond: 50 } });
+    const v = await viewer(phone, CONTROL_TOKEN);
+    await waitUntil('the data channel', () => v.channel?.readyState === 'open');
+    v.sendTouch(TouchAction.Down, 0.5, 0.5);
+    await waitUntil('the Down at the phone', () => touches(phone).some((e) => e.action === TouchAction.Down));
+    // 2000 at once: far past the 260 a second (and a second's burst) every kind together allows.
+    const pong = Buffer.from(new PlayerMessages().pong(1, 1n, 1));
+    for (let i = 0; i < 2000; i++) v.send(pong);
+    await waitUntil('the finger lifted at the phone', () =>
+      touches(phone).some((e) => e.action === TouchAction.Up || e.action === TouchAction.Cancel),
+    );
+  });
+
+  it('holds every kind of data-channel message to a rate per viewer, and the stream goes on', async () => {
+    const phone = await startPhone();
+    const v = await viewer(phone, VIEWER_TOKEN);
+    await waitUntil('the viewer decoding', () => frames(v).length >= 10);
+    const player = new PlayerMessages();
+    const rate = 'cloudphone_webrtc_viewer_messages_refused_total{reason="rate"}';
+    for (const [kind, message] of [
+      ['render reports', () => player.renderReport(90_000, 1_000_000)],
+      ['pongs', () => player.pong(1, 1n, 1)],
+      [
+        'stats',
+        () =>
+          player.stats({
+            framesDecoded: 1,
+            framesDropped: 0,
+            fps: 30,
+            jitterMs: 1,
+            packetsLost: 0,
+            rttMs: 1,
+            bitrateKbps: 1,
+          }),
+      ],
+    ] as const) {
+      const before = await phone.metric(rate);
+      for (let i = 0; i < 400; i++) v.send(Buffer.from(message()));
+      await waitFor(`the ${kind} over the rate refused`, async () =>
+        (await phone.metric(rate)) > before ? true : undefined,
+      );
+    }
+    const seen = frames(v).length;
+    await waitUntil('the viewer still decoding', () => frames(v).length >= seen + 30);
   });
 });

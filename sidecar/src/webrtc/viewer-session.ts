@@ -18,19 +18,27 @@ import { readViewerMessage, type AccessUnit } from '../native.ts';
 import { GlassToGlassClock } from './glass-to-glass-clock.ts';
 import { H264Track } from './h264-track.ts';
 import { gatherAfter } from './ice-gathering.ts';
-import { InputRateLimit } from './input-rate-limit.ts';
 import { readRtcpFeedback, type RtcpFeedback } from './rtcp-feedback.ts';
 import type { OfferSummary } from './sdp-offer.ts';
+import { TokenBucket } from './token-bucket.ts';
 import { ViewerMessageWriter } from './viewer-messages.ts';
 import type { ViewerGrant, ViewerRole } from './viewer-tokens.ts';
 import { WhepError } from './whep-error.ts';
 
-const CONNECT_TIMEOUT_MS = 20_000;
+// A browser connects in a second or two, through TURN in a few; a session that never does gives its slot back
+// (mediamtx's WebRTC handshake timeout is the same).
+const CONNECT_TIMEOUT_MS = 10_000;
 const DISCONNECT_GRACE_MS = 5000;
 const PING_INTERVAL_MS = 1000;
 const DATA_CHANNEL_LABEL = 'cloudphone';
 const STATS_CHANNEL_LABEL = 'cloudphone-stats';
 const MAX_REMOTE_CANDIDATES = 32;
+// What a player sends besides input, a second (bursts of a quarter of that): a render report per picture shown
+// (at most the stream's 60 fps, with room), a pong per ping (one a second), its stats once a second. Anything
+// over, and anything at all past MESSAGES_PER_SECOND before it is even read, is dropped and counted.
+const RENDER_REPORTS_PER_SECOND = 200;
+const PONGS_PER_SECOND = 5;
+const STATS_PER_SECOND = 5;
 
 /** Why a viewer's message was not acted on (a metric label). */
 export type RefusedReason = 'invalid' | 'role' | 'disabled' | 'rate' | 'text' | 'phone';
@@ -51,7 +59,7 @@ export interface ViewerSessionEvents {
    */
   onWantsKeyframe(session: ViewerSession, cause: KeyframeCause): void;
   onInput(session: ViewerSession, control: Buffer): void;
-  /** The viewer can send no more input (its data channel closed): what it holds down must go up. */
+  /** The viewer's input ends or breaks off (its data channel closed, or a flood cut it): what it holds down must go up. */
   onInputEnded(session: ViewerSession): void;
   onRefused(session: ViewerSession, reason: RefusedReason, detail: string): void;
   onRtcp(session: ViewerSession, feedback: RtcpFeedback): void;
@@ -89,12 +97,18 @@ export class ViewerSession {
   readonly #writer = new ViewerMessageWriter();
   readonly #clock = new GlassToGlassClock();
   readonly #input: InputPolicy;
-  readonly #inputLimit: InputRateLimit;
+  readonly #inputLimit: TokenBucket;
+  readonly #messageLimit: TokenBucket;
+  readonly #renderReportLimit = new TokenBucket(RENDER_REPORTS_PER_SECOND, RENDER_REPORTS_PER_SECOND / 4);
+  readonly #pongLimit = new TokenBucket(PONGS_PER_SECOND, PONGS_PER_SECOND);
+  readonly #statsLimit = new TokenBucket(STATS_PER_SECOND, STATS_PER_SECOND);
   #channel: ndc.DataChannel | undefined;
   #statsChannel: ndc.DataChannel | undefined;
   #screen: { width: number; height: number };
   #closed = false;
   #remoteCandidates = 0;
+  /** Messages are being dropped before they are read (what the viewer held was lifted when it began). */
+  #flooding = false;
   #pingId = 0;
   #pingTimer: NodeJS.Timeout | undefined;
   #connectTimer: NodeJS.Timeout | undefined;
@@ -112,7 +126,11 @@ export class ViewerSession {
     this.#events = options.events;
     this.#screen = options.screen;
     this.#input = options.input;
-    this.#inputLimit = new InputRateLimit(options.input.maxEventsPerSecond);
+    // Input bursts up to a fifth of a second's worth (input.maxEventsPerSecond).
+    const inputPerSecond = options.input.maxEventsPerSecond;
+    this.#inputLimit = new TokenBucket(inputPerSecond, inputPerSecond / 5);
+    const messagesPerSecond = inputPerSecond + RENDER_REPORTS_PER_SECOND + PONGS_PER_SECOND + STATS_PER_SECOND;
+    this.#messageLimit = new TokenBucket(messagesPerSecond, messagesPerSecond);
     this.#pc = new ndc.PeerConnection(`viewer-${options.id}`, options.rtcConfig);
     const { summary } = options;
     this.#track = new H264Track(this.#pc, {
@@ -199,7 +217,7 @@ export class ViewerSession {
     const answer = this.#pc.localDescription();
     if (answer?.type !== 'answer') throw new Error('libdatachannel made no answer');
     this.#connectTimer = setTimeout(() => {
-      this.close('no connection within 20 s');
+      this.close('no connection within 10 s');
     }, CONNECT_TIMEOUT_MS);
     return answer.sdp;
   }
@@ -317,18 +335,30 @@ export class ViewerSession {
       this.#events.onRefused(this, 'text', 'text messages are not part of the protocol');
       return;
     }
+    // A flood is cut before the native reader spends anything on it. A release in it would be lost, so
+    // whatever the viewer holds down is lifted on the phone at once (its later Moves are then refused).
+    if (!this.#messageLimit.take()) {
+      this.#events.onRefused(this, 'rate', 'over the messages a second a viewer may send');
+      if (!this.#flooding && this.role === 'control') this.#events.onInputEnded(this);
+      this.#flooding = true;
+      return;
+    }
+    this.#flooding = false;
     const message = readViewerMessage(raw instanceof ArrayBuffer ? new Uint8Array(raw) : raw);
     switch (message.kind) {
       case 'invalid':
         this.#events.onRefused(this, 'invalid', message.reason);
         return;
       case 'keyframe-request':
+        // Budgeted per viewer with its PLIs and FIRs (WebRtcViewers).
         this.#events.onWantsKeyframe(this, 'picture-loss');
         return;
       case 'pong':
+        if (this.#overRate(this.#pongLimit, 'pongs')) return;
         this.#clock.pong(message.sentUs, message.viewerTimeUs, monotonicUs());
         return;
       case 'render-report': {
+        if (this.#overRate(this.#renderReportLimit, 'render reports')) return;
         this.#newestShown = message.rtpTimestamp;
         const latency = this.#clock.latencyMs(message.rtpTimestamp, message.renderedAtUs);
         if (latency !== undefined) this.#events.onLatency(this, latency);
@@ -336,6 +366,7 @@ export class ViewerSession {
       }
       case 'stats':
         // The player's own view (fps, loss, RTT), for its overlay; RTCP already tells the sidecar what it needs.
+        this.#overRate(this.#statsLimit, 'stats');
         return;
       case 'input':
         // Unordered and lossy: input there could arrive out of order, or an Up not at all.
@@ -349,5 +380,12 @@ export class ViewerSession {
         else this.#events.onInput(this, message.control);
         return;
     }
+  }
+
+  /** Whether a message is over its kind's rate (then refused and counted). */
+  #overRate(limit: TokenBucket, kind: string): boolean {
+    if (limit.take()) return false;
+    this.#events.onRefused(this, 'rate', `over the ${kind} a second a viewer may send`);
+    return true;
   }
 }

@@ -1,8 +1,9 @@
 // Every WHEP viewer of this phone: one encode, sent to all of them (each viewer's packetizer, NACK history
-// and SRTP run natively in libdatachannel). Admits viewers up to the cap, asks for a keyframe when a viewer
-// joins or loses the picture (the sidecar rate-limits what reaches the encoder), forwards control viewers'
-// input to the phone, and says which bitrate the viewers allow (the weakest control viewer's; see
-// viewer-bitrate.ts).
+// and SRTP run natively in libdatachannel). Admits viewers up to the cap (the last slot kept for a control
+// viewer), asks for a keyframe when a viewer joins or loses the picture (within a budget per viewer: a control
+// viewer's wish is urgent, a view-only viewer's waits for the next keyframe; see keyframe-scheduler.ts),
+// forwards control viewers' input to the phone, and says which bitrate the viewers allow (the weakest control
+// viewer's; see viewer-bitrate.ts).
 
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -10,6 +11,7 @@ import type { AccessUnit } from '../native.ts';
 import type { RtcConfig } from 'node-datachannel';
 import { rtcConfig, type IceSettings } from './ice-config.ts';
 import { readOffer } from './sdp-offer.ts';
+import { TokenBucket } from './token-bucket.ts';
 import { ViewerBitrate, viewersAllowKbps, type BitrateRange } from './viewer-bitrate.ts';
 import {
   ViewerSession,
@@ -21,10 +23,19 @@ import {
 import type { ViewerGrant, ViewerRole } from './viewer-tokens.ts';
 import { WhepError } from './whep-error.ts';
 
+// Each viewer's keyframe wishes (its join, PLIs, FIRs, KeyframeRequests): one a second, two at once (a join
+// and the loss right after it). A decoder that lost the picture is served by one; more are a broken or
+// hostile viewer's, dropped and counted.
+const KEYFRAME_WISHES_PER_SECOND = 1;
+const KEYFRAME_WISH_BURST = 2;
+
+/** How a viewer's keyframe wish was handled (a metric label). */
+export type KeyframeWishOutcome = 'requested' | 'waits' | 'over-budget' | 'not-needed';
+
 /** What the viewers need from the media pipeline. */
 export interface ViewerPipeline {
-  /** Rate-limited by the caller: every viewer's wish is passed on. */
-  requestKeyframe(): void;
+  /** urgent: a keyframe now (rate-limited by the caller); otherwise the next one the stream makes will do. */
+  requestKeyframe(urgent: boolean): void;
   /** viewer: the session's inputId. Throws when the phone refuses the event. */
   sendInput(viewer: number, control: Uint8Array): void;
   /** Everything the viewer holds down goes up on the phone. */
@@ -38,6 +49,7 @@ export interface ViewerMetrics {
   viewers(role: ViewerRole, count: number): void;
   refused(reason: RefusedReason): void;
   keyframeWanted(cause: KeyframeCause): void;
+  keyframeWish(role: ViewerRole, outcome: KeyframeWishOutcome): void;
   latency(viewer: string, milliseconds: number): void;
   viewerLeft(viewer: string): void;
   revoked(count: number): void;
@@ -56,6 +68,7 @@ export interface WebRtcViewersOptions {
 interface Entry {
   session: ViewerSession;
   bitrate: ViewerBitrate;
+  keyframeWishes: TokenBucket;
 }
 
 export class WebRtcViewers {
@@ -63,6 +76,7 @@ export class WebRtcViewers {
   readonly #entries = new Map<string, Entry>();
   readonly #rtcConfig: RtcConfig;
   #pending = 0;
+  #pendingViewOnly = 0;
   #closed = false;
   #lastInputId = 0;
 
@@ -83,15 +97,22 @@ export class WebRtcViewers {
   async open(offer: string, grant: ViewerGrant): Promise<{ id: string; answer: string }> {
     const { role } = grant;
     if (this.#closed) throw new WhepError(503, 'the sidecar is stopping');
-    if (this.count >= this.#options.maxViewers)
-      throw new WhepError(503, `this phone already has ${String(this.#options.maxViewers)} viewers`, {
-        'Retry-After': '5',
-      });
+    const { maxViewers } = this.#options;
+    if (this.count >= maxViewers)
+      throw new WhepError(503, `this phone already has ${String(maxViewers)} viewers`, { 'Retry-After': '5' });
+    // However many watch, the person who drives the phone can still get in.
+    if (role === 'view' && this.#viewOnlyCount() >= maxViewers - 1)
+      throw new WhepError(
+        503,
+        `this phone already has ${String(maxViewers - 1)} view-only viewers (its last slot is kept for a control viewer)`,
+        { 'Retry-After': '5' },
+      );
     const summary = readOffer(offer, this.#options.pipeline.h264Level());
     if (!summary.hasDataChannel && role === 'control')
       throw new WhepError(400, 'a control viewer must offer a data channel (labelled cloudphone) for its input');
     const id = randomUUID();
     this.#pending++;
+    if (role === 'view') this.#pendingViewOnly++;
     try {
       const { session, answer } = await ViewerSession.answer({
         id,
@@ -110,11 +131,16 @@ export class WebRtcViewers {
         session.close('the sidecar is stopping');
         throw new WhepError(503, 'the sidecar is stopping');
       }
-      this.#entries.set(id, { session, bitrate: new ViewerBitrate(this.#options.bitrate) });
+      this.#entries.set(id, {
+        session,
+        bitrate: new ViewerBitrate(this.#options.bitrate),
+        keyframeWishes: new TokenBucket(KEYFRAME_WISHES_PER_SECOND, KEYFRAME_WISH_BURST),
+      });
       this.#countRoles();
       return { id, answer };
     } finally {
       this.#pending--;
+      if (role === 'view') this.#pendingViewOnly--;
     }
   }
 
@@ -166,6 +192,12 @@ export class WebRtcViewers {
     // left libdatachannel to crash at process exit (seen here). Its threads end with the process.
   }
 
+  #viewOnlyCount(): number {
+    let count = this.#pendingViewOnly;
+    for (const { session } of this.#entries.values()) if (session.role === 'view') count++;
+    return count;
+  }
+
   #countRoles(): void {
     let control = 0;
     for (const { session } of this.#entries.values()) if (session.role === 'control') control++;
@@ -174,9 +206,19 @@ export class WebRtcViewers {
   }
 
   readonly #events: ViewerSessionEvents = {
-    onWantsKeyframe: (_session, cause) => {
-      this.#options.metrics.keyframeWanted(cause);
-      if (cause !== 'still-screen') this.#options.pipeline.requestKeyframe();
+    onWantsKeyframe: (session, cause) => {
+      const { metrics, pipeline } = this.#options;
+      metrics.keyframeWanted(cause);
+      const entry = this.#entries.get(session.id);
+      if (cause === 'still-screen' || !entry) {
+        metrics.keyframeWish(session.role, 'not-needed');
+      } else if (!entry.keyframeWishes.take()) {
+        metrics.keyframeWish(session.role, 'over-budget');
+      } else {
+        const urgent = session.role === 'control';
+        metrics.keyframeWish(session.role, urgent ? 'requested' : 'waits');
+        pipeline.requestKeyframe(urgent);
+      }
     },
     onInput: (session, control) => {
       try {
