@@ -7,6 +7,7 @@ const WEBRTC_TESTS = [
   'test/media/whip-push.test.ts',
   'test/media/packet-loss.test.ts',
   'test/media/viewer-tls.test.ts',
+  'test/media/turn-rest.test.ts',
 ];
 
 export default defineConfig({

@@ -16,13 +16,14 @@ cd "$root"
 # libavformat itself links, so one libsrt lives in the sidecar. ffmpeg is the SRT receiver in tests.
 # clang and its runtime libraries build the libFuzzer target. Chromium is the browser the player page is tested
 # in (driven by playwright-core, which never downloads a browser of its own). nftables makes real packet loss
-# on a sidecar's UDP port in the loss test (this kernel has no tc netem).
+# on a sidecar's UDP port in the loss test (this kernel has no tc netem). coturn is the TURN server viewers relay
+# through in the TURN REST test, started by the test on loopback (Debian's service stays off: /etc/default/coturn).
 # The local cluster's real node: podman builds the images from images/*.Dockerfile (no Docker engine here) on a
 # Debian base that mmdebstrap makes; Debian's runc runs the containers under containerd; the CNI plugins wire the
 # pods to the node's bridge; iptables and conntrack are what the kubelet and kube-proxy call.
 apt_packages=(flatbuffers-compiler libflatbuffers-dev g++ make pkg-config openssl curl iproute2 ca-certificates
   libx264-dev libyuv-dev libsrt-gnutls-dev libavformat-dev libavcodec-dev libavutil-dev ffmpeg
-  clang libclang-rt-14-dev chromium nftables
+  clang libclang-rt-14-dev chromium nftables coturn
   podman mmdebstrap runc containernetworking-plugins iptables conntrack)
 
 missing=()

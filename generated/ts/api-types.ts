@@ -639,6 +639,11 @@ export interface IceServer {
    */
   username?: string;
   credentialSecretRef?: SecretKeySelector;
+  restAuthSecretRef?: SecretKeySelector;
+  /**
+   * How long a TURN REST credential stays valid (with restAuthSecretRef). The TURN server refuses to refresh an allocation past it, so it bounds how long a session can relay: 86400 (a day) when unset.
+   */
+  credentialTtlSeconds?: number;
 }
 /**
  * Touches, keys and text from control viewers to the phone.
@@ -873,6 +878,14 @@ export interface SidecarConfig {
        * Absolute path of a file mounted from a Kubernetes Secret.
        */
       credentialFile?: string;
+      /**
+       * Absolute path of a file mounted from a Kubernetes Secret.
+       */
+      restAuthSecretFile?: string;
+      /**
+       * How long a TURN REST credential stays valid; 86400 when unset.
+       */
+      credentialTtlSeconds?: number;
     }[];
     /**
      * Send and receive all WebRTC media on this one UDP port (for a hostPort or a UDP Service). Unset uses ephemeral ports.

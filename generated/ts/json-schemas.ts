@@ -1403,7 +1403,7 @@ export const jsonSchemas = {
                       "maxLength": 256
                     },
                     "credentialSecretRef": {
-                      "description": "Secret key holding the TURN credential.",
+                      "description": "Secret key holding the TURN credential (a long-term one, handed to every viewer as it is; prefer restAuthSecretRef).",
                       "type": "object",
                       "additionalProperties": false,
                       "required": [
@@ -1426,8 +1426,50 @@ export const jsonSchemas = {
                           "pattern": "^[-._a-zA-Z0-9]+$"
                         }
                       }
+                    },
+                    "restAuthSecretRef": {
+                      "description": "Secret key holding the shared secret of a TURN server that uses the TURN REST scheme (coturn's use-auth-secret with static-auth-secret). Each viewer session, and each connection of the sidecar's own, gets its own user name \"<expiry>:<session>\" and credential base64(HMAC-SHA1(secret, user name)), valid for credentialTtlSeconds; the secret never leaves the sidecar. Instead of username and credentialSecretRef.",
+                      "type": "object",
+                      "additionalProperties": false,
+                      "required": [
+                        "name",
+                        "key"
+                      ],
+                      "properties": {
+                        "name": {
+                          "description": "Name of the Secret.",
+                          "type": "string",
+                          "minLength": 1,
+                          "maxLength": 253,
+                          "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+                        },
+                        "key": {
+                          "description": "Key inside the Secret's data.",
+                          "type": "string",
+                          "minLength": 1,
+                          "maxLength": 253,
+                          "pattern": "^[-._a-zA-Z0-9]+$"
+                        }
+                      }
+                    },
+                    "credentialTtlSeconds": {
+                      "description": "How long a TURN REST credential stays valid (with restAuthSecretRef). The TURN server refuses to refresh an allocation past it, so it bounds how long a session can relay: 86400 (a day) when unset.",
+                      "type": "integer",
+                      "minimum": 60,
+                      "maximum": 604800
                     }
-                  }
+                  },
+                  "x-kubernetes-validations": [
+                    {
+                      "rule": "!has(self.restAuthSecretRef) || (!has(self.username) && !has(self.credentialSecretRef))",
+                      "message": "restAuthSecretRef replaces username and credentialSecretRef: each session gets its own"
+                    },
+                    {
+                      "rule": "!has(self.credentialTtlSeconds) || has(self.restAuthSecretRef)",
+                      "message": "credentialTtlSeconds applies to restAuthSecretRef only",
+                      "fieldPath": ".credentialTtlSeconds"
+                    }
+                  ]
                 }
               },
               "udpPort": {
@@ -2027,8 +2069,31 @@ export const jsonSchemas = {
                   "type": "string",
                   "pattern": "^/",
                   "maxLength": 512
+                },
+                "restAuthSecretFile": {
+                  "description": "File holding the TURN REST shared secret: each session gets its own short-lived user name and credential (see the stream's restAuthSecretRef).",
+                  "type": "string",
+                  "pattern": "^/",
+                  "maxLength": 512
+                },
+                "credentialTtlSeconds": {
+                  "description": "How long a TURN REST credential stays valid; 86400 when unset.",
+                  "type": "integer",
+                  "minimum": 60,
+                  "maximum": 604800
                 }
-              }
+              },
+              "x-kubernetes-validations": [
+                {
+                  "rule": "!has(self.restAuthSecretFile) || (!has(self.username) && !has(self.credentialFile))",
+                  "message": "restAuthSecretFile replaces username and credentialFile: each session gets its own"
+                },
+                {
+                  "rule": "!has(self.credentialTtlSeconds) || has(self.restAuthSecretFile)",
+                  "message": "credentialTtlSeconds applies to restAuthSecretFile only",
+                  "fieldPath": ".credentialTtlSeconds"
+                }
+              ]
             }
           },
           "udpPort": {

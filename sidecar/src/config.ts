@@ -116,6 +116,10 @@ function webrtcSettings(config: SidecarConfig, identity: PodIdentity): WebRtcSet
     urls: server.urls,
     username: server.username,
     credential: server.credentialFile ? readSecretFile(server.credentialFile, 'TURN credential') : undefined,
+    restSecret: server.restAuthSecretFile
+      ? readSecretFile(server.restAuthSecretFile, 'TURN REST shared secret')
+      : undefined,
+    credentialTtlSeconds: server.credentialTtlSeconds,
   }));
   const whep = webrtc.whep;
   const whip = webrtc.whip;

@@ -90,10 +90,11 @@ export class Sidecar {
     const whipKeyframeWishes = new TokenBucket(1, 2);
     const whip = settings.webrtc?.whip;
     if (settings.webrtc && whip) {
+      const ice = settings.webrtc.ice;
       this.#whip = new WhipPublisher({
         url: whip.url,
         tokenFile: whip.tokenFile,
-        rtcConfig: rtcConfig(settings.webrtc.ice),
+        rtcConfig: (attempt) => rtcConfig(ice, attempt),
         bitrate: settings.bitrate,
         requestKeyframe: () => {
           if (whipKeyframeWishes.take()) keyframes.urgent();

@@ -252,9 +252,16 @@ class AccessUnitBuffer {
   }
 }
 
+/** ICE for a werift viewer: the servers a WHEP Link header named, and whether to use relays only. */
+export interface WeriftIce {
+  iceServers: { urls: string; username?: string; credential?: string }[];
+  iceTransportPolicy?: 'all' | 'relay';
+}
+
 /** A werift PeerConnection that takes H.264 as a browser offers it (constrained baseline, level 3.1). */
-export function h264Receiver(): RTCPeerConnection {
+export function h264Receiver(ice?: WeriftIce): RTCPeerConnection {
   return new RTCPeerConnection({
+    ...ice,
     codecs: {
       video: [
         new RTCRtpCodecParameters({
@@ -285,6 +292,7 @@ export interface WeriftViewerOptions {
   dataChannel?: boolean;
   /** Also open the player's unordered "cloudphone-stats" channel. */
   statsChannel?: boolean;
+  ice?: WeriftIce;
 }
 
 /** werift as a WHEP viewer: receives the stream, decodes it, and can send input on the data channel. */
@@ -302,7 +310,7 @@ export class WeriftViewer {
   #mediaSsrc: number | undefined;
 
   private constructor(options: WeriftViewerOptions) {
-    this.pc = h264Receiver();
+    this.pc = h264Receiver(options.ice);
     this.pc.addTransceiver('video', { direction: 'recvonly' });
     this.channel = options.dataChannel === false ? undefined : this.pc.createDataChannel('cloudphone');
     this.statsChannel = options.statsChannel

@@ -54,6 +54,9 @@ export function secretRefs(stream: CloudPhoneStream): SecretRef[] {
     const ref = server.credentialSecretRef;
     if (ref)
       refs.push({ field: `spec.webrtc.iceServers[${String(i)}].credentialSecretRef`, name: ref.name, keys: [ref.key] });
+    const rest = server.restAuthSecretRef;
+    if (rest)
+      refs.push({ field: `spec.webrtc.iceServers[${String(i)}].restAuthSecretRef`, name: rest.name, keys: [rest.key] });
   }
   return refs;
 }

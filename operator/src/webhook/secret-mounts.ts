@@ -15,6 +15,8 @@ export interface SecretMounts {
   whepTls?: { cert: string; key: string };
   whipToken?: string;
   turnCredentials: (string | undefined)[];
+  /** Per ICE server: the TURN REST shared secret's file, when it uses one. */
+  turnRestSecrets: (string | undefined)[];
   reportToken?: string;
   /** The CA bundle the sidecar trusts for its reports (a ConfigMap's file, kept current by the kubelet). */
   reportCaFile?: string;
@@ -22,7 +24,7 @@ export interface SecretMounts {
 
 /** reportCaConfigMap: the ConfigMap holding the CA bundle for reports; undefined: the sidecar does not report. */
 export function secretMounts(stream: CloudPhoneStream, reportCaConfigMap: string | undefined): SecretMounts {
-  const out: SecretMounts = { volumes: [], mounts: [], turnCredentials: [] };
+  const out: SecretMounts = { volumes: [], mounts: [], turnCredentials: [], turnRestSecrets: [] };
   const add = (name: string, secretName: string, items: { key: string; path: string }[]): string => {
     const dir = `${SECRETS_DIR}/${name.replace(/^cloudphone-/, '')}`;
     out.volumes.push({ name, secret: { secretName, items, defaultMode: 0o444 } });
@@ -54,9 +56,16 @@ export function secretMounts(stream: CloudPhoneStream, reportCaConfigMap: string
     out.whipToken = `${add('cloudphone-whip-token', whipRef.name, [{ key: whipRef.key, path: 'token' }])}/token`;
   (spec.webrtc?.iceServers ?? []).forEach((server, i) => {
     const ref = server.credentialSecretRef;
+    const rest = server.restAuthSecretRef;
+    // The schema allows one or the other per server, so one volume name per server is enough.
     out.turnCredentials.push(
       ref
         ? `${add(`cloudphone-turn-${String(i)}`, ref.name, [{ key: ref.key, path: 'credential' }])}/credential`
+        : undefined,
+    );
+    out.turnRestSecrets.push(
+      rest
+        ? `${add(`cloudphone-turn-${String(i)}`, rest.name, [{ key: rest.key, path: 'rest-secret' }])}/rest-secret`
         : undefined,
     );
   });

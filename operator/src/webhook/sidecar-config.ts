@@ -104,6 +104,8 @@ export function renderSidecarConfig(
         urls: server.urls,
         ...(server.username !== undefined ? { username: server.username } : {}),
         ...(secrets.turnCredentials[i] ? { credentialFile: secrets.turnCredentials[i] } : {}),
+        ...(secrets.turnRestSecrets[i] ? { restAuthSecretFile: secrets.turnRestSecrets[i] } : {}),
+        ...(server.credentialTtlSeconds !== undefined ? { credentialTtlSeconds: server.credentialTtlSeconds } : {}),
       }));
     }
     if (spec.webrtc.udpPort !== undefined) webrtc.udpPort = spec.webrtc.udpPort;

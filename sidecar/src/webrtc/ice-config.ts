@@ -3,7 +3,13 @@
 // port option (libdatachannel's ICE UDP mux: every viewer on one port, for a hostPort or a UDP Service).
 // ICE-TCP is not offered: node-datachannel's libdatachannel is built on libjuice, which has no ICE-TCP; the
 // setting is accepted and the sidecar says so at start (use TURN over TCP/TLS instead).
+//
+// TURN credentials: a long-term user name and credential from the config go to everyone as they are; with a
+// TURN REST shared secret (coturn's use-auth-secret) each session gets its own, made here and valid for a
+// while: user name "<expiry unix seconds>:<session>", credential base64(HMAC-SHA1(secret, user name)). The
+// TURN server checks both and refuses one past its expiry; the secret itself never leaves the sidecar.
 
+import { createHmac } from 'node:crypto';
 import type { RtcConfig, IceServer as NdcIceServer } from 'node-datachannel';
 
 export interface IceServerSetting {
@@ -11,6 +17,27 @@ export interface IceServerSetting {
   username?: string;
   /** Read from the credential file, never logged. */
   credential?: string;
+  /** The TURN REST shared secret, read from its file, never logged. */
+  restSecret?: string;
+  /** How long a TURN REST credential is valid (default a day). */
+  credentialTtlSeconds?: number;
+}
+
+const DEFAULT_REST_TTL_SECONDS = 86_400;
+
+/**
+ * The user name and credential one session uses with a server: its own under the TURN REST scheme, else the
+ * configured ones. session: the WHEP session id, or any id for one connection (no colon).
+ */
+export function turnCredentials(
+  server: IceServerSetting,
+  session: string,
+  nowMs = Date.now(),
+): { username?: string; credential?: string } {
+  if (server.restSecret === undefined) return { username: server.username, credential: server.credential };
+  const expiry = Math.floor(nowMs / 1000) + (server.credentialTtlSeconds ?? DEFAULT_REST_TTL_SECONDS);
+  const username = `${String(expiry)}:${session}`;
+  return { username, credential: createHmac('sha1', server.restSecret).update(username).digest('base64') };
 }
 
 export interface IceSettings {
@@ -22,14 +49,15 @@ function quoted(text: string): string {
   return `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 }
 
-/** WHEP/WHIP Link headers (RFC 9725 section 4.6) announcing the servers to an authenticated viewer. */
-export function iceLinkHeaders(servers: readonly IceServerSetting[]): string[] {
+/** WHEP/WHIP Link headers (RFC 9725 section 4.6) announcing the servers to an authenticated viewer, for one session. */
+export function iceLinkHeaders(servers: readonly IceServerSetting[], session: string): string[] {
   const links: string[] = [];
   for (const server of servers) {
+    const { username, credential } = turnCredentials(server, session);
     for (const url of server.urls) {
       let link = `<${url}>; rel="ice-server"`;
-      if (url.startsWith('turn') && server.username !== undefined && server.credential !== undefined)
-        link += `; username=${quoted(server.username)}; credential=${quoted(server.credential)}; credential-type="password"`;
+      if (url.startsWith('turn') && username !== undefined && credential !== undefined)
+        link += `; username=${quoted(username)}; credential=${quoted(credential)}; credential-type="password"`;
       links.push(link);
     }
   }
@@ -37,7 +65,10 @@ export function iceLinkHeaders(servers: readonly IceServerSetting[]): string[] {
 }
 
 /** One stun:/turn:/turns: URL as libdatachannel takes it; undefined for what it cannot use (stuns:). */
-export function libdatachannelIceServer(url: string, server: IceServerSetting): NdcIceServer | undefined {
+export function libdatachannelIceServer(
+  url: string,
+  credentials: { username?: string; credential?: string },
+): NdcIceServer | undefined {
   const match = /^(stun|turn|turns):(\[[0-9a-fA-F:.]+\]|[^:?[\]]+)(?::(\d{1,5}))?(?:\?transport=(udp|tcp))?$/.exec(url);
   if (!match?.[1] || !match[2]) return undefined;
   const scheme = match[1];
@@ -47,19 +78,22 @@ export function libdatachannelIceServer(url: string, server: IceServerSetting): 
   return {
     hostname,
     port,
-    username: server.username,
-    password: server.credential,
+    username: credentials.username,
+    password: credentials.credential,
     relayType: scheme === 'turns' ? 'TurnTls' : match[4] === 'tcp' ? 'TurnTcp' : 'TurnUdp',
   };
 }
 
-export function rtcConfig(settings: IceSettings): RtcConfig {
+/** The sidecar's side of one connection (a viewer session, a WHIP attempt): session names its TURN REST credentials. */
+export function rtcConfig(settings: IceSettings, session: string): RtcConfig {
   const iceServers: NdcIceServer[] = [];
-  for (const server of settings.servers)
+  for (const server of settings.servers) {
+    const credentials = turnCredentials(server, session);
     for (const url of server.urls) {
-      const converted = libdatachannelIceServer(url, server);
+      const converted = libdatachannelIceServer(url, credentials);
       if (converted) iceServers.push(converted);
     }
+  }
   const config: RtcConfig = { iceServers };
   if (settings.udpPort !== undefined) {
     config.enableIceUdpMux = true;

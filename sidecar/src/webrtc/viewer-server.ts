@@ -10,7 +10,7 @@
 // use a token it already holds. With a serving certificate it is HTTPS (renewed certificates are picked up
 // while it runs); without one, plain HTTP for a TLS-terminating ingress in front of it.
 
-import { timingSafeEqual } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { once } from 'node:events';
@@ -123,8 +123,9 @@ export class ViewerServer {
     if (req.method === 'OPTIONS') {
       // An authenticated OPTIONS also gets the ICE servers, so a client can gather relay candidates before
       // it makes its offer (WHEP allows this); a preflight without a token gets only CORS.
+      // No session yet: TURN REST credentials for a one-off id (the POST's answer brings the session's own).
       const links = (await this.#options.tokens.authenticate(req.headers.authorization))
-        ? iceLinkHeaders(this.#options.iceServers)
+        ? iceLinkHeaders(this.#options.iceServers, randomUUID())
         : [];
       res
         .writeHead(204, { ...CORS, 'Accept-Post': 'application/sdp', ...(links.length > 0 ? { Link: links } : {}) })
@@ -177,7 +178,7 @@ export class ViewerServer {
       'Content-Type': 'application/sdp',
       Location: `/whep/sessions/${id}`,
       ETag: `"${id}"`,
-      Link: iceLinkHeaders(this.#options.iceServers),
+      Link: iceLinkHeaders(this.#options.iceServers, id),
     });
     res.end(answer);
   }

@@ -8,7 +8,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AccessUnit } from '../native.ts';
-import type { RtcConfig } from 'node-datachannel';
 import { rtcConfig, type IceSettings } from './ice-config.ts';
 import { readOffer } from './sdp-offer.ts';
 import { TokenBucket } from './token-bucket.ts';
@@ -74,7 +73,6 @@ interface Entry {
 export class WebRtcViewers {
   readonly #options: WebRtcViewersOptions;
   readonly #entries = new Map<string, Entry>();
-  readonly #rtcConfig: RtcConfig;
   #pending = 0;
   #pendingViewOnly = 0;
   #closed = false;
@@ -82,7 +80,6 @@ export class WebRtcViewers {
 
   constructor(options: WebRtcViewersOptions) {
     this.#options = options;
-    this.#rtcConfig = rtcConfig(options.ice);
   }
 
   get count(): number {
@@ -120,7 +117,7 @@ export class WebRtcViewers {
         grant,
         offer,
         summary,
-        rtcConfig: this.#rtcConfig,
+        rtcConfig: rtcConfig(this.#options.ice, id),
         screen: this.#options.pipeline.screen(),
         input: this.#options.input,
         log: this.#options.log,

@@ -14,6 +14,7 @@
 // Non-trickle: the offer carries every local candidate (the server needs no PATCH). ICE servers a server
 // announces in Link headers arrive after gathering and are not used; configure them in webrtc.iceServers.
 
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import ndc from 'node-datachannel';
 import type { Logger } from 'pino';
@@ -46,7 +47,8 @@ export interface WhipMetrics {
 export interface WhipPublisherOptions {
   url: string;
   tokenFile?: string;
-  rtcConfig: ndc.RtcConfig;
+  /** The ICE configuration of one attempt (its own TURN REST credentials, named by the attempt). */
+  rtcConfig: (attempt: string) => ndc.RtcConfig;
   bitrate: BitrateRange;
   /** Rate-limited by the caller. */
   requestKeyframe(): void;
@@ -195,7 +197,7 @@ export class WhipPublisher {
   }
 
   #newPush(): Push {
-    const pc = new ndc.PeerConnection('whip', this.#options.rtcConfig);
+    const pc = new ndc.PeerConnection('whip', this.#options.rtcConfig(`whip-${randomUUID()}`));
     const track = new H264Track(pc, { mid: '0', payloadType: PAYLOAD_TYPE, fmtp: FMTP });
     const push: Push = { pc, track, timers: [], ended: false };
     const guard =
