@@ -491,7 +491,7 @@ export interface Video {
    */
   codec?: "h264";
   /**
-   * Largest width or height of the encoded picture in pixels; a larger screen is scaled down keeping its aspect ratio. 0 keeps the phone's own size.
+   * Largest width or height of the encoded picture in pixels; a larger screen is scaled down keeping its aspect ratio. A phone surface more than twice this on its longest side is refused (for H.264 the phone encodes itself, more than this), so a phone cannot make the sidecar convert and encode pictures of any size. 2560 keeps 1080x2400 phones and 1600x2560 tablets as they are. 0 keeps the phone's own size, up to 8192.
    */
   maxSize?: number;
   /**

@@ -1078,11 +1078,11 @@ export const jsonSchemas = {
                 "default": "h264"
               },
               "maxSize": {
-                "description": "Largest width or height of the encoded picture in pixels; a larger screen is scaled down keeping its aspect ratio. 0 keeps the phone's own size.",
+                "description": "Largest width or height of the encoded picture in pixels; a larger screen is scaled down keeping its aspect ratio. A phone surface more than twice this on its longest side is refused (for H.264 the phone encodes itself, more than this), so a phone cannot make the sidecar convert and encode pictures of any size. 2560 keeps 1080x2400 phones and 1600x2560 tablets as they are. 0 keeps the phone's own size, up to 8192.",
                 "type": "integer",
                 "minimum": 0,
                 "maximum": 4096,
-                "default": 0
+                "default": 2560
               },
               "fps": {
                 "description": "Highest frame rate encoded; a static screen sends fewer frames.",
@@ -1790,11 +1790,11 @@ export const jsonSchemas = {
             "default": "h264"
           },
           "maxSize": {
-            "description": "Largest width or height of the encoded picture in pixels; a larger screen is scaled down keeping its aspect ratio. 0 keeps the phone's own size.",
+            "description": "Largest width or height of the encoded picture in pixels; a larger screen is scaled down keeping its aspect ratio. A phone surface more than twice this on its longest side is refused (for H.264 the phone encodes itself, more than this), so a phone cannot make the sidecar convert and encode pictures of any size. 2560 keeps 1080x2400 phones and 1600x2560 tablets as they are. 0 keeps the phone's own size, up to 8192.",
             "type": "integer",
             "minimum": 0,
             "maximum": 4096,
-            "default": 0
+            "default": 2560
           },
           "fps": {
             "description": "Highest frame rate encoded; a static screen sends fewer frames.",

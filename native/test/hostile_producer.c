@@ -3,7 +3,7 @@
  * connects to the control socket, misbehaves one way, and exits 0 once it has done so.
  *
  *   cloudphone-hostile-producer --dir D --mode garbage-message|no-hello|lying-size|garbage-header|bad-path|truncate
- *                                             |encoded-lies
+ *                                             |unsealed-memfd|encoded-lies
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -56,19 +56,41 @@ static void frame_ready(int fd, uint32_t slot) {
   send_bytes(fd, message, fbw_message(message, sizeof message, CP_BODY_FRAME_READY, fields, 4, NULL, NULL));
 }
 
+/* A 64x64 PassedFd surface with its memory descriptor as ancillary data. */
+static void surface_passing(int fd, int memory, uint64_t size) {
+  fbw_field fields[] = {fbw_u32(0, 7), fbw_u8(1, 1), fbw_u32(3, 64), fbw_u32(4, 64), fbw_u8(5, CP_PIXEL_RGBA8888),
+                        fbw_u32(6, 256), fbw_u8(7, 3), fbw_u64(8, size)};
+  size_t length = fbw_message(message, sizeof message, CP_BODY_SURFACE, fields, 8, NULL, NULL);
+  struct iovec iov = {.iov_base = message, .iov_len = length};
+  union {
+    char bytes[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+                       .msg_controllen = sizeof control.bytes};
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cmsg), &memory, sizeof(int));
+  if (sendmsg(fd, &msg, MSG_NOSIGNAL) != (ssize_t)length) perror("sendmsg");
+}
+
 /* One EncodedFrame fragment of generation 7. */
 static void encoded_fragment(int fd, const char *data, size_t length, uint32_t offset, uint32_t size) {
   fbw_field fields[] = {fbw_u32(0, 7), fbw_u64(1, 1), fbw_u8(2, 1), fbw_offset(3), fbw_u32(4, offset), fbw_u32(5, size)};
   send_bytes(fd, message, fbw_message(message, sizeof message, CP_BODY_ENCODED_FRAME, fields, 6, &data, &length));
 }
 
-/* A valid surface file of 64x64 RGBA, returned mapped; the caller may then damage it. */
+/* A valid surface of 64x64 RGBA in a file of the shared directory, or in a memfd without seals when name is
+ * NULL; returned mapped, the caller may then damage it. */
 static uint8_t *make_surface(const char *dir, const char *name, uint64_t *total, int *out_fd) {
   char path[512];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
+  snprintf(path, sizeof path, "%s/%s", dir, name ? name : "");
   uint64_t slot = ((uint64_t)64 * 4 * 64 + CP_FB_SLOT_ALIGN - 1) / CP_FB_SLOT_ALIGN * CP_FB_SLOT_ALIGN;
   *total = CP_FB_HEADER_SIZE + 3 * slot;
-  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  int fd = name ? open(path, O_RDWR | O_CREAT | O_TRUNC, 0644) : memfd_create("hostile", MFD_CLOEXEC);
   if (fd < 0 || ftruncate(fd, (off_t)*total) != 0) exit(1);
   uint8_t *map = mmap(NULL, *total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   struct cp_fb_header *h = (struct cp_fb_header *)map;
@@ -124,6 +146,12 @@ int main(int argc, char **argv) {
     /* Shrinks the memory under the sidecar's mapping, then says a frame is ready: reading it would SIGBUS. */
     if (ftruncate(file, 0) != 0) return 1;
     frame_ready(fd, 2);
+  } else if (!strcmp(mode, "unsealed-memfd")) {
+    hello(fd);
+    make_surface(dir, NULL, &total, &file);
+    /* A memfd the phone can still shrink under the sidecar's mapping. */
+    surface_passing(fd, file, total);
+    frame_ready(fd, 0);
   } else if (!strcmp(mode, "encoded-lies")) {
     hello(fd);
     fbw_field fields[] = {fbw_u32(0, 7), fbw_u8(1, 2), fbw_u32(3, 320), fbw_u32(4, 640)};

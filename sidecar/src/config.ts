@@ -168,7 +168,7 @@ export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarS
     intraRefresh: video.intraRefresh ?? false,
     preset: 'ultrafast',
     encoder: video.encoder ?? 'auto',
-    maxSize: video.maxSize ?? 0,
+    maxSize: video.maxSize ?? 2560,
     srt: srtOptions(config, identity),
   };
   const input: InputSettings = {

@@ -171,14 +171,27 @@ describe('the SRT data path', () => {
     { format: 'rgba', memory: 'file' as const },
     { format: 'nv12', memory: 'memfd' as const },
   ])('scales $format frames down to video.maxSize, keeping the aspect ratio', async ({ format, memory }) => {
-    const { dir, port } = await startSidecar({ maxSize: 640 });
+    // Scaled by half, the most a surface may be (twice maxSize on its longest side).
+    const { dir, port } = await startSidecar({ maxSize: 960 });
     const rx = receiver(port, { width: 480, height: 960 });
-    // 960 = 32 stamp blocks of 30 px: after scaling, 10 px, and 15 px at the receiver, still on the grid.
+    // 960 = 32 stamp blocks of 30 px: after scaling, 15 px, still on the grid.
     simulator(dir, { width: 960, height: 1920, format, memory });
     await framesArrive(rx, 30);
-    expect(rx.decodedSizes).toEqual(['320x640']);
+    expect(rx.decodedSizes).toEqual(['480x960']);
     // Scaled pictures still carry readable stamps, in order.
     expectInOrderAndWhole(rx.frames());
+  });
+
+  it('refuses a surface more than twice video.maxSize on its longest side, and says why', async () => {
+    const { dir, sidecar, events } = await startSidecar({ maxSize: 320 });
+    simulator(dir, { width: 480, height: 960 });
+    const refusal = await waitFor('the refusal', () =>
+      Promise.resolve(events.find((e) => e.type === 'error' && e.reason.includes('larger than this stream takes'))),
+    );
+    expect(refusal.type === 'error' && refusal.reason).toContain('480x960');
+    expect(refusal.type === 'error' && refusal.reason).toContain('at most 640');
+    expect(sidecar.stats().framesEncoded).toBe(0);
+    expect(sidecar.stats().producerErrors).toBeGreaterThan(0);
   });
 
   it('is refused by a receiver with another passphrase, and says why', async () => {
@@ -369,6 +382,17 @@ describe('a phone that encodes H.264 itself', () => {
     expect(closed).toMatchObject({ framesDropped: 0 });
     expect(Number(closed?.fragmentsSent)).toBeGreaterThan(Number(closed?.framesSent));
   });
+
+  it('is refused when its pictures are larger than video.maxSize (they cannot be scaled), and told why', async () => {
+    const { dir, sidecar, events } = await startSidecar({ maxSize: 640 });
+    const phone = new EncodedPhone({ dir, width: 360, height: 720 });
+    cleanups.push(() => phone.stop());
+    const refusal = await waitFor('the refusal', () =>
+      Promise.resolve(events.find((e) => e.type === 'error' && e.reason.includes('larger than this stream takes'))),
+    );
+    expect(refusal.type === 'error' && refusal.reason).toContain('at most 640 (video.maxSize');
+    expect(sidecar.stats().framesEncoded).toBe(0);
+  });
 });
 
 describe('a hostile producer', () => {
@@ -377,6 +401,7 @@ describe('a hostile producer', () => {
     { mode: 'garbage-header', error: /wrong magic/ },
     { mode: 'bad-path', error: /plain file name/ },
     { mode: 'truncate', error: /shrank/ },
+    { mode: 'unsealed-memfd', error: /sealed against shrinking/ },
   ])('$mode is refused with a clear error, and the next phone streams', async ({ mode, error }) => {
     const { dir, port, sidecar, events } = await startSidecar();
     expect(await runHostileProducer(dir, mode)).toBe(0);

@@ -29,7 +29,7 @@ describe('SchemaValidator', () => {
     expect(stream.spec.rollout).toBe('onCreate');
     expect(stream.spec.video).toEqual({
       codec: 'h264',
-      maxSize: 0,
+      maxSize: 2560,
       fps: 30,
       bitrate: { targetKbps: 4000, minKbps: 500, maxKbps: 8000 },
       keyframeIntervalSeconds: 2,

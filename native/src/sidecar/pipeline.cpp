@@ -313,13 +313,26 @@ void Pipeline::map_surface(const ControlMessage& surface, int fd) {
       if (memory_fd < 0) return producer_error("cannot open surface file " + path + ": " + std::strerror(errno));
       break;
     }
-    case SurfaceMemory::PassedFd:
+    case SurfaceMemory::PassedFd: {
       if (fd < 0) return producer_error("surface said PassedFd but no descriptor came with it");
+      // Sealed against shrinking, the memory cannot be cut from under the mapping (the SIGBUS guard stays for
+      // shared files); a descriptor that is not a memfd has no seals and is refused the same way.
+      int seals = ::fcntl(fd, F_GET_SEALS);
+      if (seals < 0 || (seals & F_SEAL_SHRINK) == 0) {
+        ::close(fd);
+        return producer_error("a passed framebuffer must be a memfd sealed against shrinking (F_SEAL_SHRINK)");
+      }
       memory_fd = fd;
       break;
+    }
     default:
       if (fd >= 0) ::close(fd);
       return producer_error("surface names an unknown memory kind");
+  }
+  std::string too_large = surface_size_problem(geometry.width, geometry.height, settings_.max_size, false);
+  if (!too_large.empty()) {
+    ::close(memory_fd);
+    return producer_error(too_large);
   }
   NativeError failure;
   mapping_ = FramebufferMapping::open(memory_fd, geometry, &failure);
@@ -368,6 +381,17 @@ void Pipeline::announce_surface(uint32_t generation, uint32_t width, uint32_t he
   emit(std::move(event));
 }
 
+std::string surface_size_problem(uint32_t width, uint32_t height, uint32_t max_size, bool encoded_by_phone) {
+  if (max_size == 0) return {};
+  // Scaling down by up to half keeps the sidecar's own copies and the conversion near the stream's size; what
+  // the phone encodes itself cannot be scaled at all.
+  uint64_t limit = encoded_by_phone ? max_size : uint64_t{max_size} * 2;
+  if (std::max(width, height) <= limit) return {};
+  return "surface " + std::to_string(width) + "x" + std::to_string(height) +
+         " is larger than this stream takes: its longest side may be at most " + std::to_string(limit) +
+         (encoded_by_phone ? " (video.maxSize, for H.264 the phone encodes)" : " (twice video.maxSize)");
+}
+
 void encoded_size(uint32_t width, uint32_t height, uint32_t max_size, uint32_t* out_width, uint32_t* out_height) {
   uint32_t longest = width > height ? width : height;
   if (max_size == 0 || longest <= max_size) {
@@ -396,6 +420,8 @@ void Pipeline::start_passthrough(const ControlMessage& surface) {
   if (g.width == 0 || g.height == 0 || g.width > CP_FB_MAX_DIMENSION || g.height > CP_FB_MAX_DIMENSION)
     return producer_error("encoded surface size " + std::to_string(g.width) + "x" + std::to_string(g.height) +
                           " is outside 1..8192");
+  std::string too_large = surface_size_problem(g.width, g.height, settings_.max_size, true);
+  if (!too_large.empty()) return producer_error(too_large);
   passthrough_ = true;
   passthrough_generation_ = g.generation;
   assembler_.reset();

@@ -29,6 +29,10 @@ namespace cloudphone {
 // the pixel formats of framebuffer.h.
 constexpr uint32_t kEncodedH264Format = 0x48323634;
 
+// Why a surface of this size is refused under video.maxSize (0: no limit but the protocol's), or empty: a
+// surface the sidecar maps may be at most twice max_size on its longest side, one the phone encodes max_size.
+std::string surface_size_problem(uint32_t width, uint32_t height, uint32_t max_size, bool encoded_by_phone);
+
 // The encoded size for a surface: its own, or scaled down so the longest side is max_size (0: no limit).
 void encoded_size(uint32_t width, uint32_t height, uint32_t max_size, uint32_t* out_width, uint32_t* out_height);
 
