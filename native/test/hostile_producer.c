@@ -3,7 +3,7 @@
  * connects to the control socket, misbehaves one way, and exits 0 once it has done so.
  *
  *   cloudphone-hostile-producer --dir D --mode garbage-message|no-hello|lying-size|garbage-header|bad-path|truncate
- *                                             |unsealed-memfd|encoded-lies
+ *                                             |unsealed-memfd|encoded-lies|reconnect-flood|surface-flood
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -146,6 +146,19 @@ int main(int argc, char **argv) {
     /* Shrinks the memory under the sidecar's mapping, then says a frame is ready: reading it would SIGBUS. */
     if (ftruncate(file, 0) != 0) return 1;
     frame_ready(fd, 2);
+  } else if (!strcmp(mode, "reconnect-flood")) {
+    /* A compositor in a crash loop, as fast as it can: connect, greet, go, 2000 times. */
+    close(fd);
+    for (int i = 0; i < 2000; i++) {
+      int again = connect_socket(dir);
+      hello(again);
+      close(again);
+    }
+    return 0;
+  } else if (!strcmp(mode, "surface-flood")) {
+    /* 2000 surfaces the sidecar must refuse, one after another. */
+    hello(fd);
+    for (int i = 0; i < 2000; i++) surface(fd, "../refused", 64, 64, 4096 * 4);
   } else if (!strcmp(mode, "unsealed-memfd")) {
     hello(fd);
     make_surface(dir, NULL, &total, &file);

@@ -49,6 +49,11 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
     };
     // Totals kept natively are exported as gauges named *_total: prom-client counters cannot be set.
     counter('cloudphone_frames_published_total', 'Frames the phone completed', (s) => s.framesPublished);
+    counter(
+      'cloudphone_pipeline_events_suppressed_total',
+      'Phone and SRT events (connects, refusals) not passed to JavaScript or logged: over a few a second of their kind',
+      (s) => s.eventsSuppressed,
+    );
     counter('cloudphone_frames_encoded_total', 'Frames encoded', (s) => s.framesEncoded);
     counter(
       'cloudphone_frames_dropped_total',
@@ -235,9 +240,10 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
     this.#revoked.inc(count);
   }
 
-  /** Counts reconnects; fps in and out are rate() of the frame totals, computed by Prometheus. */
-  srtConnected(): void {
-    if (this.#srtConnectedOnce) this.#srtReconnects.inc();
+  /** Counts reconnects (times: connections the one event stands for); fps in and out are rate() of the frame totals. */
+  srtConnected(times = 1): void {
+    const reconnects = this.#srtConnectedOnce ? times : times - 1;
+    if (reconnects > 0) this.#srtReconnects.inc(reconnects);
     this.#srtConnectedOnce = true;
   }
 }

@@ -44,14 +44,19 @@ const PIXEL_FORMATS: Record<number, PixelFormat> = {
   0x48323634: 'H264',
 };
 
-export type PipelineEvent =
+/**
+ * What the native pipeline tells JavaScript, each kind at most a few a second (native/src/sidecar/event_gate.h):
+ * suppressed says how many of this kind were held back before this one (absent when none).
+ */
+export type PipelineEvent = (
   | { type: 'producer-connected'; producer: string }
   | { type: 'producer-disconnected'; producer: string; reason: string }
   | { type: 'surface'; generation: number; width: number; height: number; format: PixelFormat }
   | { type: 'error'; name: string; reason: string }
   | { type: 'srt-connected' }
   | { type: 'srt-disconnected'; reason: string }
-  | { type: 'srt-error'; reason: string };
+  | { type: 'srt-error'; reason: string }
+) & { suppressed?: number };
 
 export interface SrtStats {
   connected: boolean;
@@ -108,6 +113,8 @@ export type ViewerMessage =
 
 export interface PipelineStats {
   framesPublished: number;
+  /** Events the native side held back from JavaScript (over the rate of their kind). */
+  eventsSuppressed: number;
   framesEncoded: number;
   framesStale: number;
   framesTorn: number;
@@ -183,6 +190,12 @@ function callNative<T>(call: () => T): T {
 }
 
 function toEvent(raw: Record<string, unknown>): PipelineEvent | undefined {
+  const event = eventOf(raw);
+  if (event && typeof raw.suppressed === 'number' && raw.suppressed > 0) event.suppressed = raw.suppressed;
+  return event;
+}
+
+function eventOf(raw: Record<string, unknown>): PipelineEvent | undefined {
   const text = (key: string): string => (typeof raw[key] === 'string' ? raw[key] : '');
   const count = (key: string): number => (typeof raw[key] === 'number' ? raw[key] : 0);
   switch (raw.type) {

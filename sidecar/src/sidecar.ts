@@ -61,6 +61,8 @@ export class Sidecar {
   #server: Server | undefined;
   #adaptTimer: NodeJS.Timeout | undefined;
   #metricsPort = 0;
+  #screenTold = { width: 0, height: 0 };
+  #eventsSuppressedLogged = 0;
 
   constructor(settings: SidecarSettings, log: Logger, options: SidecarOptions = {}) {
     this.#settings = settings;
@@ -228,6 +230,7 @@ export class Sidecar {
     if (this.#bitrate || this.#viewers || this.#whip)
       this.#adaptTimer = setInterval(() => {
         this.#adaptBitrate();
+        this.#followPipeline();
       }, ADAPT_INTERVAL_MS);
     this.#log.info(
       {
@@ -298,6 +301,29 @@ export class Sidecar {
    * min..max): one encode feeds them all, so the weakest path sets the rate (a media server that fans out
    * to many people counts like one viewer).
    */
+  /** Viewers map touches to the phone's screen: they hear of every size it takes. */
+  #tellScreen(width: number, height: number): void {
+    if (width === this.#screenTold.width && height === this.#screenTold.height) return;
+    this.#screenTold = { width, height };
+    this.#viewers?.screenChanged(width, height);
+  }
+
+  /**
+   * What events the native side held back is caught up here, once a second: a surface size (a phone changing
+   * surfaces faster than events pass), and one log line saying how many were held back.
+   */
+  #followPipeline(): void {
+    const { width, height, eventsSuppressed } = this.#pipeline.stats();
+    if (width > 0 && height > 0) this.#tellScreen(width, height);
+    if (eventsSuppressed > this.#eventsSuppressedLogged) {
+      this.#log.warn(
+        { suppressed: eventsSuppressed - this.#eventsSuppressedLogged },
+        'phone or SRT events held back: more than a few a second of one kind',
+      );
+      this.#eventsSuppressedLogged = eventsSuppressed;
+    }
+  }
+
   #adaptBitrate(): void {
     this.#bitrate?.update(this.#pipeline.stats().srt);
     const srtKbps = this.#bitrate?.currentKbps ?? Infinity;
@@ -328,33 +354,35 @@ export class Sidecar {
   }
 
   #onEvent(event: PipelineEvent): void {
+    // How many of this kind the native side held back before this one (a phone or SRT peer flooding them).
+    const held = event.suppressed === undefined ? {} : { suppressed: event.suppressed };
     switch (event.type) {
       case 'producer-connected':
-        this.#log.info({ producer: event.producer }, 'phone connected');
+        this.#log.info({ producer: event.producer, ...held }, 'phone connected');
         break;
       case 'producer-disconnected':
-        this.#log.info({ producer: event.producer, reason: event.reason }, 'phone disconnected');
+        this.#log.info({ producer: event.producer, reason: event.reason, ...held }, 'phone disconnected');
         break;
       case 'surface':
-        this.#viewers?.screenChanged(event.width, event.height);
+        this.#tellScreen(event.width, event.height);
         this.#log.info(
-          { generation: event.generation, width: event.width, height: event.height, format: event.format },
+          { generation: event.generation, width: event.width, height: event.height, format: event.format, ...held },
           'surface mapped',
         );
         break;
       case 'error':
         this.#lastError = { reason: `${event.name}: ${event.reason}`, at: performance.now() };
-        this.#log.warn({ error: event.name, reason: event.reason }, 'pipeline error');
+        this.#log.warn({ error: event.name, reason: event.reason, ...held }, 'pipeline error');
         break;
       case 'srt-connected':
-        this.#metrics.srtConnected();
-        this.#log.info('srt connected');
+        this.#metrics.srtConnected(1 + (event.suppressed ?? 0));
+        this.#log.info(held, 'srt connected');
         break;
       case 'srt-disconnected':
-        this.#log.warn({ reason: event.reason }, 'srt disconnected');
+        this.#log.warn({ reason: event.reason, ...held }, 'srt disconnected');
         break;
       case 'srt-error':
-        this.#log.warn({ reason: event.reason }, 'srt connection failed');
+        this.#log.warn({ reason: event.reason, ...held }, 'srt connection failed');
         break;
     }
     this.#options.onEvent?.(event);

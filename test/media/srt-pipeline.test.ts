@@ -434,6 +434,28 @@ describe('a hostile producer', () => {
   });
 });
 
+describe('a phone flooding the sidecar with what it must refuse or announce', () => {
+  it.each([
+    // Each reconnect is a connected and a disconnected event; each refused surface an error event.
+    { mode: 'reconnect-flood', types: ['producer-connected', 'producer-disconnected'], counted: 'producerConnects' },
+    { mode: 'surface-flood', types: ['error'], counted: 'producerErrors' },
+  ] as const)('$mode reaches JavaScript a few times a second, counted, and the next phone streams', async (flood) => {
+    const { dir, port, sidecar, events } = await startSidecar();
+    expect(await runHostileProducer(dir, flood.mode)).toBe(0);
+    await waitFor('all 2000 counted natively', () =>
+      Promise.resolve(sidecar.stats()[flood.counted] >= 2000 ? true : undefined),
+    );
+    const delivered = events.filter((e) => (flood.types as readonly string[]).includes(e.type));
+    // A burst of 10 and 5 a second per kind, over the few seconds the flood lasts: a few dozen, not thousands.
+    expect(delivered.length).toBeLessThan(100);
+    expect(sidecar.stats().eventsSuppressed).toBeGreaterThan(1900);
+    const rx = receiver(port, { width: 480, height: 960 });
+    simulator(dir, { width: 480, height: 960 });
+    await framesArrive(rx, 20);
+    expectInOrderAndWhole(rx.frames());
+  });
+});
+
 describe('the sidecar endpoints', () => {
   it('is ready once a phone streams, and exports the pipeline counters', async () => {
     const { dir, sidecar } = await startSidecar();

@@ -3,8 +3,10 @@
 // EncoderError, SrtError, InputError) and a reason.
 #include <napi.h>
 
+#include <chrono>
 #include <memory>
 
+#include "event_gate.h"
 #include "js_access_units.h"
 #include "pipeline.h"
 #include "viewer_message.h"
@@ -33,6 +35,18 @@ bool bool_option(const Napi::Object& o, const char* key, bool fallback) {
   Napi::Value v = o.Get(key);
   return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
 }
+
+int64_t monotonic_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// An event on its way to JavaScript; when it is gone (delivered or not), it no longer counts as in flight.
+struct GatedEvent {
+  PipelineEvent event;
+  std::shared_ptr<EventGate> gate;
+  ~GatedEvent() { gate->delivered(); }
+};
 
 class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
  public:
@@ -90,13 +104,20 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     if (started_ || events_released_)
       return throw_named(info.Env(), error("StateError", "a pipeline starts once and cannot restart after stop"));
     Napi::ThreadSafeFunction events = events_;
-    NativeError failure = pipeline_.start(settings_, [events](PipelineEvent event) mutable {
-      auto* heap = new PipelineEvent(std::move(event));
-      napi_status status = events.NonBlockingCall(heap, [](Napi::Env env, Napi::Function callback, PipelineEvent* e) {
-        std::unique_ptr<PipelineEvent> owned(e);
+    std::shared_ptr<EventGate> gate = event_gate_;
+    NativeError failure = pipeline_.start(settings_, [events, gate](PipelineEvent event) mutable {
+      EventGate::Verdict verdict = gate->admit(event.type, monotonic_ns());
+      if (!verdict.deliver) return;
+      event.suppressed = verdict.suppressed;
+      // Owned by the call: however it ends (delivered, or the function already released), the gate hears of it.
+      auto* heap = new GatedEvent{std::move(event), gate};
+      napi_status status = events.NonBlockingCall(heap, [](Napi::Env env, Napi::Function callback, GatedEvent* g) {
+        std::unique_ptr<GatedEvent> owned(g);
+        const PipelineEvent* e = &g->event;
         if (!env || !callback) return;
         Napi::Object o = Napi::Object::New(env);
         o.Set("type", e->type);
+        if (e->suppressed > 0) o.Set("suppressed", static_cast<double>(e->suppressed));
         if (!e->name.empty()) o.Set("name", e->name);
         if (!e->reason.empty()) o.Set("reason", e->reason);
         if (!e->producer.empty()) o.Set("producer", e->producer);
@@ -199,6 +220,7 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     Napi::Object o = Napi::Object::New(env);
     auto number = [&](const char* key, double value) { o.Set(key, Napi::Number::New(env, value)); };
     number("framesPublished", static_cast<double>(s.frames_published));
+    number("eventsSuppressed", static_cast<double>(event_gate_->suppressed_total()));
     number("framesEncoded", static_cast<double>(s.frames_encoded));
     number("framesStale", static_cast<double>(s.frames_stale));
     number("framesTorn", static_cast<double>(s.frames_torn));
@@ -270,6 +292,7 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
   PipelineSettings settings_;
   Pipeline pipeline_;
   Napi::ThreadSafeFunction events_;
+  std::shared_ptr<EventGate> event_gate_ = std::make_shared<EventGate>();
   JsAccessUnits* access_units_ = nullptr;  // owned by its thread-safe function's finalizer
   uint64_t access_units_dropped_ = 0;
   bool events_released_ = false;

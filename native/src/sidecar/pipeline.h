@@ -69,6 +69,7 @@ struct PipelineEvent {
   std::string reason;
   std::string producer;
   uint32_t generation = 0, width = 0, height = 0, format = 0;
+  uint64_t suppressed = 0;  // events of this type held back before it (EventGate)
 };
 
 struct PipelineStats {
