@@ -54,6 +54,11 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
       'Phone and SRT events (connects, refusals) not passed to JavaScript or logged: over a few a second of their kind',
       (s) => s.eventsSuppressed,
     );
+    counter(
+      'cloudphone_srt_log_lines_suppressed_total',
+      "libsrt's log lines not written: over a few a second (a caller trying wrong passphrases over and over)",
+      (s) => s.srtLogLinesSuppressed,
+    );
     counter('cloudphone_frames_encoded_total', 'Frames encoded', (s) => s.framesEncoded);
     counter(
       'cloudphone_frames_dropped_total',

@@ -115,6 +115,8 @@ export interface PipelineStats {
   framesPublished: number;
   /** Events the native side held back from JavaScript (over the rate of their kind). */
   eventsSuppressed: number;
+  /** libsrt's log lines not written (over a few a second; native/src/sidecar/srt_log.h). */
+  srtLogLinesSuppressed: number;
   framesEncoded: number;
   framesStale: number;
   framesTorn: number;

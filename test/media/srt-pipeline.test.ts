@@ -356,6 +356,19 @@ describe('SRT as a listener', () => {
     expect(wrong.stamps).toEqual([]);
     expect(sidecar.stats().srt.receivers).toBe(1);
   });
+
+  it("keeps libsrt's log to a few lines a second while callers try wrong passphrases over and over", async () => {
+    const { port, sidecar } = await startListener(2);
+    // Each refused handshake is four lines from libsrt: 15 of them, 60 lines, at once.
+    const before = sidecar.stats().srtLogLinesSuppressed;
+    const wrong = Array.from({ length: 15 }, () => caller(port, 'not-the-passphrase'));
+    await waitFor('every caller refused', () =>
+      Promise.resolve(
+        wrong.every((w) => w.log.some((l) => /reject|password|passphrase|bad secret/i.test(l))) ? true : undefined,
+      ),
+    );
+    expect(sidecar.stats().srtLogLinesSuppressed - before).toBeGreaterThan(20);
+  });
 });
 
 describe('a phone that encodes H.264 itself', () => {

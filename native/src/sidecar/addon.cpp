@@ -9,6 +9,7 @@
 #include "event_gate.h"
 #include "js_access_units.h"
 #include "pipeline.h"
+#include "srt_log.h"
 #include "viewer_message.h"
 
 namespace cloudphone {
@@ -221,6 +222,7 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     auto number = [&](const char* key, double value) { o.Set(key, Napi::Number::New(env, value)); };
     number("framesPublished", static_cast<double>(s.frames_published));
     number("eventsSuppressed", static_cast<double>(event_gate_->suppressed_total()));
+    number("srtLogLinesSuppressed", static_cast<double>(srt_log_lines_suppressed()));
     number("framesEncoded", static_cast<double>(s.frames_encoded));
     number("framesStale", static_cast<double>(s.frames_stale));
     number("framesTorn", static_cast<double>(s.frames_torn));

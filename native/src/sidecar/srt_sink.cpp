@@ -1,4 +1,5 @@
 #include "srt_sink.h"
+#include "srt_log.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -43,7 +44,10 @@ NativeError SrtSink::start(const SrtSettings& settings, EventFn on_event, std::f
   if (settings.listener && (settings.max_receivers < 1 || settings.max_receivers > 16))
     return error("ConfigError", "SRT maxReceivers must be 1 to 16");
   static std::once_flag started;
-  std::call_once(started, [] { srt_startup(); });
+  std::call_once(started, [] {
+    install_srt_log_handler();
+    srt_startup();
+  });
   settings_ = settings;
   on_event_ = std::move(on_event);
   request_keyframe_ = std::move(request_keyframe);
