@@ -3,7 +3,6 @@
 // EncoderError, SrtError, InputError) and a reason.
 #include <napi.h>
 
-#include <chrono>
 #include <memory>
 
 #include "event_gate.h"
@@ -35,11 +34,6 @@ uint32_t uint_option(const Napi::Object& o, const char* key, uint32_t fallback) 
 bool bool_option(const Napi::Object& o, const char* key, bool fallback) {
   Napi::Value v = o.Get(key);
   return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
-}
-
-int64_t monotonic_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
 }
 
 // An event on its way to JavaScript; when it is gone (delivered or not), it no longer counts as in flight.
@@ -107,7 +101,7 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     Napi::ThreadSafeFunction events = events_;
     std::shared_ptr<EventGate> gate = event_gate_;
     NativeError failure = pipeline_.start(settings_, [events, gate](PipelineEvent event) mutable {
-      EventGate::Verdict verdict = gate->admit(event.type, monotonic_ns());
+      EventGate::Verdict verdict = gate->admit(event.type);
       if (!verdict.deliver) return;
       event.suppressed = verdict.suppressed;
       // Owned by the call: however it ends (delivered, or the function already released), the gate hears of it.

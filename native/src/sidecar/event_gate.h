@@ -11,6 +11,8 @@
 #include <mutex>
 #include <string>
 
+#include "token_bucket.h"
+
 namespace cloudphone {
 
 class EventGate {
@@ -24,15 +26,14 @@ class EventGate {
     uint64_t suppressed;  // events of this kind held back since the last one delivered
   };
 
-  // now_ns: a monotonic clock. A delivered event must be followed by delivered() once JavaScript has it.
-  Verdict admit(const std::string& type, int64_t now_ns);
+  // A delivered event must be followed by delivered() once JavaScript has it.
+  Verdict admit(const std::string& type);
   void delivered();
   uint64_t suppressed_total() const { return suppressed_total_; }
 
  private:
   struct Bucket {
-    double tokens = kEventBurst;
-    int64_t at_ns = 0;
+    TokenBucket tokens{kEventsPerSecond, kEventBurst};
     uint64_t suppressed = 0;
   };
   std::mutex mutex_;

@@ -14,6 +14,7 @@
 #include "control_message.h"
 #include "libyuv/convert.h"
 #include "libyuv/scale.h"
+#include "monotonic_clock.h"
 #include "sigbus_guard.h"
 
 namespace cloudphone {
@@ -22,12 +23,6 @@ namespace {
 constexpr uint16_t kProtocolVersion = 1;
 // Messages handled per wake-up before frames get a turn: a flooding producer cannot starve the encoder.
 constexpr int kMessagesPerTurn = 64;
-
-int64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 std::size_t build_message(uint8_t* out, std::size_t capacity,
                           const std::function<flatbuffers::Offset<control::Message>(flatbuffers::FlatBufferBuilder&)>& body) {
@@ -449,7 +444,7 @@ void Pipeline::pass_through(const ControlMessage& message) {
   }
   if (result == AccessUnitAssembler::Result::Incomplete) return;
 
-  int64_t now = now_ns();
+  int64_t now = monotonic_ns();
   int64_t capture = assembler_.capture_time_ns() > 0 ? assembler_.capture_time_ns() : now;
   stats_.frames_published++;
   stats_.frames_encoded++;
@@ -475,7 +470,7 @@ void Pipeline::deliver(const EncodedUnit& unit) {
 }
 
 void Pipeline::ask_phone_for_keyframe() {
-  int64_t now = now_ns();
+  int64_t now = monotonic_ns();
   // At most five requests a second: a receiver flapping must not make the phone send only keyframes.
   if (producer_fd_ < 0 || now - last_phone_keyframe_request_ns_ < 200000000) return;
   last_phone_keyframe_request_ns_ = now;
@@ -507,7 +502,7 @@ void Pipeline::encode_newest(bool repeat_last) {
   }
 
   InputPlanes planes;
-  int64_t started = now_ns();
+  int64_t started = monotonic_ns();
   bool scaling = encode_width_ != g.width || encode_height_ != g.height;
   if (g.format == CP_PIXEL_NV12 && !scaling) {
     // NV12 goes to the encoder as it lies in the mapping; x264 copies it during encode().
@@ -559,18 +554,18 @@ void Pipeline::encode_newest(bool repeat_last) {
       planes.stride[0] = encode_width_;
       planes.stride[1] = planes.stride[2] = encode_width_ / 2;
     }
-    stats_.convert_ns_total += static_cast<uint64_t>(now_ns() - started);
+    stats_.convert_ns_total += static_cast<uint64_t>(monotonic_ns() - started);
   }
 
-  int64_t pts = next_pts(repeat_last ? now_ns() : frame.capture_time_ns);
+  int64_t pts = next_pts(repeat_last ? monotonic_ns() : frame.capture_time_ns);
 
   uint32_t bitrate = requested_bitrate_.exchange(0);
   if (bitrate && encoder_.set_bitrate(bitrate)) stats_.bitrate_kbps = bitrate;
   bool keyframe = keyframe_requested_.exchange(false);
   EncodedPicture encoded;
-  int64_t encode_started = now_ns();
+  int64_t encode_started = monotonic_ns();
   bool ok = encoder_.encode(planes, pts, keyframe, &encoded);
-  int64_t done = now_ns();
+  int64_t done = monotonic_ns();
   stats_.encode_ns_total += static_cast<uint64_t>(done - encode_started);
   if (guard.faulted()) {
     return refuse_shrunk_memory();
@@ -614,10 +609,10 @@ void Pipeline::run() {
     int64_t still_after = std::max<int64_t>(2 * interval, 100000000);
     if (mapping_ && frame_pending_) {
       // Over the fps cap: wait until the next frame is due; frames published meanwhile are superseded.
-      int64_t wait = due - now_ns();
+      int64_t wait = due - monotonic_ns();
       timeout_ms = wait > 0 ? static_cast<int>(wait / 1000000) + 1 : 0;
     } else if (mapping_ && keyframe_requested_ && last_frame_number_) {
-      int64_t wait = last_encode_ns_ + still_after - now_ns();
+      int64_t wait = last_encode_ns_ + still_after - monotonic_ns();
       timeout_ms = wait > 0 ? std::min(timeout_ms, static_cast<int>(wait / 1000000) + 1) : 0;
     }
     short producer_events = POLLIN | (input_waiting_ ? POLLOUT : 0);
@@ -637,8 +632,8 @@ void Pipeline::run() {
     if (passthrough_ && keyframe_requested_) ask_phone_for_keyframe();
     if (!mapping_) continue;
     if (frame_pending_) {
-      if (now_ns() >= due) encode_newest(false);
-    } else if (keyframe_requested_ && last_frame_number_ && now_ns() - last_encode_ns_ >= still_after) {
+      if (monotonic_ns() >= due) encode_newest(false);
+    } else if (keyframe_requested_ && last_frame_number_ && monotonic_ns() - last_encode_ns_ >= still_after) {
       // A static screen still answers a joiner: the last frame again, as a keyframe.
       encode_newest(true);
     }

@@ -3,19 +3,19 @@
 #include <srt/srt.h>
 #include <sys/syslog.h>
 
-#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <string>
+
+#include "monotonic_clock.h"
+#include "token_bucket.h"
 
 namespace cloudphone {
 namespace {
 
 std::mutex log_mutex;
-double tokens = kSrtLogLineBurst;
-std::chrono::steady_clock::time_point refilled_at = std::chrono::steady_clock::now();
+TokenBucket lines(kSrtLogLinesPerSecond, kSrtLogLineBurst);
 uint64_t held_back = 0;  // since the last line written
 std::atomic<uint64_t> suppressed_total{0};
 
@@ -47,16 +47,11 @@ std::string json_escaped(const char* text) {
 
 void write_line(void*, int level, const char*, int, const char* area, const char* message) {
   std::lock_guard<std::mutex> lock(log_mutex);
-  auto now = std::chrono::steady_clock::now();
-  tokens = std::min(kSrtLogLineBurst,
-                    tokens + std::chrono::duration<double>(now - refilled_at).count() * kSrtLogLinesPerSecond);
-  refilled_at = now;
-  if (tokens < 1) {
+  if (!lines.take(monotonic_ns())) {
     held_back++;
     suppressed_total++;
     return;
   }
-  tokens -= 1;
   std::string line = "{\"level\":" + std::to_string(pino_level(level)) + ",\"name\":\"libsrt\",\"area\":\"" +
                      json_escaped(area ? area : "") + "\"";
   if (held_back > 0) line += ",\"suppressed\":" + std::to_string(held_back);
