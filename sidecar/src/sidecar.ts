@@ -14,8 +14,7 @@ import { OperatorReporter, type ReportSnapshot } from './operator-reporter.ts';
 import { BitrateController } from './pipeline/bitrate-controller.ts';
 import { rtpTimestampOf, spsLevel, withParameterSets } from './webrtc/h264-parameter-sets.ts';
 import { rtcConfig } from './webrtc/ice-config.ts';
-import { KeyframeScheduler, viewOnlyWaitMs } from './webrtc/keyframe-scheduler.ts';
-import { TokenBucket } from './webrtc/token-bucket.ts';
+import { KeyframeScheduler, keyframeWishBudget, viewOnlyWaitMs } from './webrtc/keyframe-scheduler.ts';
 import { PlayerAssets } from './webrtc/player-assets.ts';
 import { ServingCertificate } from './webrtc/serving-certificate.ts';
 import { ViewerServer } from './webrtc/viewer-server.ts';
@@ -88,8 +87,8 @@ export class Sidecar {
       },
     );
     this.#keyframes = keyframes;
-    // The media server's PLIs stand for all its viewers: one a second, like a viewer's budget.
-    const whipKeyframeWishes = new TokenBucket(1, 2);
+    // The media server's PLIs stand for all its viewers: the budget of one viewer.
+    const whipKeyframeWishes = keyframeWishBudget();
     const whip = settings.webrtc?.whip;
     if (settings.webrtc && whip) {
       const ice = settings.webrtc.ice;
@@ -229,8 +228,9 @@ export class Sidecar {
       }, REVOKE_CHECK_MS);
     if (this.#bitrate || this.#viewers || this.#whip)
       this.#adaptTimer = setInterval(() => {
-        this.#adaptBitrate();
-        this.#followPipeline();
+        const stats = this.#pipeline.stats();
+        this.#adaptBitrate(stats);
+        this.#followPipeline(stats);
       }, ADAPT_INTERVAL_MS);
     this.#log.info(
       {
@@ -312,8 +312,7 @@ export class Sidecar {
    * What events the native side held back is caught up here, once a second: a surface size (a phone changing
    * surfaces faster than events pass), and one log line saying how many were held back.
    */
-  #followPipeline(): void {
-    const { width, height, eventsSuppressed } = this.#pipeline.stats();
+  #followPipeline({ width, height, eventsSuppressed }: PipelineStats): void {
     if (width > 0 && height > 0) this.#tellScreen(width, height);
     if (eventsSuppressed > this.#eventsSuppressedLogged) {
       this.#log.warn(
@@ -324,8 +323,8 @@ export class Sidecar {
     }
   }
 
-  #adaptBitrate(): void {
-    this.#bitrate?.update(this.#pipeline.stats().srt);
+  #adaptBitrate(stats: PipelineStats): void {
+    this.#bitrate?.update(stats.srt);
     const srtKbps = this.#bitrate?.currentKbps ?? Infinity;
     const viewerKbps = this.#viewers?.allowedKbps() ?? Infinity;
     const whipKbps = this.#whip?.allowedKbps() ?? Infinity;

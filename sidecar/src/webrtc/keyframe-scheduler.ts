@@ -6,13 +6,25 @@
 //   once per waitMs. So view-only viewers cannot raise the rate of keyframes the control viewer gets: with
 //   periodic keyframes (keyframeIntervalSeconds > 0) waitMs is longer than the period and they add none;
 //   without, they add at most one per waitMs.
-// Each viewer's wishes are limited before they get here (a budget per viewer, in WebRtcViewers).
+// Each viewer's wishes are limited before they get here (keyframeWishBudget, one per viewer and one for the
+// WHIP server).
+
+import { TokenBucket } from './token-bucket.ts';
 
 export interface KeyframeSchedulerOptions {
   minIntervalMs: number;
   waitMs: number;
   /** Milliseconds on a monotonic clock (tests move it). */
   now?: () => number;
+}
+
+/**
+ * One viewer's keyframe wishes (its join, PLIs, FIRs, KeyframeRequests): one a second, two at once (a join and
+ * the loss right after it). A decoder that lost the picture is served by one; more are a broken or hostile
+ * viewer's, dropped and counted.
+ */
+export function keyframeWishBudget(): TokenBucket {
+  return new TokenBucket(1, 2);
 }
 
 /** How long a view-only viewer waits for a keyframe the stream makes anyway. */

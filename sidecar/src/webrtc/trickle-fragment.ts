@@ -26,33 +26,31 @@ function isInteger(text: string, max: number, min = 0): boolean {
   return value >= min && value <= max;
 }
 
-/** Why a candidate attribute ("candidate:...") cannot be used, or undefined; a browser's mDNS name is not a problem here. */
-export function candidateProblem(attribute: string): string | undefined {
+/** The address of a candidate attribute ("candidate:..."), checked with the rest; a WhepError 400 says what is wrong. */
+function checkedAddress(attribute: string): string {
   const fields = attribute.slice('candidate:'.length).split(' ');
   const [foundation = '', component = '', transport = '', priority = '', address = '', port = '', typ, type = ''] =
     fields;
-  if (!FOUNDATION.test(foundation)) return 'a candidate has no valid foundation';
-  if (!isInteger(component, 256, 1)) return 'a candidate has no valid component id';
-  if (!/^(udp|tcp)$/i.test(transport)) return 'a candidate transport must be UDP or TCP';
-  if (!isInteger(priority, 0xffff_ffff)) return 'a candidate has no valid priority';
-  if (!isInteger(port, 65_535)) return 'a candidate has no valid port';
-  if (typ !== 'typ' || !TYPES.has(type)) return 'a candidate has no valid type';
+  const refuse = (problem: string): never => {
+    throw new WhepError(400, problem);
+  };
+  if (!FOUNDATION.test(foundation)) refuse('a candidate has no valid foundation');
+  if (!isInteger(component, 256, 1)) refuse('a candidate has no valid component id');
+  if (!/^(udp|tcp)$/i.test(transport)) refuse('a candidate transport must be UDP or TCP');
+  if (!isInteger(priority, 0xffff_ffff)) refuse('a candidate has no valid priority');
+  if (!isInteger(port, 65_535)) refuse('a candidate has no valid port');
+  if (typ !== 'typ' || !TYPES.has(type)) refuse('a candidate has no valid type');
   const extensions = fields.slice(8);
   if (extensions.length % 2 !== 0 || !extensions.every((token) => TOKEN.test(token)))
-    return 'a candidate extension is malformed';
+    refuse('a candidate extension is malformed');
   for (let i = 0; i < extensions.length; i += 2) {
     const value = extensions[i + 1] ?? '';
     if (extensions[i] === 'raddr' && isIP(value) === 0 && !MDNS_NAME.test(value))
-      return 'a candidate related address must be an IP address';
-    if (extensions[i] === 'rport' && !isInteger(value, 65_535)) return 'a candidate related port is not valid';
+      refuse('a candidate related address must be an IP address');
+    if (extensions[i] === 'rport' && !isInteger(value, 65_535)) refuse('a candidate related port is not valid');
   }
-  if (isIP(address) === 0 && !MDNS_NAME.test(address)) return 'a candidate address must be an IP address';
-  return undefined;
-}
-
-/** A candidate whose address is a browser's mDNS name, which libdatachannel cannot resolve. */
-function hasMdnsAddress(attribute: string): boolean {
-  return MDNS_NAME.test(attribute.split(' ')[4] ?? '');
+  if (isIP(address) === 0 && !MDNS_NAME.test(address)) refuse('a candidate address must be an IP address');
+  return address;
 }
 
 /** The candidates of a fragment, each with the mid it follows; throws a WhepError 400 for a malformed one. */
@@ -66,9 +64,8 @@ export function trickleCandidates(fragment: string): TrickledCandidate[] {
     } else if (line.startsWith('a=candidate:')) {
       if (mid === undefined) throw new WhepError(400, 'a candidate comes before any a=mid line');
       if (line.length > MAX_LINE) throw new WhepError(400, 'a candidate line is longer than 512 bytes');
-      const problem = candidateProblem(line.slice(2));
-      if (problem) throw new WhepError(400, problem);
-      if (!hasMdnsAddress(line.slice(2))) result.push({ candidate: line.slice(2), mid });
+      const attribute = line.slice(2);
+      if (!MDNS_NAME.test(checkedAddress(attribute))) result.push({ candidate: attribute, mid });
     }
   }
   return result;

@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import type { AccessUnit } from '../native.ts';
 import { rtcConfig, type IceSettings } from './ice-config.ts';
 import { readOffer } from './sdp-offer.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { keyframeWishBudget } from './keyframe-scheduler.ts';
+import type { TokenBucket } from './token-bucket.ts';
 import { ViewerBitrate, viewersAllowKbps, type BitrateRange } from './viewer-bitrate.ts';
 import {
   ViewerSession,
@@ -21,12 +22,6 @@ import {
 } from './viewer-session.ts';
 import type { ViewerGrant, ViewerRole } from './viewer-tokens.ts';
 import { WhepError } from './whep-error.ts';
-
-// Each viewer's keyframe wishes (its join, PLIs, FIRs, KeyframeRequests): one a second, two at once (a join
-// and the loss right after it). A decoder that lost the picture is served by one; more are a broken or
-// hostile viewer's, dropped and counted.
-const KEYFRAME_WISHES_PER_SECOND = 1;
-const KEYFRAME_WISH_BURST = 2;
 
 /** How a viewer's keyframe wish was handled (a metric label). */
 export type KeyframeWishOutcome = 'requested' | 'waits' | 'over-budget' | 'not-needed';
@@ -131,7 +126,7 @@ export class WebRtcViewers {
       this.#entries.set(id, {
         session,
         bitrate: new ViewerBitrate(this.#options.bitrate),
-        keyframeWishes: new TokenBucket(KEYFRAME_WISHES_PER_SECOND, KEYFRAME_WISH_BURST),
+        keyframeWishes: keyframeWishBudget(),
       });
       this.#countRoles();
       return { id, answer };
