@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../cluster/wait-for.ts';
 import { type AccessUnit, NativePipeline } from '../../sidecar/src/native.ts';
-import { NATIVE_BUILD, Simulator, tempDir } from './media-peers.ts';
+import { NATIVE_BUILD, pipelineOptions, Simulator, tempDir } from './media-peers.ts';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -19,16 +19,7 @@ function startPipeline(onUnit: (unit: AccessUnit) => void): { dir: string; pipel
   const shared = tempDir('cloudphone-units-');
   cleanups.push(shared.remove);
   const pipeline = new NativePipeline(
-    {
-      sharedDir: shared.path,
-      socketName: 'control.sock',
-      maxFps: 30,
-      bitrateKbps: 2000,
-      keyframeIntervalSeconds: 2,
-      intraRefresh: false,
-      preset: 'ultrafast',
-      encoder: 'auto',
-    },
+    pipelineOptions(shared.path, { bitrateKbps: 2000, encoder: 'auto' }),
     () => undefined,
   );
   pipeline.onAccessUnit(onUnit);

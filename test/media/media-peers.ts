@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { PipelineOptions } from '../../sidecar/src/native.ts';
 
 export const NATIVE_BUILD = fileURLToPath(new URL('../../native/build/', import.meta.url));
 
@@ -22,6 +23,21 @@ export function tempDir(prefix: string): { path: string; remove: () => void } {
     remove: () => {
       rmSync(path, { recursive: true, force: true });
     },
+  };
+}
+
+/** Options for a NativePipeline of its own in sharedDir: 30 fps, 1 Mbit/s, x264 ultrafast, no output unless given. */
+export function pipelineOptions(sharedDir: string, overrides: Partial<PipelineOptions> = {}): PipelineOptions {
+  return {
+    sharedDir,
+    socketName: 'control.sock',
+    maxFps: 30,
+    bitrateKbps: 1000,
+    keyframeIntervalSeconds: 2,
+    intraRefresh: false,
+    preset: 'ultrafast',
+    encoder: 'software',
+    ...overrides,
   };
 }
 

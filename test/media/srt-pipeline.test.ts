@@ -17,6 +17,7 @@ import {
   EncodedPhone,
   FrameExactReceiver,
   freeUdpPort,
+  pipelineOptions,
   runHostileProducer,
   sidecarConfig,
   Simulator,
@@ -280,17 +281,7 @@ describe('SRT as a listener', () => {
     const shared = tempDir('cloudphone-listener-');
     cleanups.push(shared.remove);
     const pipeline = new NativePipeline(
-      {
-        sharedDir: shared.path,
-        socketName: 'control.sock',
-        maxFps: 30,
-        bitrateKbps: 1000,
-        keyframeIntervalSeconds: 2,
-        intraRefresh: false,
-        preset: 'ultrafast',
-        encoder: 'software',
-        srt: { listener: true, host: '', port: 9000, latencyMs: 20, keyLength: 16 },
-      },
+      pipelineOptions(shared.path, { srt: { listener: true, host: '', port: 9000, latencyMs: 20, keyLength: 16 } }),
       () => undefined,
     );
     cleanups.push(() => {
@@ -493,16 +484,7 @@ describe('the encoder setting', () => {
     const shared = tempDir('cloudphone-encoder-');
     cleanups.push(shared.remove);
     for (const encoder of ['vaapi', 'nvenc'] as const) {
-      const options = {
-        sharedDir: shared.path,
-        socketName: `${encoder}.sock`,
-        maxFps: 30,
-        bitrateKbps: 1000,
-        keyframeIntervalSeconds: 2,
-        intraRefresh: false,
-        preset: 'ultrafast' as const,
-        encoder,
-      };
+      const options = pipelineOptions(shared.path, { socketName: `${encoder}.sock`, encoder });
       const pipeline = new NativePipeline(options, () => undefined);
       let failure: unknown;
       try {

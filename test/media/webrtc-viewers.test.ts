@@ -51,6 +51,16 @@ async function viewer(phone: Phone, token: string, dataChannel = true): Promise<
   return v;
 }
 
+/** POSTs the offer of a werift PeerConnection that never applies the answer (no ICE from its side, ever). */
+async function postBareOffer(phone: Phone, token: string, dataChannel: boolean): Promise<Response> {
+  const pc = h264Receiver();
+  cleanups.push(() => pc.close());
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  if (dataChannel) pc.createDataChannel('cloudphone');
+  await pc.setLocalDescription(await pc.createOffer());
+  return whepRequest(phone.base, 'POST', '/whep', { token, type: 'application/sdp', body: pc.localDescription?.sdp });
+}
+
 function frames(v: WeriftViewer): number[] {
   return v.decoder.stamps.flatMap((s) => (s.frame === null ? [] : [s.frame]));
 }
@@ -316,15 +326,7 @@ describe('WHEP viewers', () => {
     await waitUntil('the parameter sets', () => phone.sidecar.pipeline.parameterSets().length > 0);
     const sent = spsLevel(phone.sidecar.pipeline.parameterSets());
     expect(sent).toBeGreaterThan(0x1f);
-    const pc = h264Receiver();
-    cleanups.push(() => pc.close());
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    await pc.setLocalDescription(await pc.createOffer());
-    const answer = await whepRequest(phone.base, 'POST', '/whep', {
-      token: VIEWER_TOKEN,
-      type: 'application/sdp',
-      body: pc.localDescription?.sdp,
-    });
+    const answer = await postBareOffer(phone, VIEWER_TOKEN, false);
     expect(answer.status).toBe(201);
     // The viewer's profile (constrained baseline), with the level of what is sent.
     expect(/profile-level-id=([0-9a-f]{6})/.exec(await answer.text())?.[1]).toBe(`42e0${(sent ?? 0).toString(16)}`);
@@ -428,7 +430,8 @@ describe('one viewer cannot spoil it for the others', () => {
     const flooder = await viewer(phone, VIEWER_TOKEN);
     await waitUntil('both viewers decoding', () => frames(control).length >= 10 && frames(flooder).length >= 10);
     const keyframes = await keyframesDuring(phone, () => floodPictureLoss(flooder, 6000));
-    // 6 s of a 2 s period: 3, or 4 when the window straddles one. (Before: one every 250 ms, 24.)
+    // 6 s of a 2 s period: 3, or 2 or 4 by where the window falls. (Before: one every 250 ms, 26.)
+    expect(keyframes).toBeGreaterThanOrEqual(2);
     expect(keyframes).toBeLessThanOrEqual(4);
     expect(
       await phone.metric('cloudphone_webrtc_keyframe_wishes_total{role="view",outcome="over-budget"}'),
@@ -470,18 +473,7 @@ describe('one viewer cannot spoil it for the others', () => {
 
   it('gives the slot of a session that never connects back after 10 s', async () => {
     const phone = await startPhone({ whep: { maxViewers: 1 } });
-    // An offer whose answer is never applied: no ICE from this side, ever.
-    const pc = h264Receiver();
-    cleanups.push(() => pc.close());
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.createDataChannel('cloudphone');
-    await pc.setLocalDescription(await pc.createOffer());
-    const posted = await whepRequest(phone.base, 'POST', '/whep', {
-      token: CONTROL_TOKEN,
-      type: 'application/sdp',
-      body: pc.localDescription?.sdp,
-    });
-    expect(posted.status).toBe(201);
+    expect((await postBareOffer(phone, CONTROL_TOKEN, true)).status).toBe(201);
     expect(phone.sidecar.viewers?.count).toBe(1);
     await new Promise((resolve) => setTimeout(resolve, 11_000));
     expect(phone.sidecar.viewers?.count).toBe(0);
