@@ -8,6 +8,9 @@
 //   mode 3: a message a WebRTC viewer sent on its data channel (read_viewer_message), and for an input event
 //           the control message it was re-encoded as, which the phone's reader must accept as that input
 //           (anything else is a bug: the trap makes libFuzzer report it).
+//   mode 4: a run of capture times and read times from producers that come and go, stamped by the
+//           PresentationClock: timestamps must strictly increase, a believed capture time must be the one
+//           given and lie in [now - 10 s, now], and no value may overflow (UBSan).
 // The first input byte picks the mode, the second carries flags, the rest is the payload.
 // Built by `make -C native fuzz`; seeds come from build/cloudphone-fuzz-seeds.
 #include <sys/mman.h>
@@ -23,6 +26,7 @@
 #include "../src/sidecar/access_unit_assembler.h"
 #include "../src/sidecar/control_message.h"
 #include "../src/sidecar/framebuffer_mapping.h"
+#include "../src/sidecar/presentation_clock.h"
 #include "../src/sidecar/viewer_message.h"
 
 extern "C" {
@@ -117,11 +121,31 @@ void fuzz_viewer_message(const uint8_t* data, std::size_t size) {
   if (body != CP_BODY_TOUCH && body != CP_BODY_KEY && body != CP_BODY_TEXT && body != CP_BODY_SCROLL) __builtin_trap();
 }
 
+void fuzz_capture_times(const uint8_t* data, std::size_t size) {
+  PresentationClock clock;
+  int64_t last_pts = -1;
+  // Each record: a restart flag, the capture time the phone gave, and the read time (any int64: the clock must
+  // cope with values CLOCK_MONOTONIC never gives, too).
+  constexpr std::size_t kRecord = 17;
+  for (std::size_t at = 0; at + kRecord <= size; at += kRecord) {
+    if (data[at] & 1) clock.restart();
+    int64_t capture, now;
+    std::memcpy(&capture, data + at + 1, 8);
+    std::memcpy(&now, data + at + 9, 8);
+    PresentationClock::Stamp stamp = clock.stamp(capture, now);
+    if (stamp.pts_90khz <= last_pts) __builtin_trap();
+    last_pts = stamp.pts_90khz;
+    if (stamp.capture_time_ns != 0 &&
+        (stamp.capture_time_ns != capture || capture > now || now - capture > PresentationClock::kOldestBelievable))
+      __builtin_trap();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
-  uint8_t mode = data[0] % 4, flags = data[1];
+  uint8_t mode = data[0] % 5, flags = data[1];
   data += 2;
   size -= 2;
   // An aligned heap copy of exactly the payload's size, so AddressSanitizer sees any read past its end.
@@ -139,8 +163,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     case 2:
       fuzz_producer_reader(message, size);
       break;
-    default:
+    case 3:
       fuzz_viewer_message(message, size);
+      break;
+    default:
+      fuzz_capture_times(message, size);
       break;
   }
   return 0;

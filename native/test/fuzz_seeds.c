@@ -72,6 +72,18 @@ int main(int argc, char **argv) {
   failed |= write_seed(dir, "touch", 2, buf, message(buf, CP_BODY_TOUCH, touch, 4, NULL));
   fbw_field text[] = {fbw_offset(0)};
   failed |= write_seed(dir, "text", 2, buf, message(buf, CP_BODY_TEXT, text, 1, "hello"));
+
+  /* Capture times: an honest phone at 30 fps, then a new producer whose clock runs behind, then one lying. */
+  static const int64_t times[][2] = {{1000000000, 1001000000},   {1033333333, 1034000000}, {-1, 1067000000},
+                                     {500000000, 1100000000},    {533333333, 1133000000},  {INT64_MAX, 1166000000},
+                                     {INT64_MIN, INT64_MAX}};
+  uint8_t records[sizeof times / sizeof times[0] * 17];
+  for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+    records[i * 17] = i == 3;  /* restart: a new producer */
+    memcpy(records + i * 17 + 1, &times[i][0], 8);
+    memcpy(records + i * 17 + 9, &times[i][1], 8);
+  }
+  failed |= write_seed(dir, "capture-times", 4, records, sizeof records);
   if (failed) perror("cloudphone-fuzz-seeds");
   return failed ? 1 : 0;
 }

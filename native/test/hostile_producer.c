@@ -4,6 +4,7 @@
  *
  *   cloudphone-hostile-producer --dir D --mode garbage-message|no-hello|lying-size|garbage-header|bad-path|truncate
  *                                             |unsealed-memfd|encoded-lies|reconnect-flood|surface-flood
+ *                                             |lying-capture-times
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -102,6 +103,22 @@ static uint8_t *make_surface(const char *dir, const char *name, uint64_t *total,
   return map;
 }
 
+/* Publishes frame_number into slot (the seqlock as the producer library writes it) and says it is ready. */
+static void publish(int fd, uint8_t *map, uint32_t slot, uint64_t frame_number, int64_t capture_time_ns) {
+  struct cp_fb_slot *s = &((struct cp_fb_header *)map)->slots[slot];
+  __atomic_store_n(&s->sequence, s->sequence + 1, __ATOMIC_RELEASE);
+  s->frame_number = frame_number;
+  s->capture_time_ns = capture_time_ns;
+  __atomic_store_n(&s->sequence, s->sequence + 1, __ATOMIC_RELEASE);
+  frame_ready(fd, slot);
+}
+
+static int64_t monotonic_now(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
 int main(int argc, char **argv) {
   const char *dir = NULL, *mode = NULL;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -175,6 +192,19 @@ int main(int argc, char **argv) {
     encoded_fragment(fd, "not h264", 8, 0, 0);            /* no start code */
     encoded_fragment(fd, start, 7, 0, 10);                /* begins a 10-byte frame... */
     encoded_fragment(fd, start, 7, 7, 10);                /* ...and runs past it */
+  } else if (!strcmp(mode, "lying-capture-times")) {
+    /* Frames stamped far in the future, at the ends of the range, before boot and long ago: none may reach the
+     * stream's timestamps or its latency figures, nor spoil the timestamps of the phone after this one. */
+    hello(fd);
+    uint8_t *map = make_surface(dir, "hostile.bin", &total, &file);
+    surface(fd, "hostile.bin", 64, 64, total);
+    usleep(100000);
+    const int64_t lies[] = {INT64_MAX, monotonic_now() + 3600000000000, INT64_MIN, -1, 0, monotonic_now() - 3600000000000,
+                            INT64_MAX - 1};
+    for (uint64_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
+      publish(fd, map, (uint32_t)(i % 3), 10 + i, lies[i]);
+      usleep(60000); /* slower than the fps cap: each one is encoded */
+    }
   } else {
     return 2;
   }

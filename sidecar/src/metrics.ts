@@ -84,6 +84,11 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
       'Surfaces or frames from the phone that were refused',
       (s) => s.producerErrors,
     );
+    counter(
+      'cloudphone_producer_capture_times_unbelieved_total',
+      'Capture times from the phone that could not be true (in the future, negative, over 10 s old); the time the frame was read was used',
+      (s) => s.captureTimesUnbelieved,
+    );
     counter('cloudphone_input_sent_total', "Viewers' input events sent to the phone", (s) => s.input.sent);
     counter(
       'cloudphone_input_merged_total',

@@ -82,9 +82,10 @@ export interface SrtStats {
 /** One encoded picture: H.264 Annex-B, one access unit (SPS/PPS before each keyframe). */
 export interface AccessUnit {
   data: Buffer;
-  /** 90 kHz presentation timestamp, from the capture clock. */
+  /** 90 kHz presentation timestamp, from the capture clock; restarts after the last one with each phone. */
   pts90k: number;
-  /** The phone's CLOCK_MONOTONIC capture time in nanoseconds; 0 for a repeated still frame. */
+  /** The phone's CLOCK_MONOTONIC capture time in nanoseconds; 0 for a repeated still frame, or when the phone's
+   * time could not be true (native/src/sidecar/presentation_clock.h). */
   captureNs: number;
   keyframe: boolean;
 }
@@ -127,6 +128,8 @@ export interface PipelineStats {
   malformedMessages: number;
   producerErrors: number;
   producerConnects: number;
+  /** Capture times a phone gave that could not be true (future, negative, over 10 s old): the read time was used. */
+  captureTimesUnbelieved: number;
   lastCaptureToEncodedMs: number;
   bitrateKbps: number;
   maxFps: number;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../cluster/wait-for.ts';
 import { type AccessUnit, NativePipeline } from '../../sidecar/src/native.ts';
-import { NATIVE_BUILD, pipelineOptions, Simulator, tempDir } from './media-peers.ts';
+import { NATIVE_BUILD, pipelineOptions, runHostileProducer, Simulator, tempDir } from './media-peers.ts';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -99,5 +99,30 @@ describe('encoded pictures for JavaScript', () => {
     const gap = after.findIndex((u, i) => i > 0 && u.pts90k - (after[i - 1]?.pts90k ?? 0) > 3 * frameTicks);
     expect(gap).toBeGreaterThan(0);
     expect(after[gap]?.keyframe).toBe(true);
+  });
+
+  it("stamps pictures by the sidecar's clock when a phone lies about capture times, and starts afresh with the next phone", async () => {
+    const units: AccessUnit[] = [];
+    const { dir, pipeline } = startPipeline((unit) => units.push(unit));
+    expect(await runHostileProducer(dir, 'lying-capture-times')).toBe(0);
+    // Seven frames stamped in the future, at the ends of int64, before boot and an hour ago.
+    await waitFor('the lying frames', () => Promise.resolve(units.length >= 7 ? true : undefined));
+    const lied = units.splice(0);
+    const nowNs = Number(process.hrtime.bigint());
+    // Not believed: no latency figure comes from them (captureNs 0), and their timestamps follow real time.
+    expect(lied.map((u) => u.captureNs)).toEqual(lied.map(() => 0));
+    for (const unit of lied) expect(Math.abs(unit.pts90k / 90_000 - nowNs / 1e9)).toBeLessThan(10);
+    expect(pipeline.stats().captureTimesUnbelieved).toBe(7);
+
+    phone(dir);
+    await waitFor('30 pictures of the next phone', () => Promise.resolve(units.length >= 30 ? true : undefined));
+    const steps = units.slice(1).map((u, i) => u.pts90k - (units[i]?.pts90k ?? 0));
+    steps.sort((a, b) => a - b);
+    // At 30 fps a picture is 3000 ticks of 90 kHz after the one before; a stream whose clock a liar ran ahead
+    // would crawl one tick a picture.
+    const median = steps[Math.floor(steps.length / 2)] ?? 0;
+    expect(median).toBeGreaterThan(2000);
+    expect(median).toBeLessThan(4500);
+    expect(units.every((u) => u.captureNs > 0)).toBe(true);
   });
 });

@@ -227,6 +227,7 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     number("malformedMessages", static_cast<double>(s.malformed_messages));
     number("producerErrors", static_cast<double>(s.producer_errors));
     number("producerConnects", static_cast<double>(s.producer_connects));
+    number("captureTimesUnbelieved", static_cast<double>(s.capture_times_unbelieved));
     number("lastCaptureToEncodedMs", static_cast<double>(s.last_capture_to_encoded_ns) / 1e6);
     number("bitrateKbps", s.bitrate_kbps);
     number("maxFps", s.max_fps);

@@ -175,6 +175,7 @@ void Pipeline::accept_producer() {
   if (producer_fd_ >= 0) drop_producer("replaced by a new producer connection", true);
   producer_fd_ = fd;
   greeted_ = false;
+  clock_.restart();
   stats_.producer_connects++;
 }
 
@@ -399,12 +400,10 @@ void encoded_size(uint32_t width, uint32_t height, uint32_t max_size, uint32_t* 
   *out_height = std::max<uint32_t>(2, static_cast<uint32_t>(uint64_t{height} * max_size / longest) & ~1u);
 }
 
-int64_t Pipeline::next_pts(int64_t capture_time_ns) {
-  // Strictly increasing 90 kHz timestamps from the capture clock, so latency can be traced end to end.
-  int64_t pts = capture_time_ns / 100000 * 9;
-  if (pts <= last_pts_) pts = last_pts_ + 1;
-  last_pts_ = pts;
-  return pts;
+PresentationClock::Stamp Pipeline::stamp(int64_t capture_time_ns, int64_t now_ns) {
+  PresentationClock::Stamp stamp = clock_.stamp(capture_time_ns, now_ns);
+  stats_.capture_times_unbelieved = clock_.unbelieved();
+  return stamp;
 }
 
 void Pipeline::start_passthrough(const ControlMessage& surface) {
@@ -445,7 +444,7 @@ void Pipeline::pass_through(const ControlMessage& message) {
   if (result == AccessUnitAssembler::Result::Incomplete) return;
 
   int64_t now = monotonic_ns();
-  int64_t capture = assembler_.capture_time_ns() > 0 ? assembler_.capture_time_ns() : now;
+  PresentationClock::Stamp stamped = stamp(assembler_.capture_time_ns(), now);
   stats_.frames_published++;
   stats_.frames_encoded++;
   stats_.bytes_encoded += assembler_.size();
@@ -454,12 +453,12 @@ void Pipeline::pass_through(const ControlMessage& message) {
     std::lock_guard<std::mutex> lock(parameter_sets_mutex_);
     copy_parameter_sets(assembler_.data(), assembler_.size(), &parameter_sets_);
   }
-  stats_.last_capture_to_encoded_ns = now - capture;
+  stats_.last_capture_to_encoded_ns = stamped.capture_time_ns ? now - stamped.capture_time_ns : 0;
   EncodedUnit unit;
   unit.data = assembler_.data();
   unit.size = assembler_.size();
-  unit.pts_90khz = next_pts(capture);
-  unit.capture_time_ns = capture;
+  unit.pts_90khz = stamped.pts_90khz;
+  unit.capture_time_ns = stamped.capture_time_ns;
   unit.keyframe = assembler_.keyframe();
   deliver(unit);
 }
@@ -557,7 +556,11 @@ void Pipeline::encode_newest(bool repeat_last) {
     stats_.convert_ns_total += static_cast<uint64_t>(monotonic_ns() - started);
   }
 
-  int64_t pts = next_pts(repeat_last ? monotonic_ns() : frame.capture_time_ns);
+  // A still frame encoded again is stamped when it is encoded; it has no capture time of its own.
+  int64_t stamped_at = monotonic_ns();
+  PresentationClock::Stamp stamped = stamp(repeat_last ? stamped_at : frame.capture_time_ns, stamped_at);
+  int64_t capture = repeat_last ? 0 : stamped.capture_time_ns;
+  int64_t pts = stamped.pts_90khz;
 
   uint32_t bitrate = requested_bitrate_.exchange(0);
   if (bitrate && encoder_.set_bitrate(bitrate)) stats_.bitrate_kbps = bitrate;
@@ -587,12 +590,12 @@ void Pipeline::encode_newest(bool repeat_last) {
   stats_.frames_encoded++;
   stats_.bytes_encoded += encoded.size;
   if (encoded.keyframe) stats_.keyframes++;
-  stats_.last_capture_to_encoded_ns = repeat_last ? 0 : done - frame.capture_time_ns;
+  stats_.last_capture_to_encoded_ns = capture ? done - capture : 0;
   EncodedUnit unit;
   unit.data = encoded.data;
   unit.size = encoded.size;
   unit.pts_90khz = encoded.pts;
-  unit.capture_time_ns = repeat_last ? 0 : frame.capture_time_ns;
+  unit.capture_time_ns = capture;
   unit.keyframe = encoded.keyframe;
   deliver(unit);
 }

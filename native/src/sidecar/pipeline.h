@@ -21,6 +21,7 @@
 #include "h264_encoder.h"
 #include "input_router.h"
 #include "native_error.h"
+#include "presentation_clock.h"
 #include "srt_sink.h"
 
 namespace cloudphone {
@@ -84,6 +85,7 @@ struct PipelineStats {
   std::atomic<uint64_t> malformed_messages{0};
   std::atomic<uint64_t> producer_errors{0};
   std::atomic<uint64_t> producer_connects{0};
+  std::atomic<uint64_t> capture_times_unbelieved{0};  // PresentationClock: replaced by the time the frame was read
   std::atomic<int64_t> last_capture_to_encoded_ns{0};
   std::atomic<uint32_t> bitrate_kbps{0};
   std::atomic<uint32_t> max_fps{0};
@@ -135,7 +137,8 @@ class Pipeline {
   void start_passthrough(const ControlMessage& surface);
   void pass_through(const ControlMessage& fragment);
   void ask_phone_for_keyframe();
-  int64_t next_pts(int64_t capture_time_ns);
+  // The picture's timestamp and believed capture time (PresentationClock), counted in the stats.
+  PresentationClock::Stamp stamp(int64_t capture_time_ns, int64_t now_ns);
   // Hands one encoded picture to every sink: the SRT sink directly, then the listener (JavaScript).
   void deliver(const EncodedUnit& unit);
   void encode_newest(bool repeat_last);
@@ -161,7 +164,7 @@ class Pipeline {
   uint64_t last_frame_number_ = 0;
   bool frame_pending_ = false;
   int64_t last_encode_ns_ = 0;
-  int64_t last_pts_ = -1;
+  PresentationClock clock_;
   std::atomic<bool> keyframe_requested_{false};
   std::atomic<uint32_t> requested_bitrate_{0};
   SrtSink srt_;
