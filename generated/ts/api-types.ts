@@ -7,6 +7,13 @@ import type {V1ObjectMeta} from "@kubernetes/client-node";
  * @maxItems 16
  */
 export type Conditions = Condition[];
+/**
+ * User ids (uids) of the processes that may connect to the control socket: the phone's compositor.
+ *
+ * @minItems 1
+ * @maxItems 16
+ */
+export type PhoneUids = number[];
 
 /**
  * Every document of schemas/json, by title; only here so that all types are generated together.
@@ -440,6 +447,7 @@ export interface CloudPhoneStreamSpec {
    * Name of the Android container in those pods; it gets the shared framebuffer volume.
    */
   phoneContainer: string;
+  phoneUids?: PhoneUids;
   /**
    * onCreate injects pods created from now on and lists older ones in status.podsNeedingRestart; restartExisting also deletes those older pods so their controllers recreate them with the sidecar.
    */
@@ -772,6 +780,7 @@ export interface SidecarConfig {
      * File name of the control socket inside dir.
      */
     socket?: string;
+    phoneUids?: PhoneUids;
   };
   video: Video;
   /**

@@ -1055,6 +1055,18 @@ export const jsonSchemas = {
             "maxLength": 63,
             "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
           },
+          "phoneUids": {
+            "description": "Users whose processes may connect to the sidecar's control socket and publish frames (checked with SO_PEERCRED); any other process that reaches the socket, such as an app inside the phone, is refused. Default: the phone container's runAsUser, else the pod's; when that is 0 or neither is set, 0 and 1000 (root, as Redroid-style images start, and Android's system user, as their composer service runs).",
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 16,
+            "x-kubernetes-list-type": "set",
+            "items": {
+              "type": "integer",
+              "minimum": 0,
+              "maximum": 4294967294
+            }
+          },
           "rollout": {
             "description": "onCreate injects pods created from now on and lists older ones in status.podsNeedingRestart; restartExisting also deletes those older pods so their controllers recreate them with the sidecar.",
             "type": "string",
@@ -1773,6 +1785,18 @@ export const jsonSchemas = {
             "pattern": "^[A-Za-z0-9._-]+$",
             "maxLength": 64,
             "default": "control.sock"
+          },
+          "phoneUids": {
+            "description": "Users whose processes may connect to the control socket and publish frames (checked with SO_PEERCRED); any other connection is refused and counted. Absent: the sidecar's own uid only.",
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 16,
+            "x-kubernetes-list-type": "set",
+            "items": {
+              "type": "integer",
+              "minimum": 0,
+              "maximum": 4294967294
+            }
           }
         }
       },

@@ -169,6 +169,7 @@ export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarS
     preset: 'ultrafast',
     encoder: video.encoder ?? 'auto',
     maxSize: video.maxSize ?? 2560,
+    ...(config.shared?.phoneUids ? { phoneUids: config.shared.phoneUids } : {}),
     srt: srtOptions(config, identity),
   };
   const input: InputSettings = {

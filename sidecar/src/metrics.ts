@@ -85,6 +85,11 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
       (s) => s.producerErrors,
     );
     counter(
+      'cloudphone_producer_connections_refused_total',
+      "Control socket connections refused because the process was not running as one of the phone's uids",
+      (s) => s.connectionsRefused,
+    );
+    counter(
       'cloudphone_producer_capture_times_unbelieved_total',
       'Capture times from the phone that could not be true (in the future, negative, over 10 s old); the time the frame was read was used',
       (s) => s.captureTimesUnbelieved,

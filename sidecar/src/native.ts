@@ -30,6 +30,8 @@ export interface PipelineOptions {
   encoder: 'auto' | 'software' | 'vaapi' | 'nvenc';
   /** Longest side of the encoded picture; a larger screen is scaled down keeping its aspect. 0: no limit. */
   maxSize?: number;
+  /** Users whose processes may connect to the control socket; absent or empty: the sidecar's own uid only. */
+  phoneUids?: number[];
   srt?: SrtOptions;
 }
 
@@ -130,6 +132,8 @@ export interface PipelineStats {
   producerConnects: number;
   /** Capture times a phone gave that could not be true (future, negative, over 10 s old): the read time was used. */
   captureTimesUnbelieved: number;
+  /** Control socket connections refused: the connecting process's uid was not one of phoneUids. */
+  connectionsRefused: number;
   lastCaptureToEncodedMs: number;
   bitrateKbps: number;
   maxFps: number;

@@ -205,10 +205,18 @@ export class Simulator {
     memory?: 'file' | 'memfd';
     /** Publish this many frames, then close. */
     frames?: number;
+    /** Run as this user (and group), as a phone container does beside the sidecar's own user. */
+    uid?: number;
   }) {
+    const simulator = join(NATIVE_BUILD, 'cloudphone-simulator');
+    const asUser =
+      options.uid === undefined
+        ? []
+        : ['--reuid', String(options.uid), '--regid', String(options.uid), '--clear-groups', simulator];
     this.#child = spawn(
-      join(NATIVE_BUILD, 'cloudphone-simulator'),
+      asUser.length ? 'setpriv' : simulator,
       [
+        ...asUser,
         '--dir',
         options.dir,
         '--width',

@@ -2,7 +2,7 @@
 // memory, the sidecar encodes them and pushes MPEG-TS over SRT, and ffmpeg (listening, as an ingest server
 // would) decodes them; the stamps read back from the decoded pictures say which frames arrived, in what order.
 
-import { writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, writeFileSync } from 'node:fs';
 import * as flatbuffers from 'flatbuffers';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -85,7 +85,7 @@ async function startSidecar(
 
 function simulator(
   dir: string,
-  options: { width: number; height: number; format?: string; memory?: 'file' | 'memfd'; frames?: number },
+  options: { width: number; height: number; format?: string; memory?: 'file' | 'memfd'; frames?: number; uid?: number },
 ): Simulator {
   const sim = new Simulator({ dir, ...options });
   cleanups.push(() => sim.stop());
@@ -435,6 +435,67 @@ describe('a hostile producer', () => {
     simulator(dir, { width: 480, height: 960 });
     await framesArrive(rx, 20);
     expectInOrderAndWhole(rx.frames());
+  });
+});
+
+describe("the control socket takes only the phone's users", () => {
+  const PHONE_UID = 4242;
+
+  /** A pipeline whose shared directory a process of PHONE_UID can use, as a pod's fsGroup makes the volume. */
+  function pipelineFor(phoneUids?: number[]): { dir: string; pipeline: NativePipeline; events: PipelineEvent[] } {
+    const shared = tempDir('cloudphone-peercred-');
+    cleanups.push(shared.remove);
+    // The kubelet's fsGroup: the volume's group, set-group-id so the socket made in it belongs to the group too.
+    chownSync(shared.path, 0, PHONE_UID);
+    chmodSync(shared.path, 0o2770);
+    const events: PipelineEvent[] = [];
+    const pipeline = new NativePipeline(pipelineOptions(shared.path, phoneUids ? { phoneUids } : {}), (e) =>
+      events.push(e),
+    );
+    pipeline.start();
+    cleanups.push(() => {
+      pipeline.stop();
+    });
+    return { dir: shared.path, pipeline, events };
+  }
+
+  const refusals = (events: PipelineEvent[]): string[] =>
+    events.flatMap((e) => (e.type === 'error' && e.reason.startsWith('refused a control socket') ? [e.reason] : []));
+
+  it('streams from a phone of a listed uid; another user connecting is refused and the phone streams on', async () => {
+    const { dir, pipeline, events } = pipelineFor([PHONE_UID]);
+    simulator(dir, { width: 320, height: 640, memory: 'memfd', uid: PHONE_UID });
+    await waitFor('frames from the phone', () =>
+      Promise.resolve(pipeline.stats().framesEncoded >= 10 ? true : undefined),
+    );
+    // The test runs as root: a process of another uid than the phone's, such as an app inside the phone.
+    expect(await runHostileProducer(dir, 'no-hello')).toBe(0);
+    const [reason] = await waitFor('the refusal', () => {
+      const found = refusals(events);
+      return Promise.resolve(found.length ? found : undefined);
+    });
+    expect(reason).toMatch(
+      new RegExp(`^refused a control socket connection from uid 0 \\(pid \\d+\\): only uid ${String(PHONE_UID)} may`),
+    );
+    const stats = pipeline.stats();
+    expect(stats.connectionsRefused).toBe(1);
+    // It did not replace the phone, and sent it nothing: the phone keeps streaming.
+    expect(stats.producerConnects).toBe(1);
+    expect(stats.malformedMessages).toBe(0);
+    const encoded = stats.framesEncoded;
+    await waitFor('more frames', () =>
+      Promise.resolve(pipeline.stats().framesEncoded >= encoded + 10 ? true : undefined),
+    );
+    expect(pipeline.stats().producerConnected).toBe(true);
+  });
+
+  it("refuses a phone of another user when no uids are configured: only the sidecar's own", async () => {
+    const { dir, pipeline, events } = pipelineFor();
+    const phone = simulator(dir, { width: 320, height: 640, memory: 'memfd', uid: PHONE_UID });
+    await waitFor('the refusal', () => Promise.resolve(refusals(events).length ? true : undefined));
+    expect(refusals(events)[0]).toContain(`from uid ${String(PHONE_UID)}`);
+    await phone.stop();
+    expect(pipeline.stats()).toMatchObject({ producerConnects: 0, framesEncoded: 0 });
   });
 });
 

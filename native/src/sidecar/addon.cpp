@@ -74,6 +74,19 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     settings_.preset = string_option(o, "preset", "ultrafast");
     settings_.encoder = string_option(o, "encoder", "auto");
     settings_.max_size = uint_option(o, "maxSize", 0);
+    Napi::Value uids = o.Get("phoneUids");
+    if (uids.IsArray()) {
+      Napi::Array list = uids.As<Napi::Array>();
+      for (uint32_t i = 0; i < list.Length(); i++) {
+        Napi::Value uid = list.Get(i);
+        if (!uid.IsNumber() || uid.As<Napi::Number>().DoubleValue() < 0 ||
+            uid.As<Napi::Number>().DoubleValue() > 4294967294.0) {
+          throw_named(env, error("ConfigError", "phoneUids must be uids (integers 0 to 4294967294)"));
+          return;
+        }
+        settings_.phone_uids.push_back(uid.As<Napi::Number>().Uint32Value());
+      }
+    }
     Napi::Value srt = o.Get("srt");
     if (srt.IsObject()) {
       Napi::Object s = srt.As<Napi::Object>();
@@ -228,6 +241,7 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     number("producerErrors", static_cast<double>(s.producer_errors));
     number("producerConnects", static_cast<double>(s.producer_connects));
     number("captureTimesUnbelieved", static_cast<double>(s.capture_times_unbelieved));
+    number("connectionsRefused", static_cast<double>(s.connections_refused));
     number("lastCaptureToEncodedMs", static_cast<double>(s.last_capture_to_encoded_ns) / 1e6);
     number("bitrateKbps", s.bitrate_kbps);
     number("maxFps", s.max_fps);

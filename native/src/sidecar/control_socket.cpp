@@ -43,9 +43,19 @@ NativeError ControlListener::listen(const std::string& path) {
   return {};
 }
 
-int ControlListener::accept_connection() {
+int ControlListener::accept_connection(uint32_t* uid, int32_t* pid) {
   if (fd_ < 0) return -1;
-  return ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) return -1;
+  ucred credentials{};
+  socklen_t length = sizeof credentials;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) {
+    ::close(fd);  // unknown peer: treated as refused, never as trusted
+    return -1;
+  }
+  *uid = credentials.uid;
+  *pid = credentials.pid;
+  return fd;
 }
 
 void ControlListener::close() {

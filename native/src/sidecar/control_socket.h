@@ -19,8 +19,9 @@ class ControlListener {
   // Binds path, replacing a stale socket left by an earlier sidecar (never any other kind of file).
   NativeError listen(const std::string& path);
   int fd() const { return fd_; }
-  // Accepts one pending connection, non-blocking; -1 when none.
-  int accept_connection();
+  // Accepts one pending connection, non-blocking; -1 when none. *uid and *pid are the connecting process's
+  // (SO_PEERCRED, as the kernel recorded them at connect: the peer cannot choose them).
+  int accept_connection(uint32_t* uid, int32_t* pid);
   void close();
 
  private:

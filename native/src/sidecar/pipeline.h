@@ -56,6 +56,8 @@ struct PipelineSettings {
   std::string preset = "ultrafast";
   std::string encoder = "auto";  // auto, software, vaapi, nvenc (encoder_choice.h)
   uint32_t max_size = 0;         // video.maxSize: longest side of the encoded picture, 0 for the phone's own
+  // Users whose processes may connect to the control socket (shared.phoneUids); empty: the sidecar's own.
+  std::vector<uint32_t> phone_uids;
   bool srt_enabled = false;
   SrtSettings srt;
   // Called on the pipeline thread for every encoded picture (after the SRT sink has it); returns true when
@@ -85,6 +87,7 @@ struct PipelineStats {
   std::atomic<uint64_t> malformed_messages{0};
   std::atomic<uint64_t> producer_errors{0};
   std::atomic<uint64_t> producer_connects{0};
+  std::atomic<uint64_t> connections_refused{0};  // from a user not in phone_uids
   std::atomic<uint64_t> capture_times_unbelieved{0};  // PresentationClock: replaced by the time the frame was read
   std::atomic<int64_t> last_capture_to_encoded_ns{0};
   std::atomic<uint32_t> bitrate_kbps{0};
@@ -153,6 +156,7 @@ class Pipeline {
   int wake_fd_ = -1;
   int dir_fd_ = -1;
   ControlListener listener_;
+  std::vector<uint32_t> phone_uids_;  // settings_.phone_uids, or the sidecar's own uid
   int producer_fd_ = -1;
   bool greeted_ = false;
   std::string producer_name_;

@@ -19,6 +19,7 @@ import {
 } from '../labels.ts';
 import type { InjectionSettings } from './injection-settings.ts';
 import { selectorMatches } from './label-selector.ts';
+import { phoneUids } from './phone-uids.ts';
 import { secretMounts } from './secret-mounts.ts';
 import { OverrideError, parseOverrides, renderSidecarConfig } from './sidecar-config.ts';
 
@@ -102,7 +103,9 @@ export function injectSidecar(
   let configJson: string;
   try {
     const overrides = parseOverrides(pod.metadata?.annotations?.[OVERRIDES_ANNOTATION]);
-    configJson = JSON.stringify(renderSidecarConfig(stream, overrides, secrets, settings, validator));
+    configJson = JSON.stringify(
+      renderSidecarConfig(stream, overrides, secrets, settings, validator, phoneUids(stream, pod, phone)),
+    );
   } catch (error) {
     if (error instanceof OverrideError)
       return { allowed: false, message: `annotation ${OVERRIDES_ANNOTATION}: ${error.message}` };

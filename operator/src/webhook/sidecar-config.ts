@@ -62,6 +62,7 @@ export function renderSidecarConfig(
   secrets: SecretMounts,
   settings: InjectionSettings,
   validator: SchemaValidator,
+  phoneUids: number[],
 ): SidecarConfig {
   const spec = stream.spec;
   const config: Record<string, unknown> = {
@@ -72,7 +73,7 @@ export function renderSidecarConfig(
       name: stream.metadata?.name ?? '',
       generation: stream.metadata?.generation ?? 0,
     },
-    shared: { dir: SHARED_MOUNT_PATH, socket: CONTROL_SOCKET },
+    shared: { dir: SHARED_MOUNT_PATH, socket: CONTROL_SOCKET, phoneUids },
     video: merge(spec.video ?? {}, overrides.video),
     input: merge(spec.input ?? {}, overrides.input),
     metrics: { port: settings.metricsPort },

@@ -121,6 +121,38 @@ describe('injectSidecar', () => {
     expect(patched.spec?.securityContext).toEqual({ fsGroup: 3003, runAsUser: 1000 });
   });
 
+  it("lets only the phone's users reach the control socket: the stream's phoneUids, else the uid the pod gives the phone", () => {
+    const { settings, streams, pod } = load('basic');
+    const [stream] = streams;
+    if (!stream) throw new Error('basic has a stream');
+    const uidsFor = (p: V1Pod, s: CloudPhoneStream): unknown => {
+      const decision = injectSidecar(p, [s], settings, validator);
+      if (!decision.allowed) throw new Error(decision.message);
+      const patched = fastJsonPatch.applyPatch(structuredClone(p), decision.patch, true, false).newDocument;
+      const sidecar = [...(patched.spec?.initContainers ?? []), ...(patched.spec?.containers ?? [])].find(
+        (c) => c.name === 'cloudphone-sidecar',
+      );
+      const config = sidecar?.env?.find((e) => e.name === 'CLOUDPHONE_SIDECAR_CONFIG')?.value ?? '{}';
+      return (JSON.parse(config) as { shared?: { phoneUids?: number[] } }).shared?.phoneUids;
+    };
+    const withUids = (container?: number, podUid?: number): V1Pod => {
+      const copy = structuredClone(pod);
+      if (!copy.spec) throw new Error('basic has a pod spec');
+      if (podUid !== undefined) copy.spec.securityContext = { runAsUser: podUid };
+      const phone = copy.spec.containers.find((c) => c.name === stream.spec.phoneContainer);
+      if (phone && container !== undefined) phone.securityContext = { runAsUser: container };
+      return copy;
+    };
+    // Nothing set: the image's user, unknown here; root and Android's system user, as Redroid runs its composer.
+    expect(uidsFor(withUids(), stream)).toEqual([0, 1000]);
+    expect(uidsFor(withUids(undefined, 2000), stream)).toEqual([2000]);
+    expect(uidsFor(withUids(3000, 2000), stream)).toEqual([3000]);
+    expect(uidsFor(withUids(0), stream)).toEqual([0, 1000]);
+    expect(uidsFor(withUids(3000), { ...stream, spec: { ...stream.spec, phoneUids: [1041, 1000] } })).toEqual([
+      1041, 1000,
+    ]);
+  });
+
   it('refuses a pod of a stream that listens for SRT without a passphrase (one stored before the rule)', () => {
     const { settings, streams, pod } = load('basic');
     const [stream] = streams;
