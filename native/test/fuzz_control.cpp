@@ -1,7 +1,8 @@
 // libFuzzer target for everything the sidecar and the phone read from each other before trusting it:
 //   mode 0: a control message from the producer (FlatBuffers Verifier, then the fields the pipeline reads,
 //           then the geometry checks and the file-name rule for a Surface, and for an EncodedFrame the
-//           access unit assembler, fed the fragment and then the same bytes as its continuation);
+//           access unit assembler, fed the fragment and then the same bytes as its continuation, and what it
+//           completes through the H.264 check: NAL types, SPS and PPS read bit by bit);
 //   mode 1: a framebuffer header page, mapped the way the pipeline maps it, then the seqlock reads and
 //           a touch of the first and last byte of the newest frame (a bounds mistake faults here);
 //   mode 2: a message the C producer library reads from the sidecar (fb_wire.c's reader);
@@ -25,6 +26,7 @@
 
 #include "../src/sidecar/access_unit_assembler.h"
 #include "../src/sidecar/control_message.h"
+#include "../src/sidecar/encoded_stream_check.h"
 #include "../src/sidecar/framebuffer_mapping.h"
 #include "../src/sidecar/presentation_clock.h"
 #include "../src/sidecar/viewer_message.h"
@@ -48,6 +50,12 @@ void fuzz_encoded_frame(const ControlMessage& message) {
       sink = assembler.data()[assembler.size() - 1];
       std::vector<uint8_t> parameter_sets;
       copy_parameter_sets(assembler.data(), assembler.size(), &parameter_sets);
+      // The H.264 check, as for a 64x64 surface, twice: the second time it knows the first's SPS.
+      EncodedStreamCheck check;
+      check.reset(64, 64);
+      bool keyframe = false;
+      std::string refused;
+      for (int pass = 0; pass < 2; pass++) (void)check.check(assembler.data(), assembler.size(), &keyframe, &refused);
     }
     fragment.offset += static_cast<uint32_t>(fragment.length);
   }

@@ -4,7 +4,7 @@
  *
  *   cloudphone-hostile-producer --dir D --mode garbage-message|no-hello|lying-size|garbage-header|bad-path|truncate
  *                                             |unsealed-memfd|encoded-lies|reconnect-flood|surface-flood
- *                                             |lying-capture-times
+ *                                             |lying-capture-times|encoded-bad-h264
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -81,6 +81,13 @@ static void surface_passing(int fd, int memory, uint64_t size) {
 /* One EncodedFrame fragment of generation 7. */
 static void encoded_fragment(int fd, const char *data, size_t length, uint32_t offset, uint32_t size) {
   fbw_field fields[] = {fbw_u32(0, 7), fbw_u64(1, 1), fbw_u8(2, 1), fbw_offset(3), fbw_u32(4, offset), fbw_u32(5, size)};
+  send_bytes(fd, message, fbw_message(message, sizeof message, CP_BODY_ENCODED_FRAME, fields, 6, &data, &length));
+}
+
+/* One whole access unit (a single fragment) of generation 7. */
+static void encoded_unit(int fd, const char *data, size_t length, int keyframe) {
+  fbw_field fields[] = {fbw_u32(0, 7), fbw_u64(1, 1), fbw_u8(2, (uint8_t)keyframe), fbw_offset(3), fbw_u32(4, 0),
+                        fbw_u32(5, 0)};
   send_bytes(fd, message, fbw_message(message, sizeof message, CP_BODY_ENCODED_FRAME, fields, 6, &data, &length));
 }
 
@@ -205,6 +212,23 @@ int main(int argc, char **argv) {
       publish(fd, map, (uint32_t)(i % 3), 10 + i, lies[i]);
       usleep(60000); /* slower than the fps cap: each one is encoded */
     }
+  } else if (!strcmp(mode, "encoded-bad-h264")) {
+    /* Access units that are whole as messages but are not H.264 a viewer should get, for a 64x64 surface. Each
+     * is refused for a different reason; the SPS below is Baseline 64x64 (and its 128x128 twin). */
+    hello(fd);
+    fbw_field fields[] = {fbw_u32(0, 7), fbw_u8(1, 2), fbw_u32(3, 64), fbw_u32(4, 64)};
+    send_bytes(fd, message, fbw_message(message, sizeof message, CP_BODY_SURFACE, fields, 4, NULL, NULL));
+#define UNIT(bytes, keyframe) encoded_unit(fd, bytes, sizeof bytes - 1, keyframe)
+    UNIT("\x00\x00\x00\x01\xe5\x88\x84\x21", 1);                        /* forbidden bit set */
+    UNIT("\x00\x00\x00\x01\x74\x88\x84\x21", 0);                        /* MVC slice extension (20) */
+    UNIT("\x00\x00\x00\x01\x06\x05\x01\x00\x80", 0);                     /* SEI alone: no picture */
+    UNIT("\x00\x00\x00\x01\x65\x88\x84\x21", 1);                        /* IDR without SPS and PPS */
+    UNIT("\x00\x00\x00\x01\x68\xce\x38\x80\x00\x00\x01\x65\x88\x84", 1); /* PPS naming an SPS never sent */
+    UNIT("\x00\x00\x00\x01\x67\x42\xc0\x1e\xda\x08\x11\x90\x00\x00\x01\x68\xce\x38\x80\x00\x00\x01\x65\x88\x84",
+         1);                                                                /* SPS of 128x128 */
+    UNIT("\x00\x00\x00\x01\x67\x42\xc0", 1);                             /* SPS cut short */
+    UNIT("\x00\x00\x00\x01\x67\x64\xc0\x1e\xda\x10\x99\x00\x00\x01\x65\x88", 1); /* High, 4:0:0 (monochrome) */
+#undef UNIT
   } else {
     return 2;
   }

@@ -255,8 +255,20 @@ export class EncodedPhone {
   readonly #encoder: ChildProcess;
   readonly #phone: ChildProcess;
 
-  constructor(options: { dir: string; width: number; height: number; fps?: number; kbps?: number }) {
+  constructor(options: {
+    dir: string;
+    width: number;
+    height: number;
+    fps?: number;
+    kbps?: number;
+    /** The encoder's pixel format: 4:2:0 as MediaCodec makes it, unless a test wants another. */
+    pixelFormat?: string;
+    /** The surface the phone announces, when a test makes it differ from what it encodes. */
+    announce?: { width: number; height: number };
+  }) {
     const size = ['--width', String(options.width), '--height', String(options.height)];
+    const announced = options.announce ?? options;
+    const announcedSize = ['--width', String(announced.width), '--height', String(announced.height)];
     const fps = String(options.fps ?? 30);
     this.#frames = spawn(join(NATIVE_BUILD, 'cloudphone-simulator'), ['--raw', ...size, '--fps', fps], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -265,13 +277,18 @@ export class EncodedPhone {
       'ffmpeg',
       ['-hide_banner', '-loglevel', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgba']
         .concat(['-s', `${String(options.width)}x${String(options.height)}`, '-r', fps, '-i', '-'])
-        .concat(['-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency'])
+        .concat(['-c:v', 'libx264', '-pix_fmt', options.pixelFormat ?? 'yuv420p', '-preset', 'ultrafast'])
+        .concat(['-tune', 'zerolatency'])
         .concat(['-x264-params', 'aud=1:keyint=30', '-b:v', `${String(options.kbps ?? 4000)}k`, '-f', 'h264', '-']),
       { stdio: [this.#frames.stdout, 'pipe', 'inherit'] },
     );
-    this.#phone = spawn(join(NATIVE_BUILD, 'cloudphone-simulator'), ['--h264', '--dir', options.dir, ...size], {
-      stdio: [this.#encoder.stdout, 'pipe', 'inherit'],
-    });
+    this.#phone = spawn(
+      join(NATIVE_BUILD, 'cloudphone-simulator'),
+      ['--h264', '--dir', options.dir, ...announcedSize],
+      {
+        stdio: [this.#encoder.stdout, 'pipe', 'inherit'],
+      },
+    );
     lines(this.#phone, (line) => this.events.push(JSON.parse(line) as SimulatorEvent));
   }
 

@@ -499,6 +499,62 @@ describe("the control socket takes only the phone's users", () => {
   });
 });
 
+describe('H.264 a phone encoded itself is checked before any receiver gets it', () => {
+  it('refuses NAL units, parameter sets and pictures a viewer should not get, saying why, and the next phone streams', async () => {
+    const { dir, port, sidecar, events } = await startSidecar();
+    expect(await runHostileProducer(dir, 'encoded-bad-h264')).toBe(0);
+    const reasons = await waitFor('eight refusals', () => {
+      const found = events.flatMap((e) => (e.type === 'error' ? [e.reason] : []));
+      return Promise.resolve(found.length >= 8 ? found : undefined);
+    });
+    expect(reasons.map((r) => r.replace('refused H.264 from the phone: ', ''))).toEqual([
+      'a NAL unit has its forbidden bit set',
+      'NAL unit type 20 (an SVC or MVC slice) is not one a viewer decodes',
+      'an access unit holds no picture (no slice)',
+      'an IDR picture must bring its SPS and PPS: a receiver starts decoding there',
+      'PPS 0 refers to SPS 0, which the phone has not sent',
+      'SPS picture 128x128 is not the announced surface 64x64',
+      'an SPS is cut short',
+      'SPS chroma format 0 is not 4:2:0 (1)',
+    ]);
+    expect(sidecar.stats()).toMatchObject({ framesEncoded: 0, producerErrors: 8 });
+
+    const rx = receiver(port, { width: 360, height: 640 });
+    const phone = new EncodedPhone({ dir, width: 360, height: 640 });
+    cleanups.push(() => phone.stop());
+    await framesArrive(rx, 20);
+    expectInOrderAndWhole(rx.frames());
+  });
+
+  it('refuses pictures larger than the surface the phone announced (video.maxSize checked that one)', async () => {
+    const { dir, sidecar, events } = await startSidecar({ maxSize: 640 });
+    const phone = new EncodedPhone({ dir, width: 720, height: 1280, announce: { width: 360, height: 640 } });
+    cleanups.push(() => phone.stop());
+    const refusal = await waitFor('the refusal', () =>
+      Promise.resolve(events.find((e) => e.type === 'error' && e.reason.includes('SPS picture'))),
+    );
+    expect(refusal.type === 'error' && refusal.reason).toContain(
+      'SPS picture 720x1280 is not the announced surface 360x640',
+    );
+    expect(sidecar.stats().framesEncoded).toBe(0);
+  });
+
+  it('refuses a profile browsers do not decode: 4:4:4 (High 4:4:4 Predictive)', async () => {
+    const { dir, sidecar, events } = await startSidecar();
+    const phone = new EncodedPhone({ dir, width: 360, height: 640, pixelFormat: 'yuv444p' });
+    cleanups.push(() => phone.stop());
+    const refusal = await waitFor('the refusal', () =>
+      Promise.resolve(events.find((e) => e.type === 'error' && e.reason.includes('profile'))),
+    );
+    expect(refusal.type === 'error' && refusal.reason).toContain('SPS profile 244 (High 4:4:4 Predictive)');
+    // What comes between keyframes refers to the refused ones: dropped too, and none reached a sink.
+    await waitFor('pictures dropped after the refusal', () =>
+      Promise.resolve(sidecar.stats().framesStale > 10 ? true : undefined),
+    );
+    expect(sidecar.stats().framesEncoded).toBe(0);
+  });
+});
+
 describe('a phone flooding the sidecar with what it must refuse or announce', () => {
   it.each([
     // Each reconnect is a connected and a disconnected event; each refused surface an error event.

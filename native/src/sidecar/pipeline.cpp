@@ -435,6 +435,7 @@ void Pipeline::start_passthrough(const ControlMessage& surface) {
   passthrough_ = true;
   passthrough_generation_ = g.generation;
   assembler_.reset();
+  stream_check_.reset(g.width, g.height);
   keyframe_requested_ = true;  // receivers start at an IDR: ask the phone for one
   announce_surface(g.generation, g.width, g.height, kEncodedH264Format);
 }
@@ -458,13 +459,25 @@ void Pipeline::pass_through(const ControlMessage& message) {
     return;
   }
   if (result == AccessUnitAssembler::Result::Incomplete) return;
+  bool keyframe = false;
+  switch (stream_check_.check(assembler_.data(), assembler_.size(), &keyframe, &why)) {
+    case EncodedStreamCheck::Verdict::Refused:
+      keyframe_requested_ = true;
+      return producer_error("refused H.264 from the phone: " + why);
+    case EncodedStreamCheck::Verdict::WaitingForKeyframe:
+      stats_.frames_stale++;  // it refers to a picture that was refused or never came
+      keyframe_requested_ = true;
+      return;
+    case EncodedStreamCheck::Verdict::Pass:
+      break;
+  }
 
   int64_t now = monotonic_ns();
   PresentationClock::Stamp stamped = stamp(assembler_.capture_time_ns(), now);
   stats_.frames_published++;
   stats_.frames_encoded++;
   stats_.bytes_encoded += assembler_.size();
-  if (assembler_.keyframe()) {
+  if (keyframe) {
     stats_.keyframes++;
     std::lock_guard<std::mutex> lock(parameter_sets_mutex_);
     copy_parameter_sets(assembler_.data(), assembler_.size(), &parameter_sets_);
@@ -475,7 +488,7 @@ void Pipeline::pass_through(const ControlMessage& message) {
   unit.size = assembler_.size();
   unit.pts_90khz = stamped.pts_90khz;
   unit.capture_time_ns = stamped.capture_time_ns;
-  unit.keyframe = assembler_.keyframe();
+  unit.keyframe = keyframe;  // from the pictures themselves, not the phone's flag
   deliver(unit);
 }
 

@@ -16,6 +16,7 @@
 #include "access_unit_assembler.h"
 #include "control_message.h"
 #include "control_socket.h"
+#include "encoded_stream_check.h"
 #include "encoder_choice.h"
 #include "framebuffer_mapping.h"
 #include "h264_encoder.h"
@@ -175,6 +176,7 @@ class Pipeline {
   bool passthrough_ = false;
   uint32_t passthrough_generation_ = 0;
   AccessUnitAssembler assembler_;
+  EncodedStreamCheck stream_check_;
   int64_t last_phone_keyframe_request_ns_ = 0;
 
   // Input for the phone, sent from the threads that call send_input (and from the pipeline thread when the
