@@ -47,6 +47,13 @@ int main(int argc, char **argv) {
   const char *annexb_text = annexb;
   failed |= write_seed(dir, "encoded-frame", 0, buf,
                        fbw_message(buf, 1024, CP_BODY_ENCODED_FRAME, encoded, 6, &annexb_text, &annexb_length));
+  /* A whole keyframe as the H.264 check passes it: SPS (Baseline 64x64), PPS, IDR slice. */
+  static const char keyframe[] = "\x00\x00\x00\x01\x67\x42\xc0\x1e\xda\x10\x99\x00\x00\x01\x68\xce\x38\x80"
+                                 "\x00\x00\x01\x65\x88\x84\x21";
+  size_t keyframe_length = sizeof keyframe - 1;
+  const char *keyframe_text = keyframe;
+  failed |= write_seed(dir, "encoded-keyframe", 0, buf,
+                       fbw_message(buf, 1024, CP_BODY_ENCODED_FRAME, encoded, 6, &keyframe_text, &keyframe_length));
   fbw_field goodbye[] = {fbw_offset(0)};
   failed |= write_seed(dir, "goodbye", 0, buf, message(buf, CP_BODY_GOODBYE, goodbye, 1, "shutting down"));
 

@@ -263,6 +263,8 @@ export class EncodedPhone {
     kbps?: number;
     /** The encoder's pixel format: 4:2:0 as MediaCodec makes it, unless a test wants another. */
     pixelFormat?: string;
+    /** More x264 parameters (name=value:...), after the ones every test phone uses. */
+    x264Params?: string;
     /** The surface the phone announces, when a test makes it differ from what it encodes. */
     announce?: { width: number; height: number };
   }) {
@@ -279,7 +281,15 @@ export class EncodedPhone {
         .concat(['-s', `${String(options.width)}x${String(options.height)}`, '-r', fps, '-i', '-'])
         .concat(['-c:v', 'libx264', '-pix_fmt', options.pixelFormat ?? 'yuv420p', '-preset', 'ultrafast'])
         .concat(['-tune', 'zerolatency'])
-        .concat(['-x264-params', 'aud=1:keyint=30', '-b:v', `${String(options.kbps ?? 4000)}k`, '-f', 'h264', '-']),
+        .concat([
+          '-x264-params',
+          ['aud=1:keyint=30', ...(options.x264Params ? [options.x264Params] : [])].join(':'),
+          '-b:v',
+          `${String(options.kbps ?? 4000)}k`,
+          '-f',
+          'h264',
+          '-',
+        ]),
       { stdio: [this.#frames.stdout, 'pipe', 'inherit'] },
     );
     this.#phone = spawn(

@@ -526,6 +526,25 @@ describe('H.264 a phone encoded itself is checked before any receiver gets it', 
     expectInOrderAndWhole(rx.frames());
   });
 
+  it('passes High profile with scaling matrices of its own, whole and in order', async () => {
+    const { dir, port, sidecar } = await startSidecar();
+    // Eight quantisation matrices (4x4 and 8x8, intra and inter), every entry its own: the PPS carries them.
+    const matrices = join(dir, 'matrices.cqm');
+    const names = ['INTRA4X4_LUMA', 'INTRA4X4_CHROMAU', 'INTRA4X4_CHROMAV', 'INTER4X4_LUMA', 'INTER4X4_CHROMAU']
+      .concat(['INTER4X4_CHROMAV', 'INTRA8X8_LUMA', 'INTER8X8_LUMA'])
+      .map((name) => {
+        const size = name.includes('8X8') ? 64 : 16;
+        return `${name} =\n${Array.from({ length: size }, (_, i) => String(6 + ((i * 7 + name.length) % 50))).join(' ')}`;
+      });
+    writeFileSync(matrices, `${names.join('\n')}\n`);
+    const rx = receiver(port, { width: 360, height: 640 });
+    const phone = new EncodedPhone({ dir, width: 360, height: 640, x264Params: `8x8dct=1:cqmfile=${matrices}` });
+    cleanups.push(() => phone.stop());
+    await framesArrive(rx, 40);
+    expectInOrderAndWhole(rx.frames());
+    expect(sidecar.stats().producerErrors).toBe(0);
+  });
+
   it('refuses pictures larger than the surface the phone announced (video.maxSize checked that one)', async () => {
     const { dir, sidecar, events } = await startSidecar({ maxSize: 640 });
     const phone = new EncodedPhone({ dir, width: 720, height: 1280, announce: { width: 360, height: 640 } });
