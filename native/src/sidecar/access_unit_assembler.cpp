@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "annexb.h"
+
 namespace cloudphone {
 
 bool starts_with_start_code(const uint8_t* data, std::size_t length) {
@@ -73,31 +75,15 @@ AccessUnitAssembler::Result AccessUnitAssembler::add(const EncodedFragment& f, s
 }
 
 void copy_parameter_sets(const uint8_t* data, std::size_t length, std::vector<uint8_t>* out) {
-  // Walk the start codes; each NAL unit runs to the next start code or the end.
   std::size_t found = 0;
-  std::size_t i = 0;
-  auto next_start = [&](std::size_t from) {
-    for (std::size_t k = from; k + 3 <= length; k++)
-      if (data[k] == 0 && data[k + 1] == 0 && data[k + 2] == 1) return k;
-    return length;
-  };
-  i = next_start(0);
-  while (i < length) {
-    std::size_t nal = i + 3;
-    std::size_t end = next_start(nal);
-    std::size_t stop = end;
-    while (stop > nal && data[stop - 1] == 0) stop--;  // trailing zeros belong to the next 4-byte start code
-    if (nal < stop) {
-      int type = data[nal] & 0x1f;
-      if (type == 7 || type == 8) {
-        if (found++ == 0) out->clear();
-        static const uint8_t kStartCode[4] = {0, 0, 0, 1};
-        out->insert(out->end(), kStartCode, kStartCode + 4);
-        out->insert(out->end(), data + nal, data + stop);
-      }
-    }
-    i = end;
-  }
+  for_each_nal_unit(data, length, [&](const uint8_t* nal, std::size_t size) {
+    int type = nal[0] & 0x1f;
+    if (type != 7 && type != 8) return;
+    if (found++ == 0) out->clear();
+    static const uint8_t kStartCode[4] = {0, 0, 0, 1};
+    out->insert(out->end(), kStartCode, kStartCode + 4);
+    out->insert(out->end(), nal, nal + size);
+  });
 }
 
 }  // namespace cloudphone

@@ -1,5 +1,7 @@
 #include "encoded_stream_check.h"
 
+#include "annexb.h"
+
 namespace cloudphone {
 namespace {
 
@@ -144,75 +146,66 @@ void EncodedStreamCheck::reset(uint32_t width, uint32_t height) {
 
 EncodedStreamCheck::Verdict EncodedStreamCheck::check(const uint8_t* data, std::size_t length, bool* keyframe,
                                                       std::string* why) {
-  int idr_slices = 0, slices = 0;
-  bool has_sps = false, has_pps = false;
-  uint32_t unit_sps = 0;
-  auto next_start = [&](std::size_t from) {
-    for (std::size_t k = from; k + 3 <= length; k++)
-      if (data[k] == 0 && data[k + 1] == 0 && data[k + 2] == 1) return k;
-    return length;
-  };
-  auto refuse = [&](std::string reason) {
-    *why = std::move(reason);
+  UnitSummary unit;
+  std::string problem;
+  for_each_nal_unit(data, length, [&](const uint8_t* nal, std::size_t size) {
+    if (problem.empty()) problem = check_nal_unit(nal, size, &unit);
+  });
+  if (problem.empty() && unit.slices == 0) problem = "an access unit holds no picture (no slice)";
+  if (problem.empty() && unit.idr_slices != 0 && unit.idr_slices != unit.slices)
+    problem = "an access unit mixes IDR and other slices";
+  if (problem.empty() && unit.idr_slices && (!unit.sps || !unit.pps))
+    problem = "an IDR picture must bring its SPS and PPS: a receiver starts decoding there";
+  if (!problem.empty()) {
+    *why = std::move(problem);
     waiting_for_keyframe_ = true;
     return Verdict::Refused;
-  };
-  for (std::size_t i = next_start(0); i < length;) {
-    std::size_t nal = i + 3;
-    std::size_t end = next_start(nal);
-    std::size_t stop = end;
-    while (stop > nal && data[stop - 1] == 0) stop--;  // trailing zeros belong to the next 4-byte start code
-    i = end;
-    if (nal >= stop) continue;
-    uint8_t header = data[nal];
-    if (header & 0x80) return refuse("a NAL unit has its forbidden bit set");
-    int type = header & 0x1f;
-    switch (type) {
-      case kNalSlice:
-        slices++;
-        break;
-      case kNalIdrSlice:
-        slices++;
-        idr_slices++;
-        break;
-      case 6:   // SEI
-      case 9:   // access unit delimiter
-      case 10:  // end of sequence
-      case 11:  // end of stream
-      case 12:  // filler
-        break;
-      case kNalSps: {
-        uint32_t id = 0;
-        std::string problem = check_sps(data + nal + 1, stop - nal - 1, &id);
-        if (!problem.empty()) return refuse(std::move(problem));
-        unit_sps |= 1u << id;
-        has_sps = true;
-        break;
-      }
-      case kNalPps: {
-        RbspReader reader(data + nal + 1, stop - nal - 1);
-        uint32_t pps = reader.ue(), sps = reader.ue();
-        if (reader.failed() || pps > 255 || sps > 31) return refuse("a PPS cannot be read");
-        if (((known_sps_ | unit_sps) & (1u << sps)) == 0)
-          return refuse("PPS " + std::to_string(pps) + " refers to SPS " + std::to_string(sps) +
-                        ", which the phone has not sent");
-        has_pps = true;
-        break;
-      }
-      default:
-        return refuse("NAL unit type " + std::to_string(type) + " (" + nal_type_name(type) +
-                      ") is not one a viewer decodes");
-    }
   }
-  if (slices == 0) return refuse("an access unit holds no picture (no slice)");
-  if (idr_slices != 0 && idr_slices != slices) return refuse("an access unit mixes IDR and other slices");
-  if (idr_slices && (!has_sps || !has_pps))
-    return refuse("an IDR picture must bring its SPS and PPS: a receiver starts decoding there");
-  if (waiting_for_keyframe_ && idr_slices == 0) return Verdict::WaitingForKeyframe;
+  if (waiting_for_keyframe_ && unit.idr_slices == 0) return Verdict::WaitingForKeyframe;
   waiting_for_keyframe_ = false;
-  known_sps_ |= unit_sps;
-  *keyframe = idr_slices != 0;
+  known_sps_ |= unit.sps_ids;
+  *keyframe = unit.idr_slices != 0;
   return Verdict::Pass;
+}
+
+std::string EncodedStreamCheck::check_nal_unit(const uint8_t* nal, std::size_t size, UnitSummary* unit) const {
+  if (nal[0] & 0x80) return "a NAL unit has its forbidden bit set";
+  int type = nal[0] & 0x1f;
+  switch (type) {
+    case kNalSlice:
+      unit->slices++;
+      return {};
+    case kNalIdrSlice:
+      unit->slices++;
+      unit->idr_slices++;
+      return {};
+    case 6:   // SEI
+    case 9:   // access unit delimiter
+    case 10:  // end of sequence
+    case 11:  // end of stream
+    case 12:  // filler
+      return {};
+    case kNalSps: {
+      uint32_t id = 0;
+      std::string problem = check_sps(nal + 1, size - 1, &id);
+      if (problem.empty()) {
+        unit->sps_ids |= 1u << id;
+        unit->sps = true;
+      }
+      return problem;
+    }
+    case kNalPps: {
+      RbspReader reader(nal + 1, size - 1);
+      uint32_t pps = reader.ue(), sps = reader.ue();
+      if (reader.failed() || pps > 255 || sps > 31) return "a PPS cannot be read";
+      if (((known_sps_ | unit->sps_ids) & (1u << sps)) == 0)
+        return "PPS " + std::to_string(pps) + " refers to SPS " + std::to_string(sps) + ", which the phone has not sent";
+      unit->pps = true;
+      return {};
+    }
+    default:
+      return "NAL unit type " + std::to_string(type) + " (" + nal_type_name(type) + ") is not one a viewer decodes";
+  }
 }
 
 std::string EncodedStreamCheck::check_sps(const uint8_t* payload, std::size_t length, uint32_t* id) const {

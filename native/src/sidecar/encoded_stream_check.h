@@ -28,6 +28,14 @@ class EncodedStreamCheck {
   Verdict check(const uint8_t* data, std::size_t length, bool* keyframe, std::string* why);
 
  private:
+  // What one access unit held, NAL unit by NAL unit.
+  struct UnitSummary {
+    int slices = 0, idr_slices = 0;
+    bool sps = false, pps = false;
+    uint32_t sps_ids = 0;  // bit i: an SPS with id i passed
+  };
+  // Why this NAL unit (header byte first) is refused, or empty; what it is goes into *unit.
+  std::string check_nal_unit(const uint8_t* nal, std::size_t size, UnitSummary* unit) const;
   // Why this SPS payload (after the NAL header) is refused, or empty; *id is its seq_parameter_set_id.
   std::string check_sps(const uint8_t* payload, std::size_t length, uint32_t* id) const;
 
