@@ -2,10 +2,16 @@
 // normalized to the picture itself, not the element: the video is letterboxed (object-fit: contain), and a
 // touch on the black bars is not on the phone. Each browser pointer gets a finger index 0..9 for the whole
 // gesture (multi-touch where the browser has it).
+//
+// Typing goes to an invisible textarea, so that input methods work: a key the phone knows goes as that key;
+// a character as Text from its keydown; what an input method composed, once, when the composition ends; what
+// an on-screen keyboard inserts without a usable keydown, from the input event. Each path prevents the
+// next, so nothing is sent twice.
 
 import { TouchAction } from '../../generated/ts/fbs/input_generated.ts';
 import { androidKeycode, androidMetaState } from './android-keys.ts';
 import type { PlayerMessages } from './channel-messages.ts';
+import { phoneKeyForShortcut } from './phone-keys.ts';
 
 const MAX_FINGERS = 10;
 // The longest Text the sidecar and the phone take whole, in UTF-8 bytes.
@@ -46,14 +52,32 @@ export function textChunks(text: string): string[] {
 
 export class InputCapture {
   readonly #video: HTMLVideoElement;
+  readonly #keyboard: HTMLTextAreaElement;
   readonly #messages: PlayerMessages;
   readonly #send: (bytes: Uint8Array) => void;
   readonly #fingers = new Map<number, number>();
 
-  constructor(video: HTMLVideoElement, messages: PlayerMessages, send: (bytes: Uint8Array) => void) {
+  constructor(
+    video: HTMLVideoElement,
+    keyboard: HTMLTextAreaElement,
+    messages: PlayerMessages,
+    send: (bytes: Uint8Array) => void,
+  ) {
     this.#video = video;
+    this.#keyboard = keyboard;
     this.#messages = messages;
     this.#send = send;
+    keyboard.addEventListener('compositionend', (e) => {
+      this.#typed(e.data);
+    });
+    keyboard.addEventListener('input', (e) => {
+      const input = e as InputEvent;
+      // Mid-composition the input method still changes its mind; compositionend brings the result.
+      if (input.isComposing) return;
+      if (input.inputType === 'insertText' && input.data) this.#typed(input.data);
+      else keyboard.value = '';
+    });
+    this.focusKeyboard();
     video.addEventListener('pointerdown', (e) => {
       this.#pointer(e, TouchAction.Down);
     });
@@ -89,6 +113,17 @@ export class InputCapture {
     });
   }
 
+  /** Typing goes to the phone from here on (the page keeps its keyboard focus in the hidden textarea). */
+  focusKeyboard(): void {
+    this.#keyboard.focus({ preventScroll: true });
+  }
+
+  /** Text an input method or an on-screen keyboard produced; the textarea is emptied for the next. */
+  #typed(text: string): void {
+    this.#keyboard.value = '';
+    for (const chunk of textChunks(text)) this.#send(this.#messages.text(chunk));
+  }
+
   /** Where on the phone (0..1) a point in the page is, or undefined outside the picture. */
   phonePoint(clientX: number, clientY: number): { x: number; y: number } | undefined {
     const rect = this.#video.getBoundingClientRect();
@@ -114,7 +149,7 @@ export class InputCapture {
       if (!point) return;
       this.#fingers.set(e.pointerId, finger);
       this.#video.setPointerCapture(e.pointerId);
-      this.#video.focus();
+      this.focusKeyboard();
       this.#send(this.#messages.touch(action, finger, point.x, point.y, this.#pressure(e)));
       return;
     }
@@ -148,7 +183,14 @@ export class InputCapture {
   }
 
   #key(e: KeyboardEvent, down: boolean): void {
-    if (e.isComposing) return;
+    // During a composition ('Process': the input method has the key) the result comes with compositionend.
+    if (e.isComposing || e.key === 'Process') return;
+    const phoneKey = phoneKeyForShortcut(e);
+    if (phoneKey) {
+      e.preventDefault();
+      this.#send(this.#messages.key(down, phoneKey.keycode, e.repeat ? 1 : 0, 0));
+      return;
+    }
     const keycode = androidKeycode(e.code);
     if (keycode !== undefined) {
       e.preventDefault();

@@ -5,11 +5,14 @@
 
 import { InputCapture } from './input-capture.ts';
 import { PlayerMessages, readSidecarMessage, type PlayerStats } from './channel-messages.ts';
+import { phoneKeyButtons } from './phone-keys.ts';
 import { StallWatch } from './stall-watch.ts';
 
 const video = document.getElementById('screen') as HTMLVideoElement;
 const overlay = document.getElementById('overlay') as HTMLDivElement;
 const status = document.getElementById('status') as HTMLDivElement;
+const keys = document.getElementById('keys') as HTMLDivElement;
+const keyboard = document.getElementById('keyboard') as HTMLTextAreaElement;
 const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? '';
 const messages = new PlayerMessages();
 
@@ -198,6 +201,7 @@ function onSidecarMessage(connection: Connection, bytes: Uint8Array): void {
   switch (message.kind) {
     case 'session':
       connection.control = message.control;
+      keys.hidden = !message.control; // a view-only viewer has no keys to press
       document.title = `cloudphone ${String(message.width)}x${String(message.height)}${message.control ? '' : ' (view only)'}`;
       break;
     case 'ping': {
@@ -277,8 +281,12 @@ async function report(): Promise<void> {
   if (connection.stalls.keyframeDue(performance.now())) send(messages.keyframeRequest());
 }
 
-new InputCapture(video, messages, (bytes) => {
+const input = new InputCapture(video, keyboard, messages, (bytes) => {
   if (current?.control) send(bytes);
+});
+phoneKeyButtons(keys, (keycode, down) => {
+  if (current?.control) send(messages.key(down, keycode, 0, 0));
+  input.focusKeyboard();
 });
 video.requestVideoFrameCallback(onFrame);
 setInterval(() => void report(), 1000);

@@ -135,6 +135,79 @@ describe('the player page in Chromium', () => {
     });
   });
 
+  it("presses the phone's keys: buttons and Alt shortcuts send Back, Home, Recents, Power and Volume, down then up", async () => {
+    // android.view.KeyEvent: BACK 4, HOME 3, APP_SWITCH 187, POWER 26, VOLUME_UP 24, VOLUME_DOWN 25.
+    const expected = [4, 3, 187, 26, 24, 25];
+    await withPlayer(CONTROL_TOKEN, async (page) => {
+      const since = phone.simulator.events.length;
+      const phoneKeys = (): { keycode: unknown; action: unknown }[] =>
+        phone.simulator.events
+          .slice(since)
+          .filter((e) => e.kind === 'key' && e.keycode !== 57) // Alt itself goes too, as any key the phone knows
+          .map((e) => ({ keycode: e.keycode, action: e.action }));
+      const buttons = page.locator('#keys button');
+      await buttons.first().waitFor();
+      const count = await buttons.count();
+      const keycodes = await Promise.all(
+        Array.from({ length: count }, (_, n) => buttons.nth(n).getAttribute('data-keycode')),
+      );
+      expect(keycodes.map(Number)).toEqual(expected);
+      for (let i = 0; i < expected.length; i++) await buttons.nth(i).click();
+      await waitUntil('six presses', () => phoneKeys().length >= 12);
+      expect(phoneKeys()).toEqual(expected.flatMap((keycode) => [0, 1].map((action) => ({ keycode, action }))));
+
+      // The shortcuts, each named on its button.
+      expect(await buttons.first().getAttribute('title')).toBe('Back (Alt+B)');
+      const shortcuts = ['Alt+KeyB', 'Alt+KeyH', 'Alt+KeyS', 'Alt+KeyP', 'Alt+ArrowUp', 'Alt+ArrowDown'];
+      for (const shortcut of shortcuts) await page.keyboard.press(shortcut);
+      await waitUntil('six shortcuts', () => phoneKeys().length >= 24);
+      expect(phoneKeys().slice(12)).toEqual(
+        expected.flatMap((keycode) => [0, 1].map((action) => ({ keycode, action }))),
+      );
+
+      // A long press holds the key down until the mouse lets go (Power: the phone's power menu).
+      const power = await buttons.nth(3).boundingBox();
+      if (!power) throw new Error('the Power button is on the page');
+      await page.mouse.move(power.x + power.width / 2, power.y + power.height / 2);
+      await page.mouse.down();
+      await waitUntil('Power down', () => phoneKeys().length >= 25);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(phoneKeys().slice(24)).toEqual([{ keycode: 26, action: 0 }]);
+      await page.mouse.up();
+      await waitUntil('Power up', () => phoneKeys().length >= 26);
+      expect(phoneKeys()[25]).toEqual({ keycode: 26, action: 1 });
+    });
+  });
+
+  it('sends what an input method composed once, as text, and nothing of the composing keys', async () => {
+    await withPlayer(CONTROL_TOKEN, async (page) => {
+      const since = phone.simulator.events.length;
+      const typed = (): string =>
+        phone.simulator.events
+          .slice(since)
+          .filter((e) => e.kind === 'text')
+          .map((e) => String(e.text))
+          .join('');
+      // What Chromium does for an input method: composition updates as the user types the reading, then the
+      // chosen characters committed (CDP's IME calls are what an IME's events become in the renderer).
+      const cdp = await page.context().newCDPSession(page);
+      for (const reading of ['s', 'sh', 'shou', 'shouji'])
+        await cdp.send('Input.imeSetComposition', {
+          text: reading,
+          selectionStart: reading.length,
+          selectionEnd: reading.length,
+        });
+      await cdp.send('Input.insertText', { text: '手机' });
+      await waitUntil('the composed text', () => typed().length >= 2);
+      // Then a character no Android key stands for, typed as a key: text too, after the composition.
+      await page.keyboard.type('é');
+      await waitUntil('the typed character', () => typed().length >= 3);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // a second copy would come within this
+      expect(typed()).toBe('手机é');
+      expect(phone.simulator.events.slice(since).filter((e) => e.kind === 'key')).toEqual([]);
+    });
+  });
+
   it('on a still screen asks for nothing: the picture stays, and nothing is encoded again', async () => {
     await withPlayer(CONTROL_TOKEN, async (page) => {
       phone.simulator.command('pause');
@@ -170,6 +243,9 @@ describe('the player page in Chromium', () => {
       await page.locator('#overlay', { hasText: 'view only' }).waitFor();
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect(touches().length).toBe(before);
+      // No phone keys to press: the bar is there, hidden.
+      expect(await page.locator('#keys').count()).toBe(1);
+      expect(await page.locator('#keys').isHidden()).toBe(true);
     });
   });
 

@@ -1,0 +1,83 @@
+// The phone's navigation and hardware keys, which a laptop keyboard or a touch screen does not have: as buttons
+// in the page (pressed for as long as the finger or mouse stays down, so a long press on Power works) and as
+// shortcuts with Alt, the letters scrcpy's users know (Alt+B back, Alt+H home, Alt+S app switch, Alt+P power,
+// Alt+Up and Alt+Down volume). Each goes to the phone as the Android key code, down and then up.
+
+export interface PhoneKey {
+  name: string;
+  /** android.view.KeyEvent KEYCODE_* */
+  keycode: number;
+  /** KeyboardEvent.code of the shortcut, pressed with Alt alone. */
+  shortcut: string;
+  /** The button's icon: SVG shapes in a 24x24 box, drawn in the text colour (no font has them all). */
+  icon: string;
+}
+
+const SPEAKER = '<path d="M3 9h4l5-4v14l-5-4H3z" fill="currentColor"/>';
+const STROKE = 'fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"';
+
+export const PHONE_KEYS: readonly PhoneKey[] = [
+  { name: 'Back', keycode: 4, shortcut: 'KeyB', icon: '<path d="M16 5L7 12l9 7z" fill="currentColor"/>' },
+  { name: 'Home', keycode: 3, shortcut: 'KeyH', icon: `<circle cx="12" cy="12" r="6" ${STROKE}/>` },
+  {
+    name: 'Recent apps',
+    keycode: 187,
+    shortcut: 'KeyS',
+    icon: `<rect x="6" y="6" width="12" height="12" rx="1" ${STROKE}/>`,
+  },
+  {
+    name: 'Power',
+    keycode: 26,
+    shortcut: 'KeyP',
+    icon: `<path d="M12 3v8" ${STROKE}/><path d="M7 6.5a7 7 0 1 0 10 0" ${STROKE}/>`,
+  },
+  { name: 'Volume up', keycode: 24, shortcut: 'ArrowUp', icon: `${SPEAKER}<path d="M15 12h6M18 9v6" ${STROKE}/>` },
+  { name: 'Volume down', keycode: 25, shortcut: 'ArrowDown', icon: `${SPEAKER}<path d="M15 12h6" ${STROKE}/>` },
+];
+
+/** How a shortcut reads on the page: Alt+B, Alt+Up. */
+export function shortcutText(key: PhoneKey): string {
+  return `Alt+${key.shortcut.replace(/^Key/, '').replace(/^Arrow/, '')}`;
+}
+
+/** The phone key an Alt shortcut stands for; undefined for any other key or with other modifiers held. */
+export function phoneKeyForShortcut(event: KeyboardEvent): PhoneKey | undefined {
+  if (!event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return undefined;
+  return PHONE_KEYS.find((key) => key.shortcut === event.code);
+}
+
+/**
+ * Fills the bar with one button per phone key. press(keycode, down) is called with down on pointerdown and
+ * with up when that pointer lifts, is cancelled or leaves the button: a key is never left held.
+ */
+export function phoneKeyButtons(bar: HTMLElement, press: (keycode: number, down: boolean) => void): void {
+  for (const key of PHONE_KEYS) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    // The icons are this file's own constants, never text from elsewhere.
+    button.innerHTML = `<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">${key.icon}</svg>`;
+    button.title = `${key.name} (${shortcutText(key)})`;
+    button.setAttribute('aria-label', key.name);
+    button.dataset.keycode = String(key.keycode);
+    let held: number | undefined;
+    const release = (): void => {
+      if (held === undefined) return;
+      held = undefined;
+      press(key.keycode, false);
+    };
+    button.addEventListener('pointerdown', (e) => {
+      e.preventDefault(); // keeps the keyboard focus where typing goes
+      if (held !== undefined) return;
+      held = e.pointerId;
+      button.setPointerCapture(e.pointerId);
+      press(key.keycode, true);
+    });
+    button.addEventListener('pointerup', release);
+    button.addEventListener('pointercancel', release);
+    button.addEventListener('lostpointercapture', release);
+    button.addEventListener('contextmenu', (e) => {
+      e.preventDefault(); // a long press on a touch screen must not open a menu
+    });
+    bar.append(button);
+  }
+}
