@@ -31,6 +31,15 @@ function touches(): Record<string, unknown>[] {
   return phone.simulator.events.filter((e) => e.event === 'input' && e.kind === 'touch');
 }
 
+/** The text the phone has received since its event number since, in order. */
+function textAtPhoneSince(since: number): string {
+  return phone.simulator.events
+    .slice(since)
+    .filter((e) => e.kind === 'text')
+    .map((e) => String(e.text))
+    .join('');
+}
+
 async function framesShown(page: Page, count: number): Promise<void> {
   await waitFor(
     `${String(count)} frames in the browser`,
@@ -123,12 +132,7 @@ describe('the player page in Chromium', () => {
       const before = phone.simulator.events.length;
       await paste(page, pasted);
       const expected = pasted.replace('\r\n', '\n');
-      const received = (): string =>
-        phone.simulator.events
-          .slice(before)
-          .filter((e) => e.kind === 'text')
-          .map((e) => String(e.text))
-          .join('');
+      const received = (): string => textAtPhoneSince(before);
       await waitUntil('the whole paste at the phone', () => received().length >= expected.length);
       expect(received()).toBe(expected);
       expect(await phone.metric('cloudphone_webrtc_viewer_messages_refused_total{reason="invalid"}')).toBe(0);
@@ -182,12 +186,7 @@ describe('the player page in Chromium', () => {
   it('sends what an input method composed once, as text, and nothing of the composing keys', async () => {
     await withPlayer(CONTROL_TOKEN, async (page) => {
       const since = phone.simulator.events.length;
-      const typed = (): string =>
-        phone.simulator.events
-          .slice(since)
-          .filter((e) => e.kind === 'text')
-          .map((e) => String(e.text))
-          .join('');
+      const typed = (): string => textAtPhoneSince(since);
       // What Chromium does for an input method: composition updates as the user types the reading, then the
       // chosen characters committed (CDP's IME calls are what an IME's events become in the renderer).
       const cdp = await page.context().newCDPSession(page);
