@@ -281,11 +281,14 @@ async function report(): Promise<void> {
   if (connection.stalls.keyframeDue(performance.now())) send(messages.keyframeRequest());
 }
 
-const input = new InputCapture(video, keyboard, messages, (bytes) => {
+/** Input goes out only while this viewer has control. */
+function sendInput(bytes: Uint8Array): void {
   if (current?.control) send(bytes);
-});
+}
+
+const input = new InputCapture(video, keyboard, messages, sendInput);
 phoneKeyButtons(keys, (keycode, down) => {
-  if (current?.control) send(messages.key(down, keycode, 0, 0));
+  sendInput(messages.key(down, keycode, 0, 0));
   input.focusKeyboard();
 });
 video.requestVideoFrameCallback(onFrame);

@@ -268,9 +268,13 @@ export class EncodedPhone {
     /** The surface the phone announces, when a test makes it differ from what it encodes. */
     announce?: { width: number; height: number };
   }) {
-    const size = ['--width', String(options.width), '--height', String(options.height)];
-    const announced = options.announce ?? options;
-    const announcedSize = ['--width', String(announced.width), '--height', String(announced.height)];
+    const sizeArgs = ({ width, height }: { width: number; height: number }): string[] => [
+      '--width',
+      String(width),
+      '--height',
+      String(height),
+    ];
+    const size = sizeArgs(options);
     const fps = String(options.fps ?? 30);
     this.#frames = spawn(join(NATIVE_BUILD, 'cloudphone-simulator'), ['--raw', ...size, '--fps', fps], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -294,7 +298,7 @@ export class EncodedPhone {
     );
     this.#phone = spawn(
       join(NATIVE_BUILD, 'cloudphone-simulator'),
-      ['--h264', '--dir', options.dir, ...announcedSize],
+      ['--h264', '--dir', options.dir, ...sizeArgs(options.announce ?? options)],
       {
         stdio: [this.#encoder.stdout, 'pipe', 'inherit'],
       },

@@ -37,7 +37,6 @@ class AccessUnitAssembler {
 
   const uint8_t* data() const { return buffer_.data() + start_; }
   std::size_t size() const { return kPrefix + received_ - start_; }
-  bool keyframe() const { return keyframe_; }
   int64_t capture_time_ns() const { return capture_time_ns_; }
   uint64_t abandoned() const { return abandoned_; }
 

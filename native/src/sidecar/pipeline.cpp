@@ -65,8 +65,7 @@ NativeError Pipeline::start(const PipelineSettings& settings, EventFn on_event) 
     return failure;
   }
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  phone_uids_ = settings_.phone_uids;
-  if (phone_uids_.empty()) phone_uids_.push_back(static_cast<uint32_t>(::geteuid()));
+  if (settings_.phone_uids.empty()) settings_.phone_uids.push_back(static_cast<uint32_t>(::geteuid()));
   stats_.bitrate_kbps = settings_.bitrate_kbps;
   stats_.max_fps = settings_.max_fps;
   running_ = true;
@@ -175,13 +174,14 @@ void Pipeline::accept_producer() {
   int32_t pid = 0;
   int fd = listener_.accept_connection(&uid, &pid);
   if (fd < 0) return;
-  if (std::find(phone_uids_.begin(), phone_uids_.end(), uid) == phone_uids_.end()) {
+  const std::vector<uint32_t>& allowed_uids = settings_.phone_uids;
+  if (std::find(allowed_uids.begin(), allowed_uids.end(), uid) == allowed_uids.end()) {
     // Another process that reached the socket (an app inside the phone, another container given the volume):
     // it neither publishes frames nor reads input, and the phone already connected keeps streaming.
     ::close(fd);
     stats_.connections_refused++;
     std::string allowed;
-    for (uint32_t u : phone_uids_) allowed += (allowed.empty() ? "" : ", ") + std::to_string(u);
+    for (uint32_t u : allowed_uids) allowed += (allowed.empty() ? "" : ", ") + std::to_string(u);
     emit_error("ProducerError", "refused a control socket connection from uid " + std::to_string(uid) + " (pid " +
                                     std::to_string(pid) + "): only uid " + allowed +
                                     " may publish frames (shared.phoneUids)");

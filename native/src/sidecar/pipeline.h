@@ -57,7 +57,8 @@ struct PipelineSettings {
   std::string preset = "ultrafast";
   std::string encoder = "auto";  // auto, software, vaapi, nvenc (encoder_choice.h)
   uint32_t max_size = 0;         // video.maxSize: longest side of the encoded picture, 0 for the phone's own
-  // Users whose processes may connect to the control socket (shared.phoneUids); empty: the sidecar's own.
+  // Users whose processes may connect to the control socket (shared.phoneUids); empty: the sidecar's own
+  // (start() puts it in).
   std::vector<uint32_t> phone_uids;
   bool srt_enabled = false;
   SrtSettings srt;
@@ -157,7 +158,6 @@ class Pipeline {
   int wake_fd_ = -1;
   int dir_fd_ = -1;
   ControlListener listener_;
-  std::vector<uint32_t> phone_uids_;  // settings_.phone_uids, or the sidecar's own uid
   int producer_fd_ = -1;
   bool greeted_ = false;
   std::string producer_name_;
