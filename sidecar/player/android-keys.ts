@@ -1,5 +1,6 @@
 // Browser KeyboardEvent.code -> Android KEYCODE_* (android.view.KeyEvent), for keys a phone understands as
-// keys. Characters without an entry here (accents, symbols of other layouts, IME input) go as Text.
+// keys whatever the layout (Enter, arrows, F1...). Letters and digits go by the character the viewer's layout
+// made (androidKeycodeForCharacter); other characters (accents, symbols, IME input) go as Text.
 
 const KEYCODES: Record<string, number> = {
   Escape: 111,
@@ -45,6 +46,17 @@ for (let i = 1; i <= 12; i++) KEYCODES[`F${String(i)}`] = 130 + i;
 
 export function androidKeycode(code: string): number | undefined {
   return KEYCODES[code];
+}
+
+/**
+ * The Android key for a character a key produced, by the character and not by where the key sits: on an
+ * AZERTY keyboard the key at KeyQ types 'a' and must reach the phone as KEYCODE_A. Letters and digits only;
+ * the phone's keyboard map (US) would turn other characters' key codes into different characters.
+ */
+export function androidKeycodeForCharacter(key: string): number | undefined {
+  if (/^[a-zA-Z]$/.test(key)) return 29 + key.toLowerCase().charCodeAt(0) - 97;
+  if (/^[0-9]$/.test(key)) return 7 + key.charCodeAt(0) - 48;
+  return undefined;
 }
 
 /** Android META_* bits for the modifiers held during a key event. */

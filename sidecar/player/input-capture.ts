@@ -3,13 +3,14 @@
 // touch on the black bars is not on the phone. Each browser pointer gets a finger index 0..9 for the whole
 // gesture (multi-touch where the browser has it).
 //
-// Typing goes to an invisible textarea, so that input methods work: a key the phone knows goes as that key;
-// a character as Text from its keydown; what an input method composed, once, when the composition ends; what
-// an on-screen keyboard inserts without a usable keydown, from the input event. Each path prevents the
-// next, so nothing is sent twice.
+// Typing goes to an invisible textarea, so that input methods work: a letter or digit goes as the phone's key
+// for the character the viewer's layout made (not the key's place); a key that makes no character (Enter,
+// arrows) as that key; any other character as Text from its keydown; a dead key's result as the character the
+// next key makes; what an input method composed, once, when the composition ends; what an on-screen keyboard
+// inserts without a usable keydown, from the input event. Each path prevents the next, so nothing is sent twice.
 
 import { TouchAction } from '../../generated/ts/fbs/input_generated.ts';
-import { androidKeycode, androidMetaState } from './android-keys.ts';
+import { androidKeycode, androidKeycodeForCharacter, androidMetaState } from './android-keys.ts';
 import type { PlayerMessages } from './channel-messages.ts';
 import { phoneKeyForShortcut } from './phone-keys.ts';
 
@@ -183,21 +184,47 @@ export class InputCapture {
   }
 
   #key(e: KeyboardEvent, down: boolean): void {
-    // During a composition ('Process': the input method has the key) the result comes with compositionend.
-    if (e.isComposing || e.key === 'Process') return;
+    // During a composition ('Process': the input method has the key) the result comes with compositionend. A
+    // dead key waits for the next one: the character they make comes as that key's, or as a composition.
+    if (e.isComposing || e.key === 'Process' || e.key === 'Dead') return;
     const phoneKey = phoneKeyForShortcut(e);
     if (phoneKey) {
       e.preventDefault();
       this.#send(this.#messages.key(down, phoneKey.keycode, e.repeat ? 1 : 0, 0));
       return;
     }
-    const keycode = androidKeycode(e.code);
+    const repeat = e.repeat ? 1 : 0;
+    const meta = androidMetaState(e);
+    // Ctrl, Alt or Meta with a key is a command (Ctrl+C), not a character; AltGr types characters.
+    const command = (e.ctrlKey || e.metaKey || e.altKey) && !e.getModifierState('AltGraph');
+    const character = Array.from(e.key).length === 1 ? e.key : ''; // 'Enter' and the like are names
+    if (character && character !== ' ' && !command) {
+      e.preventDefault();
+      const keycode = androidKeycodeForCharacter(character);
+      // A letter's case travels as Shift alone (CapsLock left out, or the phone would flip it back); a digit
+      // is that digit however the layout reached it (Shift+& on AZERTY). Anything else goes as the text.
+      if (keycode !== undefined) {
+        const upper = character !== character.toLowerCase();
+        this.#send(this.#messages.key(down, keycode, repeat, withShift(meta, upper)));
+      } else if (down) {
+        this.#send(this.#messages.text(character));
+      }
+      return;
+    }
+    // Commands take the letter the layout shows (Ctrl+Z on AZERTY is the key at KeyW) and, on layouts without
+    // Latin letters, the key's place; keys that make no character (Enter, arrows) go by their place.
+    const keycode = (command ? androidKeycodeForCharacter(character) : undefined) ?? androidKeycode(e.code);
     if (keycode !== undefined) {
       e.preventDefault();
-      this.#send(this.#messages.key(down, keycode, e.repeat ? 1 : 0, androidMetaState(e)));
-    } else if (down && e.key.length === 1 && !e.ctrlKey && !e.metaKey) {
-      e.preventDefault();
-      this.#send(this.#messages.text(e.key));
+      this.#send(this.#messages.key(down, keycode, repeat, meta));
     }
   }
+}
+
+const SHIFT_BITS = 0x1 | 0x40; // META_SHIFT_ON | META_SHIFT_LEFT_ON
+const CAPS_LOCK_BIT = 0x100000; // META_CAPS_LOCK_ON
+
+function withShift(meta: number, shift: boolean): number {
+  const rest = meta & ~(SHIFT_BITS | CAPS_LOCK_BIT);
+  return shift ? rest | SHIFT_BITS : rest;
 }

@@ -207,6 +207,52 @@ describe('the player page in Chromium', () => {
     });
   });
 
+  it("types what the viewer's keyboard layout makes: letters by character, dead keys composed, commands by the letter shown", async () => {
+    await withPlayer(CONTROL_TOKEN, async (page) => {
+      const cdp = await page.context().newCDPSession(page);
+      // What Chromium gets from the system for one key of a layout other than US: the key's place (code), the
+      // character it makes (key), and that text.
+      const press = async (key: string, code: string, options: { text?: string; modifiers?: number } = {}) => {
+        const { text, modifiers = 0 } = options;
+        await cdp.send('Input.dispatchKeyEvent', { type: text ? 'keyDown' : 'rawKeyDown', key, code, text, modifiers });
+        await cdp.send('Input.dispatchKeyEvent', { type: 'keyUp', key, code, modifiers });
+      };
+      const since = phone.simulator.events.length;
+      const keysAtPhone = (): { keycode: unknown; action: unknown; metaState: unknown }[] =>
+        phone.simulator.events
+          .slice(since)
+          .filter((e) => e.kind === 'key')
+          .map((e) => ({ keycode: e.keycode, action: e.action, metaState: e.metaState }));
+      // AZERTY: the key at KeyQ types 'a' (KEYCODE_A 29, not Q 45); the key at Digit1 types '&' unshifted (text,
+      // not KEYCODE_1) and '1' with Shift (KEYCODE_1 8 without Shift, or the phone's US map makes it '!').
+      await press('a', 'KeyQ', { text: 'a' });
+      await press('&', 'Digit1', { text: '&' });
+      await press('1', 'Digit1', { text: '1', modifiers: 8 });
+      // French dead circumflex, then e: Windows-style (the next key brings the composed character) ...
+      await press('Dead', 'BracketLeft');
+      await press('ê', 'KeyE', { text: 'ê' });
+      // ... and Linux-style (an input-method composition of the accent, then the character).
+      await press('Dead', 'BracketLeft');
+      await cdp.send('Input.imeSetComposition', { text: '^', selectionStart: 1, selectionEnd: 1 });
+      await cdp.send('Input.insertText', { text: 'ô' });
+      // Ctrl+C on a Russian layout: the key at KeyC makes 'с' (Cyrillic); the command is the place's letter.
+      await press('с', 'KeyC', { modifiers: 2 });
+      await waitUntil('the text at the phone', () => textAtPhoneSince(since).length >= 3);
+      await waitUntil('the keys at the phone', () => keysAtPhone().filter((k) => k.keycode === 31).length >= 2);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // a second copy would come within this
+      expect(textAtPhoneSince(since)).toBe('&êô');
+      const ctrl = 0x1000 | 0x2000;
+      expect(keysAtPhone().filter((k) => k.keycode !== 113)).toEqual([
+        { keycode: 29, action: 0, metaState: 0 },
+        { keycode: 29, action: 1, metaState: 0 },
+        { keycode: 8, action: 0, metaState: 0 },
+        { keycode: 8, action: 1, metaState: 0 },
+        { keycode: 31, action: 0, metaState: ctrl },
+        { keycode: 31, action: 1, metaState: ctrl },
+      ]);
+    });
+  });
+
   it('on a still screen asks for nothing: the picture stays, and nothing is encoded again', async () => {
     await withPlayer(CONTROL_TOKEN, async (page) => {
       phone.simulator.command('pause');
