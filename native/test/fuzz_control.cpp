@@ -29,6 +29,7 @@
 #include "../src/sidecar/encoded_stream_check.h"
 #include "../src/sidecar/framebuffer_mapping.h"
 #include "../src/sidecar/presentation_clock.h"
+#include "../src/sidecar/utf8.h"
 #include "../src/sidecar/viewer_message.h"
 
 extern "C" {
@@ -64,6 +65,15 @@ void fuzz_encoded_frame(const ControlMessage& message) {
 void fuzz_control_message(const uint8_t* data, std::size_t size) {
   ControlMessage message = read_control_message(data, size);
   if (message.kind == ControlKind::EncodedFrame) return fuzz_encoded_frame(message);
+  if (message.kind == ControlKind::Clipboard) {
+    // What the pipeline runs on a phone's clipboard before JavaScript sees it: the text stays inside the message.
+    if (message.clipboard < reinterpret_cast<const char*>(data) ||
+        message.clipboard + message.clipboard_length > reinterpret_cast<const char*>(data) + size)
+      __builtin_trap();
+    sink = well_formed_utf8(reinterpret_cast<const uint8_t*>(message.clipboard), message.clipboard_length,
+                            Utf8Controls::AllButNul);
+    return;
+  }
   if (message.kind != ControlKind::Surface) return;
   uint64_t slot_size = 0;
   (void)check_geometry(message.geometry, &slot_size);
@@ -126,7 +136,9 @@ void fuzz_viewer_message(const uint8_t* data, std::size_t size) {
   cp_body body;
   fbr_table table;
   if (!fbr_message(message.control.data(), message.control.size(), &body, &table)) __builtin_trap();
-  if (body != CP_BODY_TOUCH && body != CP_BODY_KEY && body != CP_BODY_TEXT && body != CP_BODY_SCROLL) __builtin_trap();
+  if (body != CP_BODY_TOUCH && body != CP_BODY_KEY && body != CP_BODY_TEXT && body != CP_BODY_SCROLL &&
+      body != CP_BODY_ROTATE)
+    __builtin_trap();
 }
 
 void fuzz_capture_times(const uint8_t* data, std::size_t size) {

@@ -79,6 +79,10 @@ int main(int argc, char **argv) {
   failed |= write_seed(dir, "touch", 2, buf, message(buf, CP_BODY_TOUCH, touch, 4, NULL));
   fbw_field text[] = {fbw_offset(0)};
   failed |= write_seed(dir, "text", 2, buf, message(buf, CP_BODY_TEXT, text, 1, "hello"));
+  fbw_field rotate[] = {fbw_u8(0, 1)};
+  failed |= write_seed(dir, "rotate", 2, buf, message(buf, CP_BODY_ROTATE, rotate, 1, NULL));
+  fbw_field clipboard[] = {fbw_offset(0)};
+  failed |= write_seed(dir, "clipboard", 0, buf, message(buf, CP_BODY_CLIPBOARD, clipboard, 1, "gr\xc3\xbc\xc3\x9f\x65\n"));
 
   /* Capture times: an honest phone at 30 fps, then a new producer whose clock runs behind, then one lying. */
   static const int64_t times[][2] = {{1000000000, 1001000000},   {1033333333, 1034000000}, {-1, 1067000000},

@@ -4,7 +4,7 @@
  *
  *   cloudphone-hostile-producer --dir D --mode garbage-message|no-hello|lying-size|garbage-header|bad-path|truncate
  *                                             |unsealed-memfd|encoded-lies|reconnect-flood|surface-flood
- *                                             |lying-capture-times|encoded-bad-h264
+ *                                             |lying-capture-times|encoded-bad-h264|bad-clipboard
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cloudphone/framebuffer.h"
+#include "cloudphone/producer.h"
 #include "../src/producer/fb_wire.h"
 
 static uint8_t message[4096];
@@ -229,6 +230,20 @@ int main(int argc, char **argv) {
     UNIT("\x00\x00\x00\x01\x67\x42\xc0", 1);                             /* SPS cut short */
     UNIT("\x00\x00\x00\x01\x67\x64\xc0\x1e\xda\x10\x99\x00\x00\x01\x65\x88", 1); /* High, 4:0:0 (monochrome) */
 #undef UNIT
+  } else if (!strcmp(mode, "bad-clipboard")) {
+    /* Clipboard texts the sidecar must not forward, then a surface turned a way no screen turns. */
+    hello(fd);
+    static uint8_t big[CP_CONTROL_MESSAGE_MAX];
+    static char text[40000];
+    memset(text, 'a', sizeof text);
+    const char *texts[] = {text, "\xff\xfe not UTF-8", "a\0b", "\xc0\xaf overlong", "\xed\xa0\x80 surrogate"};
+    const size_t lengths[] = {sizeof text, strlen(texts[1]), 3, strlen(texts[3]), strlen(texts[4])};
+    for (int i = 0; i < 5; i++) {
+      fbw_field fields[] = {fbw_offset(0)};
+      send_bytes(fd, big, fbw_message(big, sizeof big, CP_BODY_CLIPBOARD, fields, 1, &texts[i], &lengths[i]));
+    }
+    fbw_field surface[] = {fbw_u32(0, 9), fbw_u8(1, 2), fbw_u32(3, 64), fbw_u32(4, 64), fbw_u8(9, 7)};
+    send_bytes(fd, message, fbw_message(message, sizeof message, CP_BODY_SURFACE, surface, 5, NULL, NULL));
   } else {
     return 2;
   }

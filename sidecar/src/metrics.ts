@@ -90,6 +90,11 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
       (s) => s.connectionsRefused,
     );
     counter(
+      'cloudphone_producer_clipboard_updates_total',
+      "Texts the phone's clipboard took that went to the control viewers (refused ones count as producer errors)",
+      (s) => s.clipboardUpdates,
+    );
+    counter(
       'cloudphone_producer_capture_times_unbelieved_total',
       'Capture times from the phone that could not be true (in the future, negative, over 10 s old); the time the frame was read was used',
       (s) => s.captureTimesUnbelieved,

@@ -53,7 +53,17 @@ const PIXEL_FORMATS: Record<number, PixelFormat> = {
 export type PipelineEvent = (
   | { type: 'producer-connected'; producer: string }
   | { type: 'producer-disconnected'; producer: string; reason: string }
-  | { type: 'surface'; generation: number; width: number; height: number; format: PixelFormat }
+  | {
+      type: 'surface';
+      generation: number;
+      width: number;
+      height: number;
+      format: PixelFormat;
+      /** How the phone's screen is turned, Android's Surface.ROTATION_* (0 to 3); the picture is upright. */
+      rotation: number;
+    }
+  /** The phone's clipboard: checked UTF-8, at most 32768 bytes. Sensitive: never logged. */
+  | { type: 'clipboard'; text: string }
   | { type: 'error'; name: string; reason: string }
   | { type: 'srt-connected' }
   | { type: 'srt-disconnected'; reason: string }
@@ -110,9 +120,10 @@ export type ViewerMessage =
     }
   /**
    * control: the event re-encoded as the cloudphone.control Message the phone reads (for sendInput);
-   * release: a finger lifted or cancelled, or a key let go (never refused for rate: nothing may stay down).
+   * release: a finger lifted or cancelled, or a key let go (never refused for rate: nothing may stay down);
+   * rotate: a request to turn the phone's screen (the phone makes a new surface for it: rate-limited apart).
    */
-  | { kind: 'input'; control: Buffer; release: boolean };
+  | { kind: 'input'; control: Buffer; release: boolean; rotate: boolean };
 
 export interface PipelineStats {
   framesPublished: number;
@@ -134,6 +145,8 @@ export interface PipelineStats {
   captureTimesUnbelieved: number;
   /** Control socket connections refused: the connecting process's uid was not one of phoneUids. */
   connectionsRefused: number;
+  /** Clipboard texts from the phone that passed the checks (each went to the control viewers). */
+  clipboardUpdates: number;
   lastCaptureToEncodedMs: number;
   bitrateKbps: number;
   maxFps: number;
@@ -141,6 +154,8 @@ export interface PipelineStats {
   width: number;
   height: number;
   generation: number;
+  /** How the phone's screen is turned (Android's Surface.ROTATION_*). */
+  rotation: number;
   /** The encoder start() picked ("x264"; empty before start) and why. */
   encoder: string;
   encoderReason: string;
@@ -222,8 +237,11 @@ function eventOf(raw: Record<string, unknown>): PipelineEvent | undefined {
         width: count('width'),
         height: count('height'),
         format,
+        rotation: count('rotation'),
       };
     }
+    case 'clipboard':
+      return { type: 'clipboard', text: text('text') };
     case 'error':
       return { type: 'error', name: text('name'), reason: text('reason') };
     case 'srt-connected':

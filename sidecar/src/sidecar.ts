@@ -17,6 +17,7 @@ import { rtcConfig } from './webrtc/ice-config.ts';
 import { KeyframeScheduler, keyframeWishBudget, viewOnlyWaitMs } from './webrtc/keyframe-scheduler.ts';
 import { PlayerAssets } from './webrtc/player-assets.ts';
 import { ServingCertificate } from './webrtc/serving-certificate.ts';
+import type { Screen } from './webrtc/viewer-messages.ts';
 import { ViewerServer } from './webrtc/viewer-server.ts';
 import { ViewerTokens } from './webrtc/viewer-tokens.ts';
 import { WebRtcViewers } from './webrtc/webrtc-viewers.ts';
@@ -60,7 +61,7 @@ export class Sidecar {
   #server: Server | undefined;
   #adaptTimer: NodeJS.Timeout | undefined;
   #metricsPort = 0;
-  #screenTold = { width: 0, height: 0 };
+  #screenTold: Screen = { width: 0, height: 0, rotation: 0 };
   #eventsSuppressedLogged = 0;
 
   constructor(settings: SidecarSettings, log: Logger, options: SidecarOptions = {}) {
@@ -132,8 +133,8 @@ export class Sidecar {
             pipeline.releaseInput(viewer);
           },
           screen: () => {
-            const { width, height } = pipeline.stats();
-            return { width, height };
+            const { width, height, rotation } = pipeline.stats();
+            return { width, height, rotation };
           },
           h264Level: () => spsLevel(pipeline.parameterSets()),
         },
@@ -301,19 +302,20 @@ export class Sidecar {
    * min..max): one encode feeds them all, so the weakest path sets the rate (a media server that fans out
    * to many people counts like one viewer).
    */
-  /** Viewers map touches to the phone's screen: they hear of every size it takes. */
-  #tellScreen(width: number, height: number): void {
-    if (width === this.#screenTold.width && height === this.#screenTold.height) return;
-    this.#screenTold = { width, height };
-    this.#viewers?.screenChanged(width, height);
+  /** Viewers map touches to the phone's screen: they hear of every size it takes and every turn. */
+  #tellScreen(screen: Screen): void {
+    const told = this.#screenTold;
+    if (screen.width === told.width && screen.height === told.height && screen.rotation === told.rotation) return;
+    this.#screenTold = screen;
+    this.#viewers?.screenChanged(screen);
   }
 
   /**
    * What events the native side held back is caught up here, once a second: a surface size (a phone changing
    * surfaces faster than events pass), and one log line saying how many were held back.
    */
-  #followPipeline({ width, height, eventsSuppressed }: PipelineStats): void {
-    if (width > 0 && height > 0) this.#tellScreen(width, height);
+  #followPipeline({ width, height, rotation, eventsSuppressed }: PipelineStats): void {
+    if (width > 0 && height > 0) this.#tellScreen({ width, height, rotation });
     if (eventsSuppressed > this.#eventsSuppressedLogged) {
       this.#log.warn(
         { suppressed: eventsSuppressed - this.#eventsSuppressedLogged },
@@ -363,11 +365,23 @@ export class Sidecar {
         this.#log.info({ producer: event.producer, reason: event.reason, ...held }, 'phone disconnected');
         break;
       case 'surface':
-        this.#tellScreen(event.width, event.height);
+        this.#tellScreen({ width: event.width, height: event.height, rotation: event.rotation });
         this.#log.info(
-          { generation: event.generation, width: event.width, height: event.height, format: event.format, ...held },
+          {
+            generation: event.generation,
+            width: event.width,
+            height: event.height,
+            format: event.format,
+            rotation: event.rotation,
+            ...held,
+          },
           'surface mapped',
         );
+        break;
+      case 'clipboard':
+        // What the phone copied may be a password: its length is all the log says.
+        this.#log.debug({ bytes: Buffer.byteLength(event.text), ...held }, "phone's clipboard changed");
+        this.#viewers?.clipboard(event.text);
         break;
       case 'error':
         this.#lastError = { reason: `${event.name}: ${event.reason}`, at: performance.now() };

@@ -377,6 +377,7 @@ describe('a phone that encodes H.264 itself', () => {
       width: 720,
       height: 1280,
       format: 'H264',
+      rotation: 0,
     });
     expect(sidecar.stats().encodeSecondsTotal).toBe(0); // x264 never ran
     // The sidecar asked the phone for an IDR when its surface began.
@@ -417,6 +418,33 @@ describe('a hostile producer', () => {
     await framesArrive(rx, 20);
     expectInOrderAndWhole(rx.frames());
     expect(sidecar.stats().producerErrors).toBe(1);
+  });
+
+  it("bad-clipboard: a phone's clipboard too long or not UTF-8, and a surface turned no way a screen turns, are refused by name; nothing reaches viewers", async () => {
+    const { dir, port, sidecar, events } = await startSidecar();
+    expect(await runHostileProducer(dir, 'bad-clipboard')).toBe(0);
+    const reasons = await waitFor('six refusals', () => {
+      const found = events.flatMap((e) => (e.type === 'error' ? [e.reason] : []));
+      return Promise.resolve(found.length >= 6 ? found : undefined);
+    });
+    expect(reasons).toEqual([
+      'clipboard text of 40000 bytes is over the 32768 forwarded',
+      ...Array.from({ length: 4 }, () => 'clipboard text is not well-formed UTF-8 (or holds a NUL)'),
+      "surface rotation must be 0 to 3 (Android's Surface.ROTATION_*)",
+    ]);
+    expect(events.filter((e) => e.type === 'clipboard')).toEqual([]);
+    expect(sidecar.stats()).toMatchObject({ clipboardUpdates: 0, producerErrors: 6 });
+
+    // An honest phone's clipboard passes: UTF-8 with a newline, as the phone's user copied it.
+    const rx = receiver(port, { width: 480, height: 960 });
+    const phone = simulator(dir, { width: 480, height: 960 });
+    await framesArrive(rx, 5);
+    phone.command('clipboard grüße\\n手机 📋');
+    const copied = await waitFor('the clipboard event', () =>
+      Promise.resolve(events.find((e) => e.type === 'clipboard')),
+    );
+    expect(copied).toMatchObject({ type: 'clipboard', text: 'grüße\n手机 📋' });
+    expect(sidecar.stats().clipboardUpdates).toBe(1);
   });
 
   it.each([

@@ -39,6 +39,9 @@ struct EncodedFrameBuilder;
 struct KeyframeRequest;
 struct KeyframeRequestBuilder;
 
+struct Clipboard;
+struct ClipboardBuilder;
+
 struct Goodbye;
 struct GoodbyeBuilder;
 
@@ -135,11 +138,13 @@ enum class Body : uint8_t {
   cloudphone_input_Key = 9,
   cloudphone_input_Text = 10,
   cloudphone_input_Scroll = 11,
+  cloudphone_input_Rotate = 12,
+  Clipboard = 13,
   MIN = NONE,
-  MAX = cloudphone_input_Scroll
+  MAX = Clipboard
 };
 
-inline const Body (&EnumValuesBody())[12] {
+inline const Body (&EnumValuesBody())[14] {
   static const Body values[] = {
     Body::NONE,
     Body::Hello,
@@ -152,13 +157,15 @@ inline const Body (&EnumValuesBody())[12] {
     Body::cloudphone_input_Touch,
     Body::cloudphone_input_Key,
     Body::cloudphone_input_Text,
-    Body::cloudphone_input_Scroll
+    Body::cloudphone_input_Scroll,
+    Body::cloudphone_input_Rotate,
+    Body::Clipboard
   };
   return values;
 }
 
 inline const char * const *EnumNamesBody() {
-  static const char * const names[13] = {
+  static const char * const names[15] = {
     "NONE",
     "Hello",
     "Welcome",
@@ -171,13 +178,15 @@ inline const char * const *EnumNamesBody() {
     "cloudphone_input_Key",
     "cloudphone_input_Text",
     "cloudphone_input_Scroll",
+    "cloudphone_input_Rotate",
+    "Clipboard",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameBody(Body e) {
-  if (flatbuffers::IsOutRange(e, Body::NONE, Body::cloudphone_input_Scroll)) return "";
+  if (flatbuffers::IsOutRange(e, Body::NONE, Body::Clipboard)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesBody()[index];
 }
@@ -228,6 +237,14 @@ template<> struct BodyTraits<cloudphone::input::Text> {
 
 template<> struct BodyTraits<cloudphone::input::Scroll> {
   static const Body enum_value = Body::cloudphone_input_Scroll;
+};
+
+template<> struct BodyTraits<cloudphone::input::Rotate> {
+  static const Body enum_value = Body::cloudphone_input_Rotate;
+};
+
+template<> struct BodyTraits<cloudphone::control::Clipboard> {
+  static const Body enum_value = Body::Clipboard;
 };
 
 bool VerifyBody(flatbuffers::Verifier &verifier, const void *obj, Body type);
@@ -442,7 +459,8 @@ struct Surface FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_FORMAT = 14,
     VT_STRIDE = 16,
     VT_SLOT_COUNT = 18,
-    VT_SIZE = 20
+    VT_SIZE = 20,
+    VT_ROTATION = 22
   };
   uint32_t generation() const {
     return GetField<uint32_t>(VT_GENERATION, 0);
@@ -475,6 +493,12 @@ struct Surface FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint64_t size() const {
     return GetField<uint64_t>(VT_SIZE, 0);
   }
+  /// How the screen is turned from the phone's natural orientation. The pictures are always upright, as the
+  /// user of the phone sees them: width and height are those of the turned screen, and touches are
+  /// normalized to them.
+  cloudphone::input::Rotation rotation() const {
+    return static_cast<cloudphone::input::Rotation>(GetField<uint8_t>(VT_ROTATION, 0));
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyField<uint32_t>(verifier, VT_GENERATION, 4) &&
@@ -487,6 +511,7 @@ struct Surface FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            VerifyField<uint32_t>(verifier, VT_STRIDE, 4) &&
            VerifyField<uint8_t>(verifier, VT_SLOT_COUNT, 1) &&
            VerifyField<uint64_t>(verifier, VT_SIZE, 8) &&
+           VerifyField<uint8_t>(verifier, VT_ROTATION, 1) &&
            verifier.EndTable();
   }
 };
@@ -522,6 +547,9 @@ struct SurfaceBuilder {
   void add_size(uint64_t size) {
     fbb_.AddElement<uint64_t>(Surface::VT_SIZE, size, 0);
   }
+  void add_rotation(cloudphone::input::Rotation rotation) {
+    fbb_.AddElement<uint8_t>(Surface::VT_ROTATION, static_cast<uint8_t>(rotation), 0);
+  }
   explicit SurfaceBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -543,7 +571,8 @@ inline flatbuffers::Offset<Surface> CreateSurface(
     cloudphone::control::PixelFormat format = cloudphone::control::PixelFormat::Unknown,
     uint32_t stride = 0,
     uint8_t slot_count = 0,
-    uint64_t size = 0) {
+    uint64_t size = 0,
+    cloudphone::input::Rotation rotation = cloudphone::input::Rotation::Rotation0) {
   SurfaceBuilder builder_(_fbb);
   builder_.add_size(size);
   builder_.add_stride(stride);
@@ -551,6 +580,7 @@ inline flatbuffers::Offset<Surface> CreateSurface(
   builder_.add_width(width);
   builder_.add_path(path);
   builder_.add_generation(generation);
+  builder_.add_rotation(rotation);
   builder_.add_slot_count(slot_count);
   builder_.add_format(format);
   builder_.add_memory(memory);
@@ -572,7 +602,8 @@ inline flatbuffers::Offset<Surface> CreateSurfaceDirect(
     cloudphone::control::PixelFormat format = cloudphone::control::PixelFormat::Unknown,
     uint32_t stride = 0,
     uint8_t slot_count = 0,
-    uint64_t size = 0) {
+    uint64_t size = 0,
+    cloudphone::input::Rotation rotation = cloudphone::input::Rotation::Rotation0) {
   auto path__ = path ? _fbb.CreateString(path) : 0;
   return cloudphone::control::CreateSurface(
       _fbb,
@@ -584,7 +615,8 @@ inline flatbuffers::Offset<Surface> CreateSurfaceDirect(
       format,
       stride,
       slot_count,
-      size);
+      size,
+      rotation);
 }
 
 /// Producer -> sidecar: a frame slot was completely written. The slot's own seqlock in the mapping is the
@@ -836,6 +868,67 @@ struct KeyframeRequest::Traits {
   static auto constexpr Create = CreateKeyframeRequest;
 };
 
+/// Producer -> sidecar: the phone's clipboard changed (a user copied on the phone). The sidecar forwards it
+/// to the viewers with the control role only. Well-formed UTF-8, at most 32768 bytes; the sidecar refuses
+/// anything else.
+struct Clipboard FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef ClipboardBuilder Builder;
+  struct Traits;
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_TEXT = 4
+  };
+  const flatbuffers::String *text() const {
+    return GetPointer<const flatbuffers::String *>(VT_TEXT);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffsetRequired(verifier, VT_TEXT) &&
+           verifier.VerifyString(text()) &&
+           verifier.EndTable();
+  }
+};
+
+struct ClipboardBuilder {
+  typedef Clipboard Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_text(flatbuffers::Offset<flatbuffers::String> text) {
+    fbb_.AddOffset(Clipboard::VT_TEXT, text);
+  }
+  explicit ClipboardBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<Clipboard> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<Clipboard>(end);
+    fbb_.Required(o, Clipboard::VT_TEXT);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<Clipboard> CreateClipboard(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::String> text = 0) {
+  ClipboardBuilder builder_(_fbb);
+  builder_.add_text(text);
+  return builder_.Finish();
+}
+
+struct Clipboard::Traits {
+  using type = Clipboard;
+  static auto constexpr Create = CreateClipboard;
+};
+
+inline flatbuffers::Offset<Clipboard> CreateClipboardDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const char *text = nullptr) {
+  auto text__ = text ? _fbb.CreateString(text) : 0;
+  return cloudphone::control::CreateClipboard(
+      _fbb,
+      text__);
+}
+
 /// Either side, before closing.
 struct Goodbye FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef GoodbyeBuilder Builder;
@@ -941,6 +1034,12 @@ struct Message FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const cloudphone::input::Scroll *body_as_cloudphone_input_Scroll() const {
     return body_type() == cloudphone::control::Body::cloudphone_input_Scroll ? static_cast<const cloudphone::input::Scroll *>(body()) : nullptr;
   }
+  const cloudphone::input::Rotate *body_as_cloudphone_input_Rotate() const {
+    return body_type() == cloudphone::control::Body::cloudphone_input_Rotate ? static_cast<const cloudphone::input::Rotate *>(body()) : nullptr;
+  }
+  const cloudphone::control::Clipboard *body_as_Clipboard() const {
+    return body_type() == cloudphone::control::Body::Clipboard ? static_cast<const cloudphone::control::Clipboard *>(body()) : nullptr;
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyField<uint8_t>(verifier, VT_BODY_TYPE, 1) &&
@@ -992,6 +1091,14 @@ template<> inline const cloudphone::input::Text *Message::body_as<cloudphone::in
 
 template<> inline const cloudphone::input::Scroll *Message::body_as<cloudphone::input::Scroll>() const {
   return body_as_cloudphone_input_Scroll();
+}
+
+template<> inline const cloudphone::input::Rotate *Message::body_as<cloudphone::input::Rotate>() const {
+  return body_as_cloudphone_input_Rotate();
+}
+
+template<> inline const cloudphone::control::Clipboard *Message::body_as<cloudphone::control::Clipboard>() const {
+  return body_as_Clipboard();
 }
 
 struct MessageBuilder {
@@ -1077,6 +1184,14 @@ inline bool VerifyBody(flatbuffers::Verifier &verifier, const void *obj, Body ty
     }
     case Body::cloudphone_input_Scroll: {
       auto ptr = reinterpret_cast<const cloudphone::input::Scroll *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case Body::cloudphone_input_Rotate: {
+      auto ptr = reinterpret_cast<const cloudphone::input::Rotate *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case Body::Clipboard: {
+      auto ptr = reinterpret_cast<const cloudphone::control::Clipboard *>(obj);
       return verifier.VerifyTable(ptr);
     }
     default: return true;

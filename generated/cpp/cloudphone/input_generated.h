@@ -29,6 +29,9 @@ struct TextBuilder;
 struct Scroll;
 struct ScrollBuilder;
 
+struct Rotate;
+struct RotateBuilder;
+
 /// Same numbers as Android's MotionEvent.ACTION_*.
 enum class TouchAction : uint8_t {
   Down = 0,
@@ -95,6 +98,44 @@ inline const char *EnumNameKeyAction(KeyAction e) {
   if (flatbuffers::IsOutRange(e, KeyAction::Down, KeyAction::Up)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesKeyAction()[index];
+}
+
+/// How the phone's screen is turned from its natural orientation, counter-clockwise: Android's
+/// Surface.ROTATION_* numbers.
+enum class Rotation : uint8_t {
+  Rotation0 = 0,
+  Rotation90 = 1,
+  Rotation180 = 2,
+  Rotation270 = 3,
+  MIN = Rotation0,
+  MAX = Rotation270
+};
+
+inline const Rotation (&EnumValuesRotation())[4] {
+  static const Rotation values[] = {
+    Rotation::Rotation0,
+    Rotation::Rotation90,
+    Rotation::Rotation180,
+    Rotation::Rotation270
+  };
+  return values;
+}
+
+inline const char * const *EnumNamesRotation() {
+  static const char * const names[5] = {
+    "Rotation0",
+    "Rotation90",
+    "Rotation180",
+    "Rotation270",
+    nullptr
+  };
+  return names;
+}
+
+inline const char *EnumNameRotation(Rotation e) {
+  if (flatbuffers::IsOutRange(e, Rotation::Rotation0, Rotation::Rotation270)) return "";
+  const size_t index = static_cast<size_t>(e);
+  return EnumNamesRotation()[index];
 }
 
 struct Touch FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
@@ -401,6 +442,55 @@ inline flatbuffers::Offset<Scroll> CreateScroll(
 struct Scroll::Traits {
   using type = Scroll;
   static auto constexpr Create = CreateScroll;
+};
+
+/// A viewer asks the phone to turn its screen to this rotation. The phone may honour it (it then announces a
+/// Surface of the turned size, with this rotation) or not; either way the pictures it sends stay upright.
+struct Rotate FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef RotateBuilder Builder;
+  struct Traits;
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_ROTATION = 4
+  };
+  cloudphone::input::Rotation rotation() const {
+    return static_cast<cloudphone::input::Rotation>(GetField<uint8_t>(VT_ROTATION, 0));
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<uint8_t>(verifier, VT_ROTATION, 1) &&
+           verifier.EndTable();
+  }
+};
+
+struct RotateBuilder {
+  typedef Rotate Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_rotation(cloudphone::input::Rotation rotation) {
+    fbb_.AddElement<uint8_t>(Rotate::VT_ROTATION, static_cast<uint8_t>(rotation), 0);
+  }
+  explicit RotateBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<Rotate> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<Rotate>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<Rotate> CreateRotate(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    cloudphone::input::Rotation rotation = cloudphone::input::Rotation::Rotation0) {
+  RotateBuilder builder_(_fbb);
+  builder_.add_rotation(rotation);
+  return builder_.Finish();
+}
+
+struct Rotate::Traits {
+  using type = Rotate;
+  static auto constexpr Create = CreateRotate;
 };
 
 }  // namespace input

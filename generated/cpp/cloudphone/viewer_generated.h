@@ -22,6 +22,9 @@ namespace viewer {
 struct Session;
 struct SessionBuilder;
 
+struct Clipboard;
+struct ClipboardBuilder;
+
 struct KeyframeRequest;
 struct KeyframeRequestBuilder;
 
@@ -86,11 +89,13 @@ enum class Body : uint8_t {
   cloudphone_input_Key = 9,
   cloudphone_input_Text = 10,
   cloudphone_input_Scroll = 11,
+  cloudphone_input_Rotate = 12,
+  Clipboard = 13,
   MIN = NONE,
-  MAX = cloudphone_input_Scroll
+  MAX = Clipboard
 };
 
-inline const Body (&EnumValuesBody())[12] {
+inline const Body (&EnumValuesBody())[14] {
   static const Body values[] = {
     Body::NONE,
     Body::Session,
@@ -103,13 +108,15 @@ inline const Body (&EnumValuesBody())[12] {
     Body::cloudphone_input_Touch,
     Body::cloudphone_input_Key,
     Body::cloudphone_input_Text,
-    Body::cloudphone_input_Scroll
+    Body::cloudphone_input_Scroll,
+    Body::cloudphone_input_Rotate,
+    Body::Clipboard
   };
   return values;
 }
 
 inline const char * const *EnumNamesBody() {
-  static const char * const names[13] = {
+  static const char * const names[15] = {
     "NONE",
     "Session",
     "KeyframeRequest",
@@ -122,13 +129,15 @@ inline const char * const *EnumNamesBody() {
     "cloudphone_input_Key",
     "cloudphone_input_Text",
     "cloudphone_input_Scroll",
+    "cloudphone_input_Rotate",
+    "Clipboard",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameBody(Body e) {
-  if (flatbuffers::IsOutRange(e, Body::NONE, Body::cloudphone_input_Scroll)) return "";
+  if (flatbuffers::IsOutRange(e, Body::NONE, Body::Clipboard)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesBody()[index];
 }
@@ -181,17 +190,28 @@ template<> struct BodyTraits<cloudphone::input::Scroll> {
   static const Body enum_value = Body::cloudphone_input_Scroll;
 };
 
+template<> struct BodyTraits<cloudphone::input::Rotate> {
+  static const Body enum_value = Body::cloudphone_input_Rotate;
+};
+
+template<> struct BodyTraits<cloudphone::viewer::Clipboard> {
+  static const Body enum_value = Body::Clipboard;
+};
+
 bool VerifyBody(flatbuffers::Verifier &verifier, const void *obj, Body type);
 bool VerifyBodyVector(flatbuffers::Verifier &verifier, const flatbuffers::Vector<flatbuffers::Offset<void>> *values, const flatbuffers::Vector<Body> *types);
 
-/// Sidecar -> viewer, when the channel opens and whenever the screen size changes.
+/// Sidecar -> viewer, when the channel opens and whenever the screen or the audience changes.
 struct Session FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef SessionBuilder Builder;
   struct Traits;
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
     VT_ROLE = 4,
     VT_WIDTH = 6,
-    VT_HEIGHT = 8
+    VT_HEIGHT = 8,
+    VT_ROTATION = 10,
+    VT_VIEWERS = 12,
+    VT_CONTROLLERS = 14
   };
   cloudphone::viewer::Role role() const {
     return static_cast<cloudphone::viewer::Role>(GetField<uint8_t>(VT_ROLE, 0));
@@ -202,11 +222,25 @@ struct Session FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint32_t height() const {
     return GetField<uint32_t>(VT_HEIGHT, 0);
   }
+  /// How the phone's screen is turned (the picture itself is always upright).
+  cloudphone::input::Rotation rotation() const {
+    return static_cast<cloudphone::input::Rotation>(GetField<uint8_t>(VT_ROTATION, 0));
+  }
+  /// Viewers watching this phone, this one included, and how many of them have the control role.
+  uint32_t viewers() const {
+    return GetField<uint32_t>(VT_VIEWERS, 0);
+  }
+  uint32_t controllers() const {
+    return GetField<uint32_t>(VT_CONTROLLERS, 0);
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyField<uint8_t>(verifier, VT_ROLE, 1) &&
            VerifyField<uint32_t>(verifier, VT_WIDTH, 4) &&
            VerifyField<uint32_t>(verifier, VT_HEIGHT, 4) &&
+           VerifyField<uint8_t>(verifier, VT_ROTATION, 1) &&
+           VerifyField<uint32_t>(verifier, VT_VIEWERS, 4) &&
+           VerifyField<uint32_t>(verifier, VT_CONTROLLERS, 4) &&
            verifier.EndTable();
   }
 };
@@ -224,6 +258,15 @@ struct SessionBuilder {
   void add_height(uint32_t height) {
     fbb_.AddElement<uint32_t>(Session::VT_HEIGHT, height, 0);
   }
+  void add_rotation(cloudphone::input::Rotation rotation) {
+    fbb_.AddElement<uint8_t>(Session::VT_ROTATION, static_cast<uint8_t>(rotation), 0);
+  }
+  void add_viewers(uint32_t viewers) {
+    fbb_.AddElement<uint32_t>(Session::VT_VIEWERS, viewers, 0);
+  }
+  void add_controllers(uint32_t controllers) {
+    fbb_.AddElement<uint32_t>(Session::VT_CONTROLLERS, controllers, 0);
+  }
   explicit SessionBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -239,10 +282,16 @@ inline flatbuffers::Offset<Session> CreateSession(
     flatbuffers::FlatBufferBuilder &_fbb,
     cloudphone::viewer::Role role = cloudphone::viewer::Role::View,
     uint32_t width = 0,
-    uint32_t height = 0) {
+    uint32_t height = 0,
+    cloudphone::input::Rotation rotation = cloudphone::input::Rotation::Rotation0,
+    uint32_t viewers = 0,
+    uint32_t controllers = 0) {
   SessionBuilder builder_(_fbb);
+  builder_.add_controllers(controllers);
+  builder_.add_viewers(viewers);
   builder_.add_height(height);
   builder_.add_width(width);
+  builder_.add_rotation(rotation);
   builder_.add_role(role);
   return builder_.Finish();
 }
@@ -251,6 +300,65 @@ struct Session::Traits {
   using type = Session;
   static auto constexpr Create = CreateSession;
 };
+
+/// Sidecar -> viewer with the control role: what the phone's clipboard now holds (UTF-8, at most 32768 bytes).
+struct Clipboard FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef ClipboardBuilder Builder;
+  struct Traits;
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_TEXT = 4
+  };
+  const flatbuffers::String *text() const {
+    return GetPointer<const flatbuffers::String *>(VT_TEXT);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffsetRequired(verifier, VT_TEXT) &&
+           verifier.VerifyString(text()) &&
+           verifier.EndTable();
+  }
+};
+
+struct ClipboardBuilder {
+  typedef Clipboard Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_text(flatbuffers::Offset<flatbuffers::String> text) {
+    fbb_.AddOffset(Clipboard::VT_TEXT, text);
+  }
+  explicit ClipboardBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<Clipboard> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<Clipboard>(end);
+    fbb_.Required(o, Clipboard::VT_TEXT);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<Clipboard> CreateClipboard(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::String> text = 0) {
+  ClipboardBuilder builder_(_fbb);
+  builder_.add_text(text);
+  return builder_.Finish();
+}
+
+struct Clipboard::Traits {
+  using type = Clipboard;
+  static auto constexpr Create = CreateClipboard;
+};
+
+inline flatbuffers::Offset<Clipboard> CreateClipboardDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const char *text = nullptr) {
+  auto text__ = text ? _fbb.CreateString(text) : 0;
+  return cloudphone::viewer::CreateClipboard(
+      _fbb,
+      text__);
+}
 
 /// Viewer -> sidecar: the picture is broken; send an IDR (rate-limited by the sidecar).
 struct KeyframeRequest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
@@ -689,6 +797,12 @@ struct Message FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const cloudphone::input::Scroll *body_as_cloudphone_input_Scroll() const {
     return body_type() == cloudphone::viewer::Body::cloudphone_input_Scroll ? static_cast<const cloudphone::input::Scroll *>(body()) : nullptr;
   }
+  const cloudphone::input::Rotate *body_as_cloudphone_input_Rotate() const {
+    return body_type() == cloudphone::viewer::Body::cloudphone_input_Rotate ? static_cast<const cloudphone::input::Rotate *>(body()) : nullptr;
+  }
+  const cloudphone::viewer::Clipboard *body_as_Clipboard() const {
+    return body_type() == cloudphone::viewer::Body::Clipboard ? static_cast<const cloudphone::viewer::Clipboard *>(body()) : nullptr;
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyField<uint8_t>(verifier, VT_BODY_TYPE, 1) &&
@@ -740,6 +854,14 @@ template<> inline const cloudphone::input::Text *Message::body_as<cloudphone::in
 
 template<> inline const cloudphone::input::Scroll *Message::body_as<cloudphone::input::Scroll>() const {
   return body_as_cloudphone_input_Scroll();
+}
+
+template<> inline const cloudphone::input::Rotate *Message::body_as<cloudphone::input::Rotate>() const {
+  return body_as_cloudphone_input_Rotate();
+}
+
+template<> inline const cloudphone::viewer::Clipboard *Message::body_as<cloudphone::viewer::Clipboard>() const {
+  return body_as_Clipboard();
 }
 
 struct MessageBuilder {
@@ -825,6 +947,14 @@ inline bool VerifyBody(flatbuffers::Verifier &verifier, const void *obj, Body ty
     }
     case Body::cloudphone_input_Scroll: {
       auto ptr = reinterpret_cast<const cloudphone::input::Scroll *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case Body::cloudphone_input_Rotate: {
+      auto ptr = reinterpret_cast<const cloudphone::input::Rotate *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case Body::Clipboard: {
+      auto ptr = reinterpret_cast<const cloudphone::viewer::Clipboard *>(obj);
       return verifier.VerifyTable(ptr);
     }
     default: return true;

@@ -3,7 +3,7 @@
 
 import * as flatbuffers from 'flatbuffers';
 
-import {Key as Key, Scroll as Scroll, Text as Text, Touch as Touch} from './input_generated.ts';
+import {Key as Key, Rotate as Rotate, Rotation as Rotation, Scroll as Scroll, Text as Text, Touch as Touch} from './input_generated.ts';
 
 /**
  * The pixel layouts a framebuffer slot can hold.
@@ -59,6 +59,8 @@ export const Body = {
   cloudphone_input_Key: 9,
   cloudphone_input_Text: 10,
   cloudphone_input_Scroll: 11,
+  cloudphone_input_Rotate: 12,
+  Clipboard: 13,
   0: 'NONE',
   1: 'Hello',
   2: 'Welcome',
@@ -71,13 +73,15 @@ export const Body = {
   9: 'cloudphone_input_Key',
   10: 'cloudphone_input_Text',
   11: 'cloudphone_input_Scroll',
+  12: 'cloudphone_input_Rotate',
+  13: 'Clipboard',
 } as const;
-export type Body = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11;
+export type Body = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13;
 
 export function unionToBody(
   type: Body,
-  accessor: (obj:EncodedFrame|FrameReady|Goodbye|Hello|Key|KeyframeRequest|Scroll|Surface|Text|Touch|Welcome) => EncodedFrame|FrameReady|Goodbye|Hello|Key|KeyframeRequest|Scroll|Surface|Text|Touch|Welcome|null
-): EncodedFrame|FrameReady|Goodbye|Hello|Key|KeyframeRequest|Scroll|Surface|Text|Touch|Welcome|null {
+  accessor: (obj:Clipboard|EncodedFrame|FrameReady|Goodbye|Hello|Key|KeyframeRequest|Rotate|Scroll|Surface|Text|Touch|Welcome) => Clipboard|EncodedFrame|FrameReady|Goodbye|Hello|Key|KeyframeRequest|Rotate|Scroll|Surface|Text|Touch|Welcome|null
+): Clipboard|EncodedFrame|FrameReady|Goodbye|Hello|Key|KeyframeRequest|Rotate|Scroll|Surface|Text|Touch|Welcome|null {
   switch(Body[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(new Hello())! as Hello;
@@ -91,15 +95,17 @@ export function unionToBody(
     case 'cloudphone_input_Key': return accessor(new Key())! as Key;
     case 'cloudphone_input_Text': return accessor(new Text())! as Text;
     case 'cloudphone_input_Scroll': return accessor(new Scroll())! as Scroll;
+    case 'cloudphone_input_Rotate': return accessor(new Rotate())! as Rotate;
+    case 'Clipboard': return accessor(new Clipboard())! as Clipboard;
     default: return null;
   }
 }
 
 export function unionListToBody(
   type: Body, 
-  accessor: (index: number, obj:EncodedFrame|FrameReady|Goodbye|Hello|Key|KeyframeRequest|Scroll|Surface|Text|Touch|Welcome) => EncodedFrame|FrameReady|Goodbye|Hello|Key|KeyframeRequest|Scroll|Surface|Text|Touch|Welcome|null, 
+  accessor: (index: number, obj:Clipboard|EncodedFrame|FrameReady|Goodbye|Hello|Key|KeyframeRequest|Rotate|Scroll|Surface|Text|Touch|Welcome) => Clipboard|EncodedFrame|FrameReady|Goodbye|Hello|Key|KeyframeRequest|Rotate|Scroll|Surface|Text|Touch|Welcome|null, 
   index: number
-): EncodedFrame|FrameReady|Goodbye|Hello|Key|KeyframeRequest|Scroll|Surface|Text|Touch|Welcome|null {
+): Clipboard|EncodedFrame|FrameReady|Goodbye|Hello|Key|KeyframeRequest|Rotate|Scroll|Surface|Text|Touch|Welcome|null {
   switch(Body[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(index, new Hello())! as Hello;
@@ -113,6 +119,8 @@ export function unionListToBody(
     case 'cloudphone_input_Key': return accessor(index, new Key())! as Key;
     case 'cloudphone_input_Text': return accessor(index, new Text())! as Text;
     case 'cloudphone_input_Scroll': return accessor(index, new Scroll())! as Scroll;
+    case 'cloudphone_input_Rotate': return accessor(index, new Rotate())! as Rotate;
+    case 'Clipboard': return accessor(index, new Clipboard())! as Clipboard;
     default: return null;
   }
 }
@@ -333,8 +341,18 @@ size():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+/**
+ * How the screen is turned from the phone's natural orientation. The pictures are always upright, as the
+ * user of the phone sees them: width and height are those of the turned screen, and touches are
+ * normalized to them.
+ */
+rotation():Rotation {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) as Rotation : Rotation.Rotation0;
+}
+
 static startSurface(builder:flatbuffers.Builder) {
-  builder.startObject(9);
+  builder.startObject(10);
 }
 
 static addGeneration(builder:flatbuffers.Builder, generation:number) {
@@ -373,12 +391,16 @@ static addSize(builder:flatbuffers.Builder, size:bigint) {
   builder.addFieldInt64(8, size, BigInt('0'));
 }
 
+static addRotation(builder:flatbuffers.Builder, rotation:Rotation) {
+  builder.addFieldInt8(9, rotation, Rotation.Rotation0);
+}
+
 static endSurface(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createSurface(builder:flatbuffers.Builder, generation:number, memory:MemoryKind, pathOffset:flatbuffers.Offset, width:number, height:number, format:PixelFormat, stride:number, slotCount:number, size:bigint):flatbuffers.Offset {
+static createSurface(builder:flatbuffers.Builder, generation:number, memory:MemoryKind, pathOffset:flatbuffers.Offset, width:number, height:number, format:PixelFormat, stride:number, slotCount:number, size:bigint, rotation:Rotation):flatbuffers.Offset {
   Surface.startSurface(builder);
   Surface.addGeneration(builder, generation);
   Surface.addMemory(builder, memory);
@@ -389,6 +411,7 @@ static createSurface(builder:flatbuffers.Builder, generation:number, memory:Memo
   Surface.addStride(builder, stride);
   Surface.addSlotCount(builder, slotCount);
   Surface.addSize(builder, size);
+  Surface.addRotation(builder, rotation);
   return Surface.endSurface(builder);
 }
 }
@@ -672,6 +695,57 @@ static endKeyframeRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
 static createKeyframeRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
   KeyframeRequest.startKeyframeRequest(builder);
   return KeyframeRequest.endKeyframeRequest(builder);
+}
+}
+
+/**
+ * Producer -> sidecar: the phone's clipboard changed (a user copied on the phone). The sidecar forwards it
+ * to the viewers with the control role only. Well-formed UTF-8, at most 32768 bytes; the sidecar refuses
+ * anything else.
+ */
+export class Clipboard {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):Clipboard {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsClipboard(bb:flatbuffers.ByteBuffer, obj?:Clipboard):Clipboard {
+  return (obj || new Clipboard()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsClipboard(bb:flatbuffers.ByteBuffer, obj?:Clipboard):Clipboard {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new Clipboard()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+text():string|null
+text(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+text(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+static startClipboard(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addText(builder:flatbuffers.Builder, textOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, textOffset, 0);
+}
+
+static endClipboard(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  builder.requiredField(offset, 4) // text
+  return offset;
+}
+
+static createClipboard(builder:flatbuffers.Builder, textOffset:flatbuffers.Offset):flatbuffers.Offset {
+  Clipboard.startClipboard(builder);
+  Clipboard.addText(builder, textOffset);
+  return Clipboard.endClipboard(builder);
 }
 }
 

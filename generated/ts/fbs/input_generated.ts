@@ -30,6 +30,22 @@ export const KeyAction = {
 } as const;
 export type KeyAction = 0 | 1;
 
+/**
+ * How the phone's screen is turned from its natural orientation, counter-clockwise: Android's
+ * Surface.ROTATION_* numbers.
+ */
+export const Rotation = {
+  Rotation0: 0,
+  Rotation90: 1,
+  Rotation180: 2,
+  Rotation270: 3,
+  0: 'Rotation0',
+  1: 'Rotation90',
+  2: 'Rotation180',
+  3: 'Rotation270',
+} as const;
+export type Rotation = 0 | 1 | 2 | 3;
+
 export class Touch {
   bb: flatbuffers.ByteBuffer|null = null;
   bb_pos = 0;
@@ -323,6 +339,53 @@ static createScroll(builder:flatbuffers.Builder, x:number, y:number, horizontal:
   Scroll.addHorizontal(builder, horizontal);
   Scroll.addVertical(builder, vertical);
   return Scroll.endScroll(builder);
+}
+}
+
+/**
+ * A viewer asks the phone to turn its screen to this rotation. The phone may honour it (it then announces a
+ * Surface of the turned size, with this rotation) or not; either way the pictures it sends stay upright.
+ */
+export class Rotate {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):Rotate {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsRotate(bb:flatbuffers.ByteBuffer, obj?:Rotate):Rotate {
+  return (obj || new Rotate()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsRotate(bb:flatbuffers.ByteBuffer, obj?:Rotate):Rotate {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new Rotate()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+rotation():Rotation {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) as Rotation : Rotation.Rotation0;
+}
+
+static startRotate(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addRotation(builder:flatbuffers.Builder, rotation:Rotation) {
+  builder.addFieldInt8(0, rotation, Rotation.Rotation0);
+}
+
+static endRotate(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createRotate(builder:flatbuffers.Builder, rotation:Rotation):flatbuffers.Offset {
+  Rotate.startRotate(builder);
+  Rotate.addRotation(builder, rotation);
+  return Rotate.endRotate(builder);
 }
 }
 

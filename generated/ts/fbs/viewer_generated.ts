@@ -3,7 +3,7 @@
 
 import * as flatbuffers from 'flatbuffers';
 
-import {Key as Key, Scroll as Scroll, Text as Text, Touch as Touch} from './input_generated.ts';
+import {Key as Key, Rotate as Rotate, Rotation as Rotation, Scroll as Scroll, Text as Text, Touch as Touch} from './input_generated.ts';
 
 export const Role = {
   View: 0,
@@ -26,6 +26,8 @@ export const Body = {
   cloudphone_input_Key: 9,
   cloudphone_input_Text: 10,
   cloudphone_input_Scroll: 11,
+  cloudphone_input_Rotate: 12,
+  Clipboard: 13,
   0: 'NONE',
   1: 'Session',
   2: 'KeyframeRequest',
@@ -38,13 +40,15 @@ export const Body = {
   9: 'cloudphone_input_Key',
   10: 'cloudphone_input_Text',
   11: 'cloudphone_input_Scroll',
+  12: 'cloudphone_input_Rotate',
+  13: 'Clipboard',
 } as const;
-export type Body = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11;
+export type Body = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13;
 
 export function unionToBody(
   type: Body,
-  accessor: (obj:FrameTiming|Key|KeyframeRequest|Ping|Pong|RenderReport|Scroll|Session|Stats|Text|Touch) => FrameTiming|Key|KeyframeRequest|Ping|Pong|RenderReport|Scroll|Session|Stats|Text|Touch|null
-): FrameTiming|Key|KeyframeRequest|Ping|Pong|RenderReport|Scroll|Session|Stats|Text|Touch|null {
+  accessor: (obj:Clipboard|FrameTiming|Key|KeyframeRequest|Ping|Pong|RenderReport|Rotate|Scroll|Session|Stats|Text|Touch) => Clipboard|FrameTiming|Key|KeyframeRequest|Ping|Pong|RenderReport|Rotate|Scroll|Session|Stats|Text|Touch|null
+): Clipboard|FrameTiming|Key|KeyframeRequest|Ping|Pong|RenderReport|Rotate|Scroll|Session|Stats|Text|Touch|null {
   switch(Body[type]) {
     case 'NONE': return null; 
     case 'Session': return accessor(new Session())! as Session;
@@ -58,15 +62,17 @@ export function unionToBody(
     case 'cloudphone_input_Key': return accessor(new Key())! as Key;
     case 'cloudphone_input_Text': return accessor(new Text())! as Text;
     case 'cloudphone_input_Scroll': return accessor(new Scroll())! as Scroll;
+    case 'cloudphone_input_Rotate': return accessor(new Rotate())! as Rotate;
+    case 'Clipboard': return accessor(new Clipboard())! as Clipboard;
     default: return null;
   }
 }
 
 export function unionListToBody(
   type: Body, 
-  accessor: (index: number, obj:FrameTiming|Key|KeyframeRequest|Ping|Pong|RenderReport|Scroll|Session|Stats|Text|Touch) => FrameTiming|Key|KeyframeRequest|Ping|Pong|RenderReport|Scroll|Session|Stats|Text|Touch|null, 
+  accessor: (index: number, obj:Clipboard|FrameTiming|Key|KeyframeRequest|Ping|Pong|RenderReport|Rotate|Scroll|Session|Stats|Text|Touch) => Clipboard|FrameTiming|Key|KeyframeRequest|Ping|Pong|RenderReport|Rotate|Scroll|Session|Stats|Text|Touch|null, 
   index: number
-): FrameTiming|Key|KeyframeRequest|Ping|Pong|RenderReport|Scroll|Session|Stats|Text|Touch|null {
+): Clipboard|FrameTiming|Key|KeyframeRequest|Ping|Pong|RenderReport|Rotate|Scroll|Session|Stats|Text|Touch|null {
   switch(Body[type]) {
     case 'NONE': return null; 
     case 'Session': return accessor(index, new Session())! as Session;
@@ -80,12 +86,14 @@ export function unionListToBody(
     case 'cloudphone_input_Key': return accessor(index, new Key())! as Key;
     case 'cloudphone_input_Text': return accessor(index, new Text())! as Text;
     case 'cloudphone_input_Scroll': return accessor(index, new Scroll())! as Scroll;
+    case 'cloudphone_input_Rotate': return accessor(index, new Rotate())! as Rotate;
+    case 'Clipboard': return accessor(index, new Clipboard())! as Clipboard;
     default: return null;
   }
 }
 
 /**
- * Sidecar -> viewer, when the channel opens and whenever the screen size changes.
+ * Sidecar -> viewer, when the channel opens and whenever the screen or the audience changes.
  */
 export class Session {
   bb: flatbuffers.ByteBuffer|null = null;
@@ -120,8 +128,29 @@ height():number {
   return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
 }
 
+/**
+ * How the phone's screen is turned (the picture itself is always upright).
+ */
+rotation():Rotation {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) as Rotation : Rotation.Rotation0;
+}
+
+/**
+ * Viewers watching this phone, this one included, and how many of them have the control role.
+ */
+viewers():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+controllers():number {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
 static startSession(builder:flatbuffers.Builder) {
-  builder.startObject(3);
+  builder.startObject(6);
 }
 
 static addRole(builder:flatbuffers.Builder, role:Role) {
@@ -136,17 +165,81 @@ static addHeight(builder:flatbuffers.Builder, height:number) {
   builder.addFieldInt32(2, height, 0);
 }
 
+static addRotation(builder:flatbuffers.Builder, rotation:Rotation) {
+  builder.addFieldInt8(3, rotation, Rotation.Rotation0);
+}
+
+static addViewers(builder:flatbuffers.Builder, viewers:number) {
+  builder.addFieldInt32(4, viewers, 0);
+}
+
+static addControllers(builder:flatbuffers.Builder, controllers:number) {
+  builder.addFieldInt32(5, controllers, 0);
+}
+
 static endSession(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createSession(builder:flatbuffers.Builder, role:Role, width:number, height:number):flatbuffers.Offset {
+static createSession(builder:flatbuffers.Builder, role:Role, width:number, height:number, rotation:Rotation, viewers:number, controllers:number):flatbuffers.Offset {
   Session.startSession(builder);
   Session.addRole(builder, role);
   Session.addWidth(builder, width);
   Session.addHeight(builder, height);
+  Session.addRotation(builder, rotation);
+  Session.addViewers(builder, viewers);
+  Session.addControllers(builder, controllers);
   return Session.endSession(builder);
+}
+}
+
+/**
+ * Sidecar -> viewer with the control role: what the phone's clipboard now holds (UTF-8, at most 32768 bytes).
+ */
+export class Clipboard {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):Clipboard {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsClipboard(bb:flatbuffers.ByteBuffer, obj?:Clipboard):Clipboard {
+  return (obj || new Clipboard()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsClipboard(bb:flatbuffers.ByteBuffer, obj?:Clipboard):Clipboard {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new Clipboard()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+text():string|null
+text(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+text(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+static startClipboard(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addText(builder:flatbuffers.Builder, textOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, textOffset, 0);
+}
+
+static endClipboard(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  builder.requiredField(offset, 4) // text
+  return offset;
+}
+
+static createClipboard(builder:flatbuffers.Builder, textOffset:flatbuffers.Offset):flatbuffers.Offset {
+  Clipboard.startClipboard(builder);
+  Clipboard.addText(builder, textOffset);
+  return Clipboard.endClipboard(builder);
 }
 }
 

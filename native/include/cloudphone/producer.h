@@ -37,6 +37,8 @@ extern "C" {
 #define CP_CONTROL_MESSAGE_MAX 65536u
 /* Largest encoded access unit the sidecar takes (a 4K IDR at a high bitrate fits). */
 #define CP_ENCODED_FRAME_MAX (4u * 1024u * 1024u)
+/* Largest clipboard text the sidecar forwards, in UTF-8 bytes. */
+#define CP_CLIPBOARD_MAX 32768u
 
 typedef struct cp_producer cp_producer;
 
@@ -65,6 +67,9 @@ typedef struct cp_producer_config {
   cp_memory_kind memory;
   /* Free-form name and version for the sidecar's logs; NULL means "libcloudphone-producer". */
   const char *name;
+  /* How the screen is turned from its natural orientation (Android's Surface.ROTATION_*, 0 to 3). The pixels
+   * are always the upright picture: width and height are those of the turned screen. */
+  uint32_t rotation;
 } cp_producer_config;
 
 typedef struct cp_frame {
@@ -82,7 +87,15 @@ typedef struct cp_rect {
   uint32_t x, y, width, height;
 } cp_rect;
 
-typedef enum cp_input_kind { CP_INPUT_TOUCH = 1, CP_INPUT_KEY = 2, CP_INPUT_TEXT = 3, CP_INPUT_SCROLL = 4 } cp_input_kind;
+typedef enum cp_input_kind {
+  CP_INPUT_TOUCH = 1,
+  CP_INPUT_KEY = 2,
+  CP_INPUT_TEXT = 3,
+  CP_INPUT_SCROLL = 4,
+  /* A viewer asks the phone to turn its screen (Android's Surface.ROTATION_*, 0 to 3). The phone may honour
+   * it with cp_producer_rotate, or ignore it. */
+  CP_INPUT_ROTATE = 5
+} cp_input_kind;
 
 /* A viewer's input, already checked by the sidecar and checked again here. Coordinates are normalized to
  * the screen (0 = left/top, 1 = right/bottom). Actions and key codes use Android's numbers. */
@@ -94,6 +107,7 @@ typedef struct cp_input_event {
     /* NUL-terminated UTF-8, truncated to fit. */
     struct { char text[256]; } text;
     struct { float x, y, horizontal, vertical; } scroll;
+    struct { uint8_t rotation; } rotate;
   } u;
 } cp_input_event;
 
@@ -106,6 +120,16 @@ int cp_producer_open(const cp_producer_config *config, cp_producer **out);
 
 /* Starts a new surface generation: a new size or format. Frames of the old generation are dropped. */
 int cp_producer_resize(cp_producer *producer, uint32_t width, uint32_t height, enum cp_pixel_format format);
+
+/* The screen turned: a new surface generation of the turned size (the pixels stay the upright picture),
+ * announced with the rotation (0 to 3, Android's Surface.ROTATION_*). Works in every memory mode; an encoding
+ * phone sends an IDR of the new size next. */
+int cp_producer_rotate(cp_producer *producer, uint32_t rotation, uint32_t width, uint32_t height);
+
+/* Tells the sidecar the phone's clipboard now holds this text (UTF-8, at most CP_CLIPBOARD_MAX bytes; the
+ * sidecar refuses anything else), for the viewers with the control role. Never blocks: 0 when sent,
+ * -ENOTCONN without a sidecar, -EAGAIN when the socket is full (try again later), -EINVAL when too long. */
+int cp_producer_set_clipboard(cp_producer *producer, const char *text, size_t length);
 
 /* Hands out the slot the next frame goes into; the sidecar will not read it until cp_producer_end_frame. */
 int cp_producer_begin_frame(cp_producer *producer, cp_frame *frame);

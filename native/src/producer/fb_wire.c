@@ -265,7 +265,7 @@ int fbr_message(const uint8_t *buf, size_t len, enum cp_body *body, fbr_table *t
   if (!fbr_open_table(buf, len, root, &message)) return 0;
   uint8_t type = fbr_u8(&message, 0, 0);
   size_t at = fbr_field(&message, 1, 4);
-  if (message.malformed || !at || type == CP_BODY_NONE || type > CP_BODY_SCROLL) return 0;
+  if (message.malformed || !at || type == CP_BODY_NONE || type > CP_BODY_CLIPBOARD) return 0;
   size_t body_table;
   if (!fbr_follow(buf, len, at, &body_table) || !fbr_open_table(buf, len, body_table, table)) return 0;
   *body = (enum cp_body)type;

@@ -26,7 +26,9 @@ enum cp_body {
   CP_BODY_TOUCH = 8,
   CP_BODY_KEY = 9,
   CP_BODY_TEXT = 10,
-  CP_BODY_SCROLL = 11
+  CP_BODY_SCROLL = 11,
+  CP_BODY_ROTATE = 12,
+  CP_BODY_CLIPBOARD = 13
 };
 
 typedef struct fbw {

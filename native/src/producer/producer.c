@@ -29,6 +29,7 @@ struct cp_producer {
   /* Current generation. */
   uint32_t generation;
   uint32_t width, height, stride;
+  uint32_t rotation;
   enum cp_pixel_format format;
   uint32_t slot_count;
   uint64_t slot_size;
@@ -127,10 +128,11 @@ static int send_surface(cp_producer *p) {
       fbw_u32(6, p->stride),
       fbw_u8(7, (uint8_t)p->slot_count),
       fbw_u64(8, p->total_size),
+      fbw_u8(9, (uint8_t)p->rotation),
   };
   const char *path = p->config.memory == CP_MEMORY_SHARED_FILE ? p->file_name : NULL;
   size_t path_length = path ? strlen(path) : 0;
-  size_t length = fbw_message(p->message, sizeof p->message, CP_BODY_SURFACE, fields, 9, &path, &path_length);
+  size_t length = fbw_message(p->message, sizeof p->message, CP_BODY_SURFACE, fields, 10, &path, &path_length);
   if (!length) return -EMSGSIZE;
   return send_message(p, length, p->config.memory == CP_MEMORY_PASSED_FD ? p->memory_fd : -1);
 }
@@ -255,6 +257,11 @@ static void handle_message(cp_producer *p, size_t length) {
       if (!(event.u.scroll.horizontal >= -16 && event.u.scroll.horizontal <= 16) ||
           !(event.u.scroll.vertical >= -16 && event.u.scroll.vertical <= 16))
         t.malformed = 1;
+      break;
+    case CP_BODY_ROTATE:
+      event.kind = CP_INPUT_ROTATE;
+      event.u.rotate.rotation = fbr_u8(&t, 0, 0);
+      if (event.u.rotate.rotation > 3) t.malformed = 1;
       break;
     default:
       /* Messages meant for the sidecar, or for encoder producers, mean nothing here. */
@@ -386,10 +393,12 @@ int cp_producer_open(const cp_producer_config *config, cp_producer **out) {
               : !geometry_valid(config->width, config->height, config->format))
     return -EINVAL;
   if (config->memory != CP_MEMORY_SHARED_FILE && config->memory != CP_MEMORY_PASSED_FD && !encoded) return -EINVAL;
+  if (config->rotation > 3) return -EINVAL;
 
   cp_producer *p = calloc(1, sizeof *p);
   if (!p) return -ENOMEM;
   p->config = *config;
+  p->rotation = config->rotation;
   p->socket_fd = -1;
   p->memory_fd = -1;
   p->slot_count = slots;
@@ -436,6 +445,34 @@ int cp_producer_resize(cp_producer *p, uint32_t width, uint32_t height, enum cp_
   if (p->socket_fd >= 0) send_surface(p);
   service(p);
   return 0;
+}
+
+int cp_producer_rotate(cp_producer *p, uint32_t rotation, uint32_t width, uint32_t height) {
+  if (rotation > 3) return -EINVAL;
+  if (p->config.memory == CP_MEMORY_ENCODED_H264) {
+    if (!width || !height || width > CP_FB_MAX_DIMENSION || height > CP_FB_MAX_DIMENSION) return -EINVAL;
+    p->generation++;
+    p->stats.generation = p->generation;
+    p->width = width;
+    p->height = height;
+  } else {
+    if (!geometry_valid(width, height, p->format)) return -EINVAL;
+    int rc = create_surface(p, width, height, p->format, 0);
+    if (rc != 0) return rc;
+  }
+  p->rotation = rotation;
+  if (p->socket_fd >= 0) send_surface(p);
+  service(p);
+  return 0;
+}
+
+int cp_producer_set_clipboard(cp_producer *p, const char *text, size_t length) {
+  if (!text || length > CP_CLIPBOARD_MAX) return -EINVAL;
+  service(p);
+  if (!cp_producer_connected(p)) return -ENOTCONN;
+  fbw_field fields[] = {fbw_offset(0)};
+  size_t message = fbw_message(p->message, sizeof p->message, CP_BODY_CLIPBOARD, fields, 1, &text, &length);
+  return message ? send_message(p, message, -1) : -EMSGSIZE;
 }
 
 int cp_producer_begin_frame(cp_producer *p, cp_frame *frame) {

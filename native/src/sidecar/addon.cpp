@@ -134,7 +134,9 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
           o.Set("width", e->width);
           o.Set("height", e->height);
           o.Set("format", e->format);
+          o.Set("rotation", e->rotation);
         }
+        if (e->type == "clipboard") o.Set("text", Napi::String::New(env, e->text));
         callback.Call({o});
       });
       if (status != napi_ok) delete heap;
@@ -250,6 +252,8 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     number("height", s.height);
     number("format", s.format);
     number("generation", s.generation);
+    number("rotation", s.rotation);
+    number("clipboardUpdates", static_cast<double>(s.clipboard_updates));
     o.Set("encoder", pipeline_.encoder_choice().name);
     number("accessUnitsDroppedForJs",
            static_cast<double>(access_units_ ? access_units_->dropped() : access_units_dropped_));
@@ -354,6 +358,7 @@ Napi::Value read_viewer_message_js(const Napi::CallbackInfo& info) {
       o.Set("kind", "input");
       o.Set("control", Napi::Buffer<uint8_t>::Copy(env, m.control.data(), m.control.size()));
       o.Set("release", Napi::Boolean::New(env, m.release));
+      o.Set("rotate", Napi::Boolean::New(env, m.rotate));
       break;
   }
   return o;

@@ -62,6 +62,7 @@ ControlMessage read_control_message(const uint8_t* data, std::size_t length) {
       out.geometry.total_size = surface->size();
       out.memory = memory_kind(surface->memory());
       out.path = bounded(surface->path(), 256);
+      out.rotation = static_cast<uint8_t>(surface->rotation());
       break;
     }
     case control::Body::FrameReady:
@@ -121,6 +122,18 @@ ControlMessage read_control_message(const uint8_t* data, std::size_t length) {
       out.input.y = scroll->y();
       out.input.horizontal = scroll->horizontal();
       out.input.vertical = scroll->vertical();
+      break;
+    }
+    case control::Body::cloudphone_input_Rotate:
+      out.kind = ControlKind::Input;
+      out.input.kind = InputKind::Rotate;
+      out.input.rotation = static_cast<uint8_t>(message->body_as_cloudphone_input_Rotate()->rotation());
+      break;
+    case control::Body::Clipboard: {
+      const flatbuffers::String* text = message->body_as_Clipboard()->text();  // required
+      out.kind = ControlKind::Clipboard;
+      out.clipboard = text->c_str();
+      out.clipboard_length = text->size();
       break;
     }
     default:

@@ -12,18 +12,21 @@
 
 namespace cloudphone {
 
-enum class ControlKind { Invalid, Hello, Surface, FrameReady, EncodedFrame, Goodbye, Input, Other };
+enum class ControlKind { Invalid, Hello, Surface, FrameReady, EncodedFrame, Goodbye, Input, Clipboard, Other };
 enum class SurfaceMemory { SharedFile, PassedFd, EncodedH264, Unknown };
 
 // One input event on its way to the phone, as plain values (the same numbers as input.fbs).
-enum class InputKind : uint8_t { Touch, Key, Text, Scroll };
+enum class InputKind : uint8_t { Touch, Key, Text, Scroll, Rotate };
 enum TouchActionValue : uint8_t { kTouchDown = 0, kTouchUp = 1, kTouchMove = 2, kTouchCancel = 3 };
 enum KeyActionValue : uint8_t { kKeyDown = 0, kKeyUp = 1 };
 constexpr std::size_t kInputTextMax = 255;  // what the phone's cp_input_event holds, without its NUL
+constexpr uint8_t kRotationMax = 3;          // Android's Surface.ROTATION_270
+constexpr std::size_t kClipboardMax = 32768;  // CP_CLIPBOARD_MAX: the longest clipboard text forwarded
 
 struct InputEvent {
   InputKind kind = InputKind::Touch;
   uint8_t action = 0;      // Touch, Key
+  uint8_t rotation = 0;    // Rotate
   uint8_t pointer_id = 0;  // Touch
   float x = 0, y = 0;      // Touch, Scroll
   float pressure = 1;      // Touch
@@ -41,9 +44,14 @@ struct ControlMessage {
   SurfaceGeometry geometry;       // Surface (generation also for FrameReady)
   SurfaceMemory memory = SurfaceMemory::Unknown;
   std::string path;    // Surface, SharedFile
+  uint8_t rotation = 0;  // Surface: how the screen is turned (unchecked: the pipeline refuses above kRotationMax)
   std::string reason;  // Goodbye, at most 256 bytes
   EncodedFragment fragment;  // EncodedFrame; its data points into the message
   InputEvent input;          // Input
+  // Clipboard: the text as sent (unchecked here; the pipeline checks its length and its UTF-8), pointing
+  // into the message read.
+  const char* clipboard = nullptr;
+  std::size_t clipboard_length = 0;
 };
 
 // True when the bytes are a well-formed cloudphone.control Message (depth and table count bounded).

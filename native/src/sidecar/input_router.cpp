@@ -34,6 +34,9 @@ const char* InputRouter::route(uint32_t viewer, const InputEvent& event) {
       return enqueue(event, false);
     case InputKind::Text:
       return enqueue(event, false);
+    case InputKind::Rotate:
+      if (event.rotation > kRotationMax) return "rotation must be 0 to 3";
+      return enqueue(event, false);
   }
   return "unknown input";
 }
@@ -180,6 +183,10 @@ std::size_t InputRouter::encode(const InputEvent& event) {
     case InputKind::Scroll:
       body = input::CreateScroll(builder_, event.x, event.y, event.horizontal, event.vertical).Union();
       type = control::Body::cloudphone_input_Scroll;
+      break;
+    case InputKind::Rotate:
+      body = input::CreateRotate(builder_, static_cast<input::Rotation>(event.rotation)).Union();
+      type = control::Body::cloudphone_input_Rotate;
       break;
   }
   control::FinishMessageBuffer(builder_, control::CreateMessage(builder_, type, body));

@@ -16,6 +16,7 @@
 #include "libyuv/scale.h"
 #include "monotonic_clock.h"
 #include "sigbus_guard.h"
+#include "utf8.h"
 
 namespace cloudphone {
 namespace {
@@ -290,6 +291,8 @@ void Pipeline::handle_message(const uint8_t* data, std::size_t length, int fd) {
   }
   switch (message.kind) {
     case ControlKind::Surface:
+      if (message.rotation > kRotationMax)
+        return producer_error("surface rotation must be 0 to 3 (Android's Surface.ROTATION_*)");
       if (message.memory == SurfaceMemory::EncodedH264) return start_passthrough(message);
       map_surface(message, passed.fd);
       passed.fd = -1;  // map_surface took it
@@ -299,6 +302,8 @@ void Pipeline::handle_message(const uint8_t* data, std::size_t length, int fd) {
     case ControlKind::FrameReady:
       if (mapping_ && message.geometry.generation == mapping_->geometry().generation) frame_pending_ = true;
       return;
+    case ControlKind::Clipboard:
+      return forward_clipboard(message);
     case ControlKind::Goodbye:
       drop_producer(message.reason.empty() ? "producer said goodbye" : message.reason, true);
       return;
@@ -376,20 +381,37 @@ void Pipeline::map_surface(const ControlMessage& surface, int fd) {
   picture_.assign(converted + (scaling ? std::size_t{encode_width_} * encode_height_ * 3 / 2 : 0), 0);
   last_frame_number_ = 0;
   keyframe_requested_ = true;  // a new size starts with a keyframe carrying the new SPS
-  announce_surface(geometry.generation, geometry.width, geometry.height, geometry.format);
+  announce_surface(geometry.generation, geometry.width, geometry.height, geometry.format, surface.rotation);
 }
 
-void Pipeline::announce_surface(uint32_t generation, uint32_t width, uint32_t height, uint32_t format) {
+void Pipeline::announce_surface(uint32_t generation, uint32_t width, uint32_t height, uint32_t format,
+                                uint8_t rotation) {
   stats_.generation = generation;
   stats_.width = width;
   stats_.height = height;
   stats_.format = format;
+  stats_.rotation = rotation;
   PipelineEvent event;
   event.type = "surface";
   event.generation = generation;
   event.width = width;
   event.height = height;
   event.format = format;
+  event.rotation = rotation;
+  emit(std::move(event));
+}
+
+void Pipeline::forward_clipboard(const ControlMessage& message) {
+  if (message.clipboard_length > kClipboardMax)
+    return producer_error("clipboard text of " + std::to_string(message.clipboard_length) +
+                          " bytes is over the 32768 forwarded");
+  if (!well_formed_utf8(reinterpret_cast<const uint8_t*>(message.clipboard), message.clipboard_length,
+                        Utf8Controls::AllButNul))
+    return producer_error("clipboard text is not well-formed UTF-8 (or holds a NUL)");
+  stats_.clipboard_updates++;
+  PipelineEvent event;
+  event.type = "clipboard";
+  event.text.assign(message.clipboard, message.clipboard_length);
   emit(std::move(event));
 }
 
@@ -437,7 +459,7 @@ void Pipeline::start_passthrough(const ControlMessage& surface) {
   assembler_.reset();
   stream_check_.reset(g.width, g.height);
   keyframe_requested_ = true;  // receivers start at an IDR: ask the phone for one
-  announce_surface(g.generation, g.width, g.height, kEncodedH264Format);
+  announce_surface(g.generation, g.width, g.height, kEncodedH264Format, surface.rotation);
 }
 
 void Pipeline::pass_through(const ControlMessage& message) {

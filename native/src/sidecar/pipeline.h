@@ -68,12 +68,14 @@ struct PipelineSettings {
 };
 
 struct PipelineEvent {
-  // producer-connected, producer-disconnected, surface, error, srt-connected, srt-disconnected
+  // producer-connected, producer-disconnected, surface, clipboard, error, srt-connected, srt-disconnected
   std::string type;
   std::string name;
   std::string reason;
   std::string producer;
   uint32_t generation = 0, width = 0, height = 0, format = 0;
+  uint8_t rotation = 0;  // surface: Android's Surface.ROTATION_*
+  std::string text;      // clipboard: checked UTF-8, at most kClipboardMax bytes
   uint64_t suppressed = 0;  // events of this type held back before it (EventGate)
 };
 
@@ -96,6 +98,8 @@ struct PipelineStats {
   std::atomic<uint32_t> max_fps{0};
   std::atomic<bool> producer_connected{false};
   std::atomic<uint32_t> width{0}, height{0}, format{0}, generation{0};
+  std::atomic<uint8_t> rotation{0};
+  std::atomic<uint64_t> clipboard_updates{0};  // clipboard texts the phone sent that passed the checks
 };
 
 class Pipeline {
@@ -137,7 +141,9 @@ class Pipeline {
   void refuse_shrunk_memory();
   void map_surface(const ControlMessage& surface, int fd);
   // A surface is ready to stream: the stats and the "surface" event say what it is.
-  void announce_surface(uint32_t generation, uint32_t width, uint32_t height, uint32_t format);
+  void announce_surface(uint32_t generation, uint32_t width, uint32_t height, uint32_t format, uint8_t rotation);
+  // The phone's clipboard, checked (length, UTF-8), to JavaScript for the control viewers.
+  void forward_clipboard(const ControlMessage& message);
   // A phone that encodes H.264 itself: its access units go to the sinks as they are, not re-encoded.
   void start_passthrough(const ControlMessage& surface);
   void pass_through(const ControlMessage& fragment);

@@ -4,6 +4,7 @@
 
 #include "cloudphone/control_generated.h"
 #include "cloudphone/viewer_generated.h"
+#include "utf8.h"
 
 namespace cloudphone {
 namespace {
@@ -18,32 +19,6 @@ ViewerMessage invalid(const char* reason) {
   ViewerMessage out;
   out.reason = reason;
   return out;
-}
-
-// Well-formed UTF-8 without control characters other than tab and newline; no overlong forms or surrogates.
-bool clean_utf8(const flatbuffers::String* text) {
-  const auto* s = reinterpret_cast<const uint8_t*>(text->data());
-  std::size_t n = text->size();
-  for (std::size_t i = 0; i < n;) {
-    uint8_t c = s[i];
-    if (c < 0x80) {
-      if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7F) return false;
-      i++;
-      continue;
-    }
-    std::size_t extra = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 0;
-    if (extra == 0 || c > 0xF4 || i + extra >= n) return false;
-    uint32_t cp = c & (0x3F >> extra);
-    for (std::size_t k = 1; k <= extra; k++) {
-      if ((s[i + k] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += extra + 1;
-  }
-  return true;
 }
 
 // An input event for the phone: build(builder) makes the cloudphone.control Message body from checked values.
@@ -87,7 +62,8 @@ ViewerMessage text(const input::Text* t) {
   const flatbuffers::String* s = t->text();
   if (!s || s->size() == 0) return invalid("text is empty");
   if (s->size() > kViewerTextMax) return invalid("text is longer than 255 bytes");
-  if (!clean_utf8(s)) return invalid("text is not clean UTF-8");
+  if (!well_formed_utf8(reinterpret_cast<const uint8_t*>(s->data()), s->size(), Utf8Controls::TabAndNewline))
+    return invalid("text is not clean UTF-8");
   return input_message([&](flatbuffers::FlatBufferBuilder& b) {
     auto event = input::CreateText(b, b.CreateString(s->data(), s->size()));
     return control::CreateMessage(b, control::Body::cloudphone_input_Text, event.Union());
@@ -101,6 +77,16 @@ ViewerMessage scroll(const input::Scroll* s) {
     auto event = input::CreateScroll(b, s->x(), s->y(), s->horizontal(), s->vertical());
     return control::CreateMessage(b, control::Body::cloudphone_input_Scroll, event.Union());
   });
+}
+
+ViewerMessage rotate(const input::Rotate* r) {
+  if (r->rotation() > input::Rotation::MAX) return invalid("rotation must be 0 to 3");
+  ViewerMessage out = input_message([&](flatbuffers::FlatBufferBuilder& b) {
+    auto event = input::CreateRotate(b, r->rotation());
+    return control::CreateMessage(b, control::Body::cloudphone_input_Rotate, event.Union());
+  });
+  out.rotate = true;
+  return out;
 }
 
 }  // namespace
@@ -154,6 +140,8 @@ ViewerMessage read_viewer_message(const uint8_t* data, std::size_t length) {
       return text(message->body_as_cloudphone_input_Text());
     case viewer::Body::cloudphone_input_Scroll:
       return scroll(message->body_as_cloudphone_input_Scroll());
+    case viewer::Body::cloudphone_input_Rotate:
+      return rotate(message->body_as_cloudphone_input_Rotate());
     default:
       return invalid("viewers do not send this message");
   }

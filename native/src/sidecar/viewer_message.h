@@ -34,6 +34,7 @@ struct ViewerMessage {
   ViewerStats stats;           // Stats
   std::vector<uint8_t> control;  // Input: a verified cloudphone.control Message for the phone
   bool release = false;          // Input: a finger lifted or cancelled, or a key let go
+  bool rotate = false;           // Input: a request to turn the phone's screen (the phone reallocates: rare)
 };
 
 // The largest message a viewer may send; the player's largest (a 255-byte Text) is far below it.

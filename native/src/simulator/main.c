@@ -9,9 +9,11 @@
  *
  * Publishing mode reads commands on stdin, one per line: "resize W H [format]", "restart" (a new producer,
  * as when the phone's compositor restarts), "pause" and "resume" (a still screen: no frames, input still read),
- * "hold-input" and "take-input" (a phone too busy to read input, and again reading it) and "quit". It prints
- * JSON lines on stdout: what it did, and every input event it received with when (atNs), so tests can check a
- * click arrived at the right place.
+ * "hold-input" and "take-input" (a phone too busy to read input, and again reading it), "clipboard TEXT" (the
+ * user copied TEXT on the phone; \n in it stands for a newline) and "quit". It honours a viewer's rotation
+ * request as a phone would: a new surface of the turned size (--width and --height are the natural, rotation 0
+ * size). It prints JSON lines on stdout: what it did, and every input event it received with when (atNs), so
+ * tests can check a click arrived at the right place.
  *
  * --raw writes the same frames to stdout as raw video instead, paced in real time, so that other encoders
  * (ffmpeg, GStreamer) can be measured on identical content.
@@ -128,6 +130,9 @@ static void print_input(const cp_input_event *e) {
       printf("\"kind\":\"scroll\",\"x\":%.6f,\"y\":%.6f,\"horizontal\":%.3f,\"vertical\":%.3f}\n",
              e->u.scroll.x, e->u.scroll.y, e->u.scroll.horizontal, e->u.scroll.vertical);
       break;
+    case CP_INPUT_ROTATE:
+      printf("\"kind\":\"rotate\",\"rotation\":%u}\n", e->u.rotate.rotation);
+      break;
   }
   fflush(stdout);
 }
@@ -223,14 +228,57 @@ static int run_h264(const options *o) {
 typedef struct session {
   cp_producer *producer;
   painter painter;
+  uint32_t natural_width, natural_height; /* the screen's size at rotation 0 */
+  uint32_t rotation;
   int connected;
   int paused;     /* "pause": the screen goes still (no frames), input is still read */
   int input_held; /* "hold-input": input is not read (a busy phone), until "take-input" */
 } session;
 
+/* A viewer asked the phone to turn: a new surface of the turned size, upright pictures in it. */
+static void rotate(session *s, uint32_t rotation) {
+  int sideways = rotation % 2;
+  uint32_t width = sideways ? s->natural_height : s->natural_width;
+  uint32_t height = sideways ? s->natural_width : s->natural_height;
+  int rc = cp_producer_rotate(s->producer, rotation, width, height);
+  if (rc != 0) {
+    printf("{\"event\":\"error\",\"command\":\"rotate\",\"reason\":\"%s\"}\n", strerror(-rc));
+    return;
+  }
+  enum cp_pixel_format format = s->painter.format;
+  painter_free(&s->painter);
+  painter_init(&s->painter, width, height, format);
+  s->rotation = rotation;
+  cp_producer_stats stats;
+  cp_producer_get_stats(s->producer, &stats);
+  printf("{\"event\":\"surface\",\"generation\":%u,\"width\":%u,\"height\":%u,\"rotation\":%u}\n",
+         stats.generation, width, height, rotation);
+}
+
 static void take_input(session *s) {
   cp_input_event event;
-  while (!s->input_held && cp_producer_poll_input(s->producer, &event) > 0) print_input(&event);
+  while (!s->input_held && cp_producer_poll_input(s->producer, &event) > 0) {
+    print_input(&event);
+    if (event.kind == CP_INPUT_ROTATE && event.u.rotate.rotation != s->rotation) rotate(s, event.u.rotate.rotation);
+    fflush(stdout);
+  }
+}
+
+/* "clipboard TEXT": the user copied TEXT on the phone (\n in it for a newline, \\ for a backslash). */
+static void set_clipboard(session *s, const char *text) {
+  char unescaped[256];
+  size_t length = 0;
+  for (const char *c = text; *c && length < sizeof unescaped; c++) {
+    if (c[0] == '\\' && (c[1] == 'n' || c[1] == '\\')) {
+      unescaped[length++] = c[1] == 'n' ? '\n' : '\\';
+      c++;
+    } else {
+      unescaped[length++] = *c;
+    }
+  }
+  int rc = cp_producer_set_clipboard(s->producer, unescaped, length);
+  if (rc != 0) printf("{\"event\":\"error\",\"command\":\"clipboard\",\"reason\":\"%s\"}\n", strerror(-rc));
+  else printf("{\"event\":\"clipboard\",\"bytes\":%zu}\n", length);
 }
 
 /* Sleeps until the deadline, taking input as soon as it comes (as a phone's input thread would), so the
@@ -254,6 +302,7 @@ static int session_open(session *s, const options *o, uint32_t width, uint32_t h
   config.slot_count = o->slots;
   config.memory = o->memory;
   config.name = "cloudphone-simulator/0.1";
+  config.rotation = s->rotation; /* a restarted phone is still turned */
   int rc = cp_producer_open(&config, &s->producer);
   if (rc != 0) {
     fprintf(stderr, "cloudphone-simulator: cannot open the producer: %s\n", strerror(-rc));
@@ -286,6 +335,8 @@ static int command(session *s, const options *o, char *line) {
     } else {
       painter_free(&s->painter);
       painter_init(&s->painter, width, height, format);
+      s->natural_width = s->rotation % 2 ? height : width;
+      s->natural_height = s->rotation % 2 ? width : height;
       cp_producer_stats stats;
       cp_producer_get_stats(s->producer, &stats);
       printf("{\"event\":\"surface\",\"generation\":%u,\"width\":%u,\"height\":%u}\n", stats.generation, width, height);
@@ -307,6 +358,8 @@ static int command(session *s, const options *o, char *line) {
   } else if (!strncmp(line, "take-input", 10)) {
     s->input_held = 0;
     printf("{\"event\":\"input-taken\"}\n");
+  } else if (!strncmp(line, "clipboard ", 10)) {
+    set_clipboard(s, line + 10);
   } else if (!strncmp(line, "quit", 4)) {
     return 1;
   } else if (line[0] != '\n' && line[0] != 0) {
@@ -318,6 +371,8 @@ static int command(session *s, const options *o, char *line) {
 
 static int run_producer(const options *o) {
   session s = {0};
+  s.natural_width = o->width;
+  s.natural_height = o->height;
   if (session_open(&s, o, o->width, o->height, o->format) != 0) return 1;
   fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
   char line[256];

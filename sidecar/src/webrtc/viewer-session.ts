@@ -21,7 +21,7 @@ import { gatherAfter } from './ice-gathering.ts';
 import { readRtcpFeedback, type RtcpFeedback } from './rtcp-feedback.ts';
 import type { OfferSummary } from './sdp-offer.ts';
 import { TokenBucket } from './token-bucket.ts';
-import { ViewerMessageWriter } from './viewer-messages.ts';
+import { ViewerMessageWriter, type Audience, type Screen } from './viewer-messages.ts';
 import type { ViewerGrant, ViewerRole } from './viewer-tokens.ts';
 import { WhepError } from './whep-error.ts';
 
@@ -39,6 +39,8 @@ const MAX_REMOTE_CANDIDATES = 32;
 const RENDER_REPORTS_PER_SECOND = 200;
 const PONGS_PER_SECOND = 5;
 const STATS_PER_SECOND = 5;
+const ROTATIONS_PER_SECOND = 2;
+const ROTATION_BURST = 4;
 
 /** Why a viewer's message was not acted on (a metric label). */
 export type RefusedReason = 'invalid' | 'role' | 'disabled' | 'rate' | 'text' | 'phone';
@@ -76,7 +78,8 @@ export interface ViewerSessionOptions {
   offer: string;
   summary: OfferSummary;
   rtcConfig: ndc.RtcConfig;
-  screen: { width: number; height: number };
+  screen: Screen;
+  audience: Audience;
   input: InputPolicy;
   log: Logger;
   events: ViewerSessionEvents;
@@ -102,9 +105,13 @@ export class ViewerSession {
   readonly #renderReportLimit = new TokenBucket(RENDER_REPORTS_PER_SECOND, RENDER_REPORTS_PER_SECOND / 4);
   readonly #pongLimit = new TokenBucket(PONGS_PER_SECOND, PONGS_PER_SECOND);
   readonly #statsLimit = new TokenBucket(STATS_PER_SECOND, STATS_PER_SECOND);
+  // Each rotation makes the phone allocate a new surface and the encoder start again: a person turns a phone
+  // now and then, a script in a loop would keep both busy.
+  readonly #rotateLimit = new TokenBucket(ROTATIONS_PER_SECOND, ROTATION_BURST);
   #channel: ndc.DataChannel | undefined;
   #statsChannel: ndc.DataChannel | undefined;
-  #screen: { width: number; height: number };
+  #screen: Screen;
+  #audience: Audience;
   #closed = false;
   #remoteCandidates = 0;
   /** Messages are being dropped before they are read (what the viewer held was lifted when it began). */
@@ -125,6 +132,7 @@ export class ViewerSession {
     this.#log = options.log.child({ viewer: options.id, role: this.role, token: options.grant.source });
     this.#events = options.events;
     this.#screen = options.screen;
+    this.#audience = options.audience;
     this.#input = options.input;
     // Input bursts up to a fifth of a second's worth (input.maxEventsPerSecond).
     const inputPerSecond = options.input.maxEventsPerSecond;
@@ -173,10 +181,26 @@ export class ViewerSession {
     }
   }
 
-  /** The phone's screen changed size: tell the player, so its touch mapping follows. */
-  screenChanged(width: number, height: number): void {
-    this.#screen = { width, height };
-    this.#sendOnChannel(this.#writer.session(this.role, width, height));
+  /** The phone's screen changed size or turned: tell the player, so its touch mapping and controls follow. */
+  screenChanged(screen: Screen): void {
+    this.#screen = screen;
+    this.#sendSession();
+  }
+
+  /** Someone joined or left: the page shows how many watch and how many may drive. */
+  audienceChanged(audience: Audience): void {
+    if (audience.viewers === this.#audience.viewers && audience.controllers === this.#audience.controllers) return;
+    this.#audience = audience;
+    this.#sendSession();
+  }
+
+  /** The phone's clipboard, for a viewer who drives it (view-only viewers never get it: it may be private). */
+  clipboard(text: string): void {
+    if (this.role === 'control') this.#sendOnChannel(this.#writer.clipboard(text));
+  }
+
+  #sendSession(): void {
+    this.#sendOnChannel(this.#writer.session(this.role, this.#screen, this.#audience));
   }
 
   /** A trickled candidate (checked by trickleCandidates); a WhepError 400 past the cap or when libdatachannel refuses it. */
@@ -273,7 +297,7 @@ export class ViewerSession {
         }
         this.#channel = channel;
         const opened = (): void => {
-          this.#sendOnChannel(this.#writer.session(this.role, this.#screen.width, this.#screen.height));
+          this.#sendSession();
           this.#ping();
           this.#pingTimer = setInterval(() => {
             this.#ping();
@@ -377,6 +401,8 @@ export class ViewerSession {
         // (One the viewer does not hold is refused by the pipeline, so this lets no flood through.)
         else if (!this.#inputLimit.take() && !message.release)
           this.#events.onRefused(this, 'rate', `over ${String(this.#input.maxEventsPerSecond)} input events a second`);
+        else if (message.rotate && !this.#rotateLimit.take())
+          this.#events.onRefused(this, 'rate', 'over the rotations a second a viewer may ask for');
         else this.#events.onInput(this, message.control);
         return;
     }

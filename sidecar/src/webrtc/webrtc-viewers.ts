@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AccessUnit } from '../native.ts';
+import type { Audience, Screen } from './viewer-messages.ts';
 import { rtcConfig, type IceSettings } from './ice-config.ts';
 import { readOffer } from './sdp-offer.ts';
 import { keyframeWishBudget } from './keyframe-scheduler.ts';
@@ -34,7 +35,7 @@ export interface ViewerPipeline {
   sendInput(viewer: number, control: Uint8Array): void;
   /** Everything the viewer holds down goes up on the phone. */
   releaseInput(viewer: number): void;
-  screen(): { width: number; height: number };
+  screen(): Screen;
   /** The H.264 level_idc of the stream's current SPS; undefined before the first surface. */
   h264Level(): number | undefined;
 }
@@ -114,6 +115,7 @@ export class WebRtcViewers {
         summary,
         rtcConfig: rtcConfig(this.#options.ice, id),
         screen: this.#options.pipeline.screen(),
+        audience: this.#audience(),
         input: this.#options.input,
         log: this.#options.log,
         events: this.#events,
@@ -153,8 +155,13 @@ export class WebRtcViewers {
     for (const { session } of this.#entries.values()) session.send(unit, rtpTimestamp);
   }
 
-  screenChanged(width: number, height: number): void {
-    for (const { session } of this.#entries.values()) session.screenChanged(width, height);
+  screenChanged(screen: Screen): void {
+    for (const { session } of this.#entries.values()) session.screenChanged(screen);
+  }
+
+  /** The phone's clipboard changed: to the viewers who drive it. */
+  clipboard(text: string): void {
+    for (const { session } of this.#entries.values()) session.clipboard(text);
   }
 
   /** Once a second: each viewer's estimate moves, and the policy picks what the viewers allow. */
@@ -190,11 +197,18 @@ export class WebRtcViewers {
     return count;
   }
 
+  #audience(): Audience {
+    let controllers = 0;
+    for (const { session } of this.#entries.values()) if (session.role === 'control') controllers++;
+    return { viewers: this.#entries.size, controllers };
+  }
+
+  /** Someone joined or left: the metrics, and every page's count of who watches. */
   #countRoles(): void {
-    let control = 0;
-    for (const { session } of this.#entries.values()) if (session.role === 'control') control++;
-    this.#options.metrics.viewers('control', control);
-    this.#options.metrics.viewers('view', this.#entries.size - control);
+    const audience = this.#audience();
+    this.#options.metrics.viewers('control', audience.controllers);
+    this.#options.metrics.viewers('view', audience.viewers - audience.controllers);
+    for (const { session } of this.#entries.values()) session.audienceChanged(audience);
   }
 
   readonly #events: ViewerSessionEvents = {
