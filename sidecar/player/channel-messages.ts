@@ -5,6 +5,7 @@
 import { Builder, ByteBuffer } from 'flatbuffers';
 import {
   Body,
+  Clipboard,
   FrameTiming,
   KeyframeRequest,
   Message,
@@ -15,11 +16,22 @@ import {
   Session,
   Stats,
 } from '../../generated/ts/fbs/viewer_generated.ts';
-import type { TouchAction } from '../../generated/ts/fbs/input_generated.ts';
-import { Key, Scroll, Text, Touch } from '../../generated/ts/fbs/input_generated.ts';
+import type { Rotation, TouchAction } from '../../generated/ts/fbs/input_generated.ts';
+import { Key, Rotate, Scroll, Text, Touch } from '../../generated/ts/fbs/input_generated.ts';
 
 export type SidecarMessage =
-  | { kind: 'session'; control: boolean; width: number; height: number }
+  | {
+      kind: 'session';
+      control: boolean;
+      width: number;
+      height: number;
+      /** How the phone is turned (Android's Surface.ROTATION_*, 0 to 3); the picture is upright. */
+      rotation: number;
+      /** Viewers watching, this one included, and how many of them may drive the phone. */
+      viewers: number;
+      controllers: number;
+    }
+  | { kind: 'clipboard'; text: string }
   | { kind: 'ping'; id: number; sentUs: bigint }
   | { kind: 'frame-timing'; rtpTimestamp: number; captureUs: number };
 
@@ -33,7 +45,14 @@ export function readSidecarMessage(bytes: Uint8Array): SidecarMessage | undefine
         control: session.role() === Role.Control,
         width: session.width(),
         height: session.height(),
+        rotation: session.rotation(),
+        viewers: session.viewers(),
+        controllers: session.controllers(),
       };
+    }
+    case Body.Clipboard: {
+      const clipboard = message.body(new Clipboard()) as Clipboard;
+      return { kind: 'clipboard', text: clipboard.text() ?? '' };
     }
     case Body.Ping: {
       const ping = message.body(new Ping()) as Ping;
@@ -102,6 +121,12 @@ export class PlayerMessages {
     const b = this.#start();
     const body = Text.createText(b, b.createString(text));
     return this.#finish(Body.cloudphone_input_Text, body);
+  }
+
+  /** Asks the phone to turn to this rotation (0 to 3); it may, or may not. */
+  rotate(rotation: number): Uint8Array {
+    const body = Rotate.createRotate(this.#start(), (rotation & 3) as Rotation);
+    return this.#finish(Body.cloudphone_input_Rotate, body);
   }
 
   scroll(x: number, y: number, horizontal: number, vertical: number): Uint8Array {

@@ -12,7 +12,7 @@
 import { TouchAction } from '../../generated/ts/fbs/input_generated.ts';
 import { androidKeycode, androidKeycodeForCharacter, androidMetaState } from './android-keys.ts';
 import type { PlayerMessages } from './channel-messages.ts';
-import { phoneKeyForShortcut } from './phone-keys.ts';
+import { isRotateShortcut, phoneKeyForShortcut } from './phone-keys.ts';
 
 const MAX_FINGERS = 10;
 // The longest Text the sidecar and the phone take whole, in UTF-8 bytes.
@@ -56,6 +56,7 @@ export class InputCapture {
   readonly #keyboard: HTMLTextAreaElement;
   readonly #messages: PlayerMessages;
   readonly #send: (bytes: Uint8Array) => void;
+  readonly #rotate: () => void;
   readonly #fingers = new Map<number, number>();
 
   constructor(
@@ -63,11 +64,13 @@ export class InputCapture {
     keyboard: HTMLTextAreaElement,
     messages: PlayerMessages,
     send: (bytes: Uint8Array) => void,
+    rotate: () => void,
   ) {
     this.#video = video;
     this.#keyboard = keyboard;
     this.#messages = messages;
     this.#send = send;
+    this.#rotate = rotate;
     keyboard.addEventListener('compositionend', (e) => {
       this.#typed(e.data);
     });
@@ -108,6 +111,7 @@ export class InputCapture {
       this.#key(e, false);
     });
     window.addEventListener('paste', (e) => {
+      if (ownKeys(e)) return;
       for (const chunk of textChunks(e.clipboardData?.getData('text/plain') ?? ''))
         this.#send(this.#messages.text(chunk));
       e.preventDefault();
@@ -186,7 +190,12 @@ export class InputCapture {
   #key(e: KeyboardEvent, down: boolean): void {
     // During a composition ('Process': the input method has the key) the result comes with compositionend. A
     // dead key waits for the next one: the character they make comes as that key's, or as a composition.
-    if (e.isComposing || e.key === 'Process' || e.key === 'Dead') return;
+    if (e.isComposing || e.key === 'Process' || e.key === 'Dead' || ownKeys(e)) return;
+    if (isRotateShortcut(e)) {
+      e.preventDefault();
+      if (down && !e.repeat) this.#rotate();
+      return;
+    }
     const phoneKey = phoneKeyForShortcut(e);
     if (phoneKey) {
       e.preventDefault();
@@ -219,6 +228,11 @@ export class InputCapture {
       this.#send(this.#messages.key(down, keycode, repeat, meta));
     }
   }
+}
+
+/** Events in a part of the page that takes its own keys (marked data-own-keys: the clipboard's text). */
+function ownKeys(e: Event): boolean {
+  return e.target instanceof Element && e.target.closest('[data-own-keys]') !== null;
 }
 
 const SHIFT_BITS = 0x1 | 0x40; // META_SHIFT_ON | META_SHIFT_LEFT_ON

@@ -35,9 +35,21 @@ export const PHONE_KEYS: readonly PhoneKey[] = [
   { name: 'Volume down', keycode: 25, shortcut: 'ArrowDown', icon: `${SPEAKER}<path d="M15 12h6" ${STROKE}/>` },
 ];
 
+/** Turning the phone is no key: a request the phone may honour (it then sends pictures of the turned size). */
+export const ROTATE = {
+  name: 'Rotate',
+  shortcut: 'KeyR',
+  icon: `<path d="M19 12a7 7 0 1 1-2.05-4.95" ${STROKE}/><path d="M19 3v5h-5" ${STROKE}/>`,
+};
+
 /** How a shortcut reads on the page: Alt+B, Alt+Up. */
-export function shortcutText(key: PhoneKey): string {
+export function shortcutText(key: { shortcut: string }): string {
   return `Alt+${key.shortcut.replace(/^Key/, '').replace(/^Arrow/, '')}`;
+}
+
+/** Whether the key event is Alt+R, the shortcut that turns the phone. */
+export function isRotateShortcut(event: KeyboardEvent): boolean {
+  return event.altKey && !event.ctrlKey && !event.metaKey && !event.shiftKey && event.code === ROTATE.shortcut;
 }
 
 /** The phone key an Alt shortcut stands for; undefined for any other key or with other modifiers held. */
@@ -52,12 +64,7 @@ export function phoneKeyForShortcut(event: KeyboardEvent): PhoneKey | undefined 
  */
 export function phoneKeyButtons(bar: HTMLElement, press: (keycode: number, down: boolean) => void): void {
   for (const key of PHONE_KEYS) {
-    const button = document.createElement('button');
-    button.type = 'button';
-    // The icons are this file's own constants, never text from elsewhere.
-    button.innerHTML = `<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">${key.icon}</svg>`;
-    button.title = `${key.name} (${shortcutText(key)})`;
-    button.setAttribute('aria-label', key.name);
+    const button = iconButton(key);
     button.dataset.keycode = String(key.keycode);
     let held: number | undefined;
     const release = (): void => {
@@ -80,4 +87,25 @@ export function phoneKeyButtons(bar: HTMLElement, press: (keycode: number, down:
     });
     bar.append(button);
   }
+}
+
+/** Adds the Rotate button to the bar: each click asks the phone for the next quarter turn. */
+export function rotateButton(bar: HTMLElement, rotate: () => void): void {
+  const button = iconButton(ROTATE);
+  button.id = 'rotate';
+  button.addEventListener('pointerdown', (e) => {
+    e.preventDefault(); // keeps the keyboard focus where typing goes
+  });
+  button.addEventListener('click', rotate);
+  bar.append(button);
+}
+
+function iconButton(control: { name: string; shortcut: string; icon: string }): HTMLButtonElement {
+  const button = document.createElement('button');
+  button.type = 'button';
+  // The icons are this file's own constants, never text from elsewhere.
+  button.innerHTML = `<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">${control.icon}</svg>`;
+  button.title = `${control.name} (${shortcutText(control)})`;
+  button.setAttribute('aria-label', control.name);
+  return button;
 }

@@ -1,11 +1,13 @@
-// The player page: a WHEP client for this sidecar. It plays the phone's screen at the phone's aspect ratio,
-// sends touches, keys and text when its token has the control role, reports when each frame was shown (the
-// sidecar turns that into glass-to-glass latency), shows fps, bitrate, RTT and latency in an overlay, and
-// reconnects on its own. The token comes from the URL fragment (#token=...), which never reaches a server log.
+// The player page: a WHEP client for this sidecar. It plays the phone's screen fitted to the window (or the
+// whole screen), follows the phone when it turns, sends touches, keys, text and rotation requests when its
+// token has the control role, puts what the phone copied into this computer's clipboard, shows who watches and
+// who drives, reports when each frame was shown (the sidecar turns that into glass-to-glass latency), shows
+// fps, bitrate, RTT and latency in an overlay, and reconnects on its own. The token comes from the URL
+// fragment (#token=...), which never reaches a server log.
 
 import { InputCapture } from './input-capture.ts';
 import { PlayerMessages, readSidecarMessage, type PlayerStats } from './channel-messages.ts';
-import { phoneKeyButtons } from './phone-keys.ts';
+import { phoneKeyButtons, rotateButton } from './phone-keys.ts';
 import { StallWatch } from './stall-watch.ts';
 
 const video = document.getElementById('screen') as HTMLVideoElement;
@@ -13,6 +15,11 @@ const overlay = document.getElementById('overlay') as HTMLDivElement;
 const status = document.getElementById('status') as HTMLDivElement;
 const keys = document.getElementById('keys') as HTMLDivElement;
 const keyboard = document.getElementById('keyboard') as HTMLTextAreaElement;
+const presence = document.getElementById('presence') as HTMLSpanElement;
+const fullscreen = document.getElementById('fullscreen') as HTMLButtonElement;
+const notice = document.getElementById('notice') as HTMLDivElement;
+const clipboardPanel = document.getElementById('clipboard') as HTMLDivElement;
+const clipboardText = document.getElementById('clipboard-text') as HTMLTextAreaElement;
 const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? '';
 const messages = new PlayerMessages();
 
@@ -25,6 +32,8 @@ interface Connection {
   statsChannel: RTCDataChannel;
   session: string | undefined;
   control: boolean;
+  /** How the phone is turned now (0 to 3), for the next rotation request. */
+  rotation: number;
   // Sidecar clock -> this page's clock (microseconds), from pings: offset = ours - theirs - one way.
   offsetUs: number | undefined;
   captures: Map<number, number>;
@@ -87,6 +96,7 @@ async function connect(): Promise<void> {
     statsChannel,
     session: undefined,
     control: false,
+    rotation: 0,
     offsetUs: undefined,
     captures: new Map(),
     stalls: new StallWatch(),
@@ -201,8 +211,13 @@ function onSidecarMessage(connection: Connection, bytes: Uint8Array): void {
   switch (message.kind) {
     case 'session':
       connection.control = message.control;
+      connection.rotation = message.rotation;
       keys.hidden = !message.control; // a view-only viewer has no keys to press
+      presence.textContent = presenceText(message.control, message.viewers, message.controllers);
       document.title = `cloudphone ${String(message.width)}x${String(message.height)}${message.control ? '' : ' (view only)'}`;
+      break;
+    case 'clipboard':
+      void takePhoneClipboard(message.text);
       break;
     case 'ping': {
       const at = nowUs();
@@ -286,10 +301,107 @@ function sendInput(bytes: Uint8Array): void {
   if (current?.control) send(bytes);
 }
 
-const input = new InputCapture(video, keyboard, messages, sendInput);
+/** Asks the phone for the next quarter turn; the picture follows when (and if) the phone turns. */
+function rotate(): void {
+  if (current) sendInput(messages.rotate((current.rotation + 1) % 4));
+}
+
+/** Whether this viewer drives the phone, how many watch, and whether someone else may drive it too. */
+function presenceText(control: boolean, viewers: number, controllers: number): string {
+  const watching = `${String(viewers)} watching`;
+  if (control) {
+    const others = controllers - 1;
+    return others > 0
+      ? `You have control (${String(others)} more can) · ${watching}`
+      : `You have control · ${watching}`;
+  }
+  return controllers > 0 ? `View only · ${watching}` : `View only · nobody has control · ${watching}`;
+}
+
+let noticeTimer: ReturnType<typeof setTimeout> | undefined;
+function showNotice(text: string): void {
+  notice.textContent = text;
+  notice.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => {
+    notice.hidden = true;
+  }, 2500);
+}
+
+/**
+ * What was copied on the phone goes into this computer's clipboard where the page may write it (the browser
+ * asks or allows); where it may not, it is shown for the user to copy.
+ */
+async function takePhoneClipboard(text: string): Promise<void> {
+  try {
+    await navigator.clipboard.writeText(text);
+    clipboardPanel.hidden = true;
+    showNotice('Copied on the phone: it is in your clipboard');
+  } catch {
+    clipboardText.value = text;
+    clipboardPanel.hidden = false;
+  }
+}
+
+(document.getElementById('clipboard-copy') as HTMLButtonElement).addEventListener('click', () => {
+  // A click is the user's gesture the clipboard wants. Where even that is refused, the text stays selected in
+  // the panel, which takes its own keys: the system's copy shortcut copies it.
+  navigator.clipboard.writeText(clipboardText.value).then(
+    () => {
+      clipboardPanel.hidden = true;
+      input.focusKeyboard();
+    },
+    () => {
+      clipboardText.focus();
+      clipboardText.select();
+      showNotice('Press Ctrl+C (⌘C) to copy it');
+    },
+  );
+});
+(document.getElementById('clipboard-close') as HTMLButtonElement).addEventListener('click', () => {
+  clipboardPanel.hidden = true;
+  input.focusKeyboard();
+});
+
+/** On a phone or tablet in full screen, the browser keeps to the phone's orientation as it turns. */
+function keepOrientation(): void {
+  if (!document.fullscreenElement || video.videoWidth === 0) return;
+  const orientation = screen.orientation as ScreenOrientation & { lock?: (to: string) => Promise<void> };
+  // Desktop browsers refuse the lock; that is fine.
+  orientation.lock?.(video.videoWidth > video.videoHeight ? 'landscape' : 'portrait').catch(() => undefined);
+}
+
+fullscreen.hidden = !document.fullscreenEnabled;
+fullscreen.addEventListener('click', () => {
+  const change = document.fullscreenElement
+    ? document.exitFullscreen()
+    : document.documentElement.requestFullscreen({ navigationUI: 'hide' }).then(keepOrientation);
+  change.catch((error: unknown) => {
+    showNotice(`Full screen refused: ${error instanceof Error ? error.message : String(error)}`);
+  });
+});
+document.addEventListener('fullscreenchange', () => {
+  fullscreen.setAttribute('aria-pressed', String(document.fullscreenElement !== null));
+});
+video.addEventListener('resize', keepOrientation);
+
+const input = new InputCapture(video, keyboard, messages, sendInput, rotate);
 phoneKeyButtons(keys, (keycode, down) => {
   sendInput(messages.key(down, keycode, 0, 0));
   input.focusKeyboard();
+});
+rotateButton(keys, () => {
+  rotate();
+  input.focusKeyboard();
+});
+// A closed tab or a page navigated away ends its session at once, so the others' count of who watches is
+// right and a control slot frees up (without it, the sidecar learns only when ICE gives up, seconds later).
+window.addEventListener('pagehide', () => {
+  const session = current?.session;
+  if (session)
+    void fetch(session, { method: 'DELETE', keepalive: true, headers: { Authorization: `Bearer ${token}` } }).catch(
+      () => undefined,
+    );
 });
 video.requestVideoFrameCallback(onFrame);
 setInterval(() => void report(), 1000);

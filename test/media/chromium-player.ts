@@ -2,7 +2,7 @@
 // would use. A probe injected into the page draws each presented frame to a canvas and reads the stamp back,
 // so tests and the benchmark know which frame the browser showed and when.
 
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
 import { stripTypes } from '../../sidecar/src/webrtc/player-assets.ts';
 import { readFileSync } from 'node:fs';
 
@@ -21,6 +21,31 @@ interface PageProbes {
   joinSteps: Record<string, number>;
   movesSentAt: number[];
   pastePlainText(text: string): void;
+  pictureInPage(): PictureInPage;
+  readClipboard(): Promise<string>;
+  isFullscreen(): boolean;
+}
+
+/** The picture as the page shows it: the video's own size, where its top left is drawn, and the scale. */
+export interface PictureInPage {
+  videoWidth: number;
+  videoHeight: number;
+  left: number;
+  top: number;
+  scale: number;
+}
+
+export async function pictureInPage(page: Page): Promise<PictureInPage> {
+  return page.evaluate(() => (globalThis as unknown as PageProbes).pictureInPage());
+}
+
+/** What the page reads from this computer's clipboard (the context needs the clipboard-read permission). */
+export async function readClipboard(page: Page): Promise<string> {
+  return page.evaluate(() => (globalThis as unknown as PageProbes).readClipboard());
+}
+
+export async function isFullscreen(page: Page): Promise<boolean> {
+  return page.evaluate(() => (globalThis as unknown as PageProbes).isFullscreen());
 }
 
 /** Chromium's inbound-rtp statistics of the player's video (see browser/page-probes.ts). */
@@ -64,10 +89,18 @@ export async function launchChromium(extraArgs: string[] = []): Promise<Browser>
   });
 }
 
-/** Opens a page that plays the phone, with the probes in it; beforeLoad runs before it navigates. */
-export async function openPage(browser: Browser, url: string, beforeLoad?: (page: Page) => void): Promise<Page> {
+/**
+ * Opens a page that plays the phone, with the probes in it, in a browser context of its own (options: a
+ * mobile device, permissions); beforeLoad runs before it navigates.
+ */
+export async function openPage(
+  browser: Browser,
+  url: string,
+  beforeLoad?: (page: Page) => void,
+  options?: BrowserContextOptions,
+): Promise<Page> {
   // Wider than the phone: the picture is pillarboxed, with bars a click can miss the phone on.
-  const page = await browser.newPage({ viewport: { width: 720, height: 960 } });
+  const page = await browser.newPage({ viewport: { width: 720, height: 960 }, ...options });
   await page.addInitScript({ content: pageProbes() });
   beforeLoad?.(page);
   await page.goto(url);
@@ -80,8 +113,9 @@ export async function openPlayer(
   base: string,
   token: string,
   beforeLoad?: (page: Page) => void,
+  options?: BrowserContextOptions,
 ): Promise<Page> {
-  return openPage(browser, `${base}/#token=${token}`, beforeLoad);
+  return openPage(browser, `${base}/#token=${token}`, beforeLoad, options);
 }
 
 export async function shownFrames(page: Page): Promise<ShownFrame[]> {

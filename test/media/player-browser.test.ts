@@ -3,10 +3,19 @@
 // werift watches at the same time, as a second, independent viewer.
 
 import { mkdirSync } from 'node:fs';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContextOptions, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor, waitUntil } from '../cluster/wait-for.ts';
-import { launchChromium, openPlayer, pagePoint, paste, shownFrames } from './chromium-player.ts';
+import {
+  isFullscreen,
+  launchChromium,
+  openPlayer,
+  pagePoint,
+  paste,
+  pictureInPage,
+  readClipboard,
+  shownFrames,
+} from './chromium-player.ts';
 import { metricSamples } from './media-peers.ts';
 import { CONTROL_TOKEN, startWhepPhone, VIEWER_TOKEN, WeriftViewer, type WhepPhone } from './webrtc-peers.ts';
 
@@ -40,6 +49,18 @@ function textAtPhoneSince(since: number): string {
     .join('');
 }
 
+/** Waits until the element's text is the one expected (or matches it). */
+async function showsText(locator: Locator, expected: string | RegExp): Promise<void> {
+  let shown: string | null = null;
+  await waitFor(`the text ${String(expected)}`, async () => {
+    shown = await locator.textContent();
+    const matches = typeof expected === 'string' ? shown === expected : expected.test(shown ?? '');
+    return matches ? true : undefined;
+  }).catch((error: unknown) => {
+    throw new Error(`${String(error)} (shown: ${JSON.stringify(shown)})`);
+  });
+}
+
 async function framesShown(page: Page, count: number): Promise<void> {
   await waitFor(
     `${String(count)} frames in the browser`,
@@ -53,8 +74,9 @@ async function withPlayer(
   token: string,
   body: (page: Page) => Promise<void>,
   beforeLoad?: (page: Page) => void,
+  options?: BrowserContextOptions,
 ): Promise<void> {
-  const page = await openPlayer(browser, phone.base, token, beforeLoad);
+  const page = await openPlayer(browser, phone.base, token, beforeLoad, options);
   try {
     await framesShown(page, 5);
     await body(page);
@@ -149,7 +171,7 @@ describe('the player page in Chromium', () => {
           .slice(since)
           .filter((e) => e.kind === 'key' && e.keycode !== 57) // Alt itself goes too, as any key the phone knows
           .map((e) => ({ keycode: e.keycode, action: e.action }));
-      const buttons = page.locator('#keys button');
+      const buttons = page.locator('#keys button[data-keycode]');
       await buttons.first().waitFor();
       const count = await buttons.count();
       const keycodes = await Promise.all(
@@ -251,6 +273,186 @@ describe('the player page in Chromium', () => {
         { keycode: 31, action: 1, metaState: ctrl },
       ]);
     });
+  });
+
+  it("puts what was copied on the phone in the viewer's clipboard, or shows it to copy where the page may not; never to view-only viewers", async () => {
+    const copied = 'grüße\n手机 📋';
+    const clipboardUpdates = async (): Promise<number> => phone.metric('cloudphone_producer_clipboard_updates_total');
+    const before = await clipboardUpdates();
+    const granted = { permissions: ['clipboard-read', 'clipboard-write'] };
+    await withPlayer(
+      CONTROL_TOKEN,
+      async (page) => {
+        const watcher = await openPlayer(browser, phone.base, VIEWER_TOKEN);
+        try {
+          await framesShown(watcher, 3);
+          phone.simulator.command(`clipboard ${copied.replace('\n', '\\n')}`);
+          await waitFor('the clipboard in the page', async () =>
+            (await readClipboard(page)) === copied ? true : undefined,
+          );
+          await showsText(page.locator('#notice'), /in your clipboard/);
+          expect(await clipboardUpdates()).toBe(before + 1);
+          // The view-only page was told nothing: no panel, no notice.
+          expect(await watcher.locator('#clipboard').isHidden()).toBe(true);
+          expect(await watcher.locator('#notice').isHidden()).toBe(true);
+        } finally {
+          await watcher.close();
+        }
+      },
+      undefined,
+      granted,
+    );
+    // Where the browser refuses the page its clipboard (denied here as a user would), the text is shown to copy.
+    await withPlayer(CONTROL_TOKEN, async (page) => {
+      const cdp = await page.context().newCDPSession(page);
+      const { targetInfo } = await cdp.send('Target.getTargetInfo');
+      await cdp.send('Browser.setPermission', {
+        permission: { name: 'clipboard-write' },
+        setting: 'denied',
+        origin: new URL(phone.base).origin,
+        browserContextId: targetInfo.browserContextId,
+      });
+      phone.simulator.command('clipboard a password, perhaps');
+      await page.locator('#clipboard').waitFor({ state: 'visible' });
+      expect(await page.locator('#clipboard-text').inputValue()).toBe('a password, perhaps');
+      // Keys typed in the panel stay in it (the system's copy shortcut must work there), not sent to the phone.
+      const since = phone.simulator.events.length;
+      await page.locator('#clipboard-text').press('Control+KeyA');
+      await page.locator('#clipboard-close').click();
+      expect(await page.locator('#clipboard').isHidden()).toBe(true);
+      await page.keyboard.press('KeyB');
+      await waitUntil(
+        'B down and up at the phone',
+        () => phone.simulator.events.slice(since).filter((e) => e.kind === 'key' && e.keycode === 30).length >= 2,
+      );
+      expect(phone.simulator.events.slice(since).filter((e) => e.kind === 'key')).toMatchObject([
+        { keycode: 30, action: 0 },
+        { keycode: 30, action: 1 },
+      ]);
+    });
+  });
+
+  it('shows who has control and how many watch, as viewers come and go', async () => {
+    await withPlayer(CONTROL_TOKEN, async (page) => {
+      const presence = page.locator('#presence');
+      await showsText(presence, 'You have control · 1 watching');
+      const watcher = await openPlayer(browser, phone.base, VIEWER_TOKEN);
+      try {
+        await showsText(watcher.locator('#presence'), 'View only · 2 watching');
+        await showsText(presence, 'You have control · 2 watching');
+        const second = await openPlayer(browser, phone.base, CONTROL_TOKEN);
+        await showsText(presence, 'You have control (1 more can) · 3 watching');
+        await second.close();
+        await showsText(presence, 'You have control · 2 watching');
+      } finally {
+        await watcher.close();
+      }
+      await showsText(presence, 'You have control · 1 watching');
+    });
+  });
+
+  it('turns the phone: the picture follows without a reload, and taps land where they are aimed on the turned screen', async () => {
+    await withPlayer(CONTROL_TOKEN, async (page) => {
+      const turnedTo = async (rotation: number, turn: () => Promise<void>) => {
+        const since = phone.simulator.events.length;
+        await turn();
+        const surface = await waitFor(`the phone turned to ${String(rotation)}`, () =>
+          Promise.resolve(phone.simulator.events.slice(since).find((e) => e.event === 'surface')),
+        );
+        expect(phone.simulator.events.slice(since).find((e) => e.kind === 'rotate')).toMatchObject({ rotation });
+        expect(surface).toMatchObject({ rotation });
+        const size = { width: Number(surface.width), height: Number(surface.height) };
+        // The page plays the turned picture (the same page: no reload) ...
+        const picture = await waitFor('the turned picture in the page', async () => {
+          const shown = await pictureInPage(page);
+          return shown.videoWidth === size.width && shown.videoHeight === size.height ? shown : undefined;
+        });
+        // ... and a tap aimed at a pixel of the turned screen (where the browser draws it) lands on it.
+        const before = touches().length;
+        const target = { x: Math.round(size.width * 0.2), y: Math.round(size.height * 0.7) };
+        const point = {
+          x: picture.left + (target.x + 0.5) * picture.scale,
+          y: picture.top + (target.y + 0.5) * picture.scale,
+        };
+        await page.mouse.click(point.x, point.y);
+        await waitUntil('the tap at the phone', () => touches().length >= before + 2);
+        const down = touches()[before];
+        expect(Math.abs(Number(down?.x) * size.width - (target.x + 0.5))).toBeLessThan(1.5);
+        expect(Math.abs(Number(down?.y) * size.height - (target.y + 0.5))).toBeLessThan(1.5);
+        return size;
+      };
+      const navigations: string[] = [];
+      page.on('framenavigated', (frame) => navigations.push(frame.url()));
+      // The Rotate button, then its shortcut, then back round to where the phone started.
+      expect(await turnedTo(1, () => page.locator('#rotate').click())).toEqual({ width: HEIGHT, height: WIDTH });
+      expect(await turnedTo(2, () => page.keyboard.press('Alt+KeyR'))).toEqual({ width: WIDTH, height: HEIGHT });
+      expect(await turnedTo(3, () => page.locator('#rotate').click())).toEqual({ width: HEIGHT, height: WIDTH });
+      expect(await turnedTo(0, () => page.locator('#rotate').click())).toEqual({ width: WIDTH, height: HEIGHT });
+      expect(navigations).toEqual([]);
+      expect(await page.locator('#rotate').getAttribute('title')).toBe('Rotate (Alt+R)');
+    });
+  });
+
+  it('on a phone browser: fitted to the screen, two fingers arrive as two pointers, and full screen on a tap', async () => {
+    // Chromium's mobile emulation of a 393x851 phone screen with touch (a Pixel 5's).
+    const mobile = { viewport: { width: 393, height: 851 }, deviceScaleFactor: 2.75, isMobile: true, hasTouch: true };
+    await withPlayer(
+      CONTROL_TOKEN,
+      async (page) => {
+        // The whole picture on the screen, as wide as the screen (the phone is taller than 393:851 is wide).
+        const shown = await pictureInPage(page);
+        const picture = { width: shown.videoWidth * shown.scale, height: shown.videoHeight * shown.scale };
+        expect(picture.width).toBeCloseTo(393, 0);
+        expect(picture.height).toBeLessThanOrEqual(851);
+
+        const since = touches().length;
+        const a = await pagePoint(page, 0.3, 0.4);
+        const b = await pagePoint(page, 0.7, 0.6);
+        const cdp = await page.context().newCDPSession(page);
+        const fingers = (dy: number) => [
+          { x: a.x, y: a.y + dy, id: 1 },
+          { x: b.x, y: b.y - dy, id: 2 },
+        ];
+        await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: fingers(0) });
+        for (const dy of [10, 20, 30])
+          await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: fingers(dy) });
+        await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+        await waitUntil(
+          'both fingers up',
+          () =>
+            touches()
+              .slice(since)
+              .filter((t) => t.action === 1).length >= 2,
+        );
+        const gesture = touches().slice(since);
+        const downs = gesture.filter((t) => t.action === 0);
+        expect(downs.map((t) => t.pointerId).sort()).toEqual([0, 1]);
+        const first = downs.find((t) => Math.abs(Number(t.x) - 0.3) < 0.01);
+        const second = downs.find((t) => Math.abs(Number(t.x) - 0.7) < 0.01);
+        expect(first).toBeDefined();
+        expect(second).toBeDefined();
+        expect(Number(first?.y)).toBeCloseTo(0.4, 2);
+        expect(Number(second?.y)).toBeCloseTo(0.6, 2);
+        // Both moved, apart (one down the screen, one up), and both lifted.
+        const moved = (pointerId: unknown) => gesture.filter((t) => t.action === 2 && t.pointerId === pointerId);
+        expect(moved(first?.pointerId).length).toBeGreaterThan(0);
+        expect(moved(second?.pointerId).length).toBeGreaterThan(0);
+        expect(Number(moved(first?.pointerId).at(-1)?.y)).toBeGreaterThan(0.4);
+        expect(Number(moved(second?.pointerId).at(-1)?.y)).toBeLessThan(0.6);
+        expect(
+          gesture
+            .filter((t) => t.action === 1)
+            .map((t) => t.pointerId)
+            .sort(),
+        ).toEqual([0, 1]);
+
+        await page.locator('#fullscreen').tap();
+        await waitFor('full screen', async () => ((await isFullscreen(page)) ? true : undefined));
+        expect(await page.locator('#fullscreen').getAttribute('aria-pressed')).toBe('true');
+      },
+      undefined,
+      mobile,
+    );
   });
 
   it('on a still screen asks for nothing: the picture stays, and nothing is encoded again', async () => {

@@ -177,7 +177,33 @@ function pastePlainText(text: string): void {
   window.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data }));
 }
 
+/** The picture as the page shows it: the video's own size, and where and how large it is drawn (letterboxed). */
+function pictureInPage(): { videoWidth: number; videoHeight: number; left: number; top: number; scale: number } {
+  const video = document.querySelector('video');
+  if (!video) throw new Error('no video');
+  const rect = video.getBoundingClientRect();
+  const scale = Math.min(rect.width / video.videoWidth, rect.height / video.videoHeight);
+  return {
+    videoWidth: video.videoWidth,
+    videoHeight: video.videoHeight,
+    left: rect.left + (rect.width - video.videoWidth * scale) / 2,
+    top: rect.top + (rect.height - video.videoHeight * scale) / 2,
+    scale,
+  };
+}
+
+async function readClipboard(): Promise<string> {
+  return navigator.clipboard.readText();
+}
+
+function isFullscreen(): boolean {
+  return document.fullscreenElement !== null;
+}
+
 Object.assign(globalThis, {
+  pictureInPage,
+  readClipboard,
+  isFullscreen,
   phonePointInPage,
   inboundVideoStats,
   transportBytes,
