@@ -741,6 +741,10 @@ describe('input to the phone', () => {
     const { dir, sidecar } = await startSidecar();
     const sim = simulator(dir, { width: 320, height: 640 });
     await waitFor('the phone', () => Promise.resolve(sidecar.stats().producerConnected ? true : undefined));
+    // Paused too: while it publishes frames, the C library reads the socket and drops its oldest Moves to make
+    // room (by design), which races with the burst below; a phone that neither reads input nor publishes
+    // leaves everything in the socket, so the sidecar must hold it.
+    sim.command('pause');
     sim.command('hold-input');
     await waitFor('input held', () =>
       Promise.resolve(sim.events.some((e) => e.event === 'input-held') ? true : undefined),
@@ -757,6 +761,7 @@ describe('input to the phone', () => {
     expect(held.merged).toBeGreaterThan(0);
     expect(held.waiting).toBeGreaterThan(0);
     sim.command('take-input');
+    sim.command('resume');
     await waitFor('the key-up at the phone', () =>
       Promise.resolve(inputs(sim).some((e) => e.kind === 'key' && e.action === KeyAction.Up) ? true : undefined),
     );
