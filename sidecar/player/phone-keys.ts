@@ -35,27 +35,34 @@ export const PHONE_KEYS: readonly PhoneKey[] = [
   { name: 'Volume down', keycode: 25, shortcut: 'ArrowDown', icon: `${SPEAKER}<path d="M15 12h6" ${STROKE}/>` },
 ];
 
+/** What a button in the bar shows: a name, an Alt shortcut and an icon. */
+type ButtonFace = Pick<PhoneKey, 'name' | 'shortcut' | 'icon'>;
+
 /** Turning the phone is no key: a request the phone may honour (it then sends pictures of the turned size). */
-export const ROTATE = {
+export const ROTATE: ButtonFace = {
   name: 'Rotate',
   shortcut: 'KeyR',
   icon: `<path d="M19 12a7 7 0 1 1-2.05-4.95" ${STROKE}/><path d="M19 3v5h-5" ${STROKE}/>`,
 };
 
 /** How a shortcut reads on the page: Alt+B, Alt+Up. */
-export function shortcutText(key: { shortcut: string }): string {
+export function shortcutText(key: ButtonFace): string {
   return `Alt+${key.shortcut.replace(/^Key/, '').replace(/^Arrow/, '')}`;
+}
+
+/** Alt with no other modifier: how every shortcut of the bar is pressed. */
+function altAlone(event: KeyboardEvent): boolean {
+  return event.altKey && !event.ctrlKey && !event.metaKey && !event.shiftKey;
 }
 
 /** Whether the key event is Alt+R, the shortcut that turns the phone. */
 export function isRotateShortcut(event: KeyboardEvent): boolean {
-  return event.altKey && !event.ctrlKey && !event.metaKey && !event.shiftKey && event.code === ROTATE.shortcut;
+  return altAlone(event) && event.code === ROTATE.shortcut;
 }
 
 /** The phone key an Alt shortcut stands for; undefined for any other key or with other modifiers held. */
 export function phoneKeyForShortcut(event: KeyboardEvent): PhoneKey | undefined {
-  if (!event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return undefined;
-  return PHONE_KEYS.find((key) => key.shortcut === event.code);
+  return altAlone(event) ? PHONE_KEYS.find((key) => key.shortcut === event.code) : undefined;
 }
 
 /**
@@ -100,7 +107,7 @@ export function rotateButton(bar: HTMLElement, rotate: () => void): void {
   bar.append(button);
 }
 
-function iconButton(control: { name: string; shortcut: string; icon: string }): HTMLButtonElement {
+function iconButton(control: ButtonFace): HTMLButtonElement {
   const button = document.createElement('button');
   button.type = 'button';
   // The icons are this file's own constants, never text from elsewhere.

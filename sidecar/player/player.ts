@@ -78,7 +78,8 @@ function iceServers(links: string | null): RTCIceServer[] {
 async function whep(method: string, path: string, body?: string, type?: string): Promise<Response> {
   const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
   if (type) headers['Content-Type'] = type;
-  return fetch(path, { method, headers, body });
+  // A DELETE outlives the page that sends it (a tab closing ends its session).
+  return fetch(path, { method, headers, body, keepalive: method === 'DELETE' });
 }
 
 async function connect(): Promise<void> {
@@ -398,10 +399,7 @@ rotateButton(keys, () => {
 // right and a control slot frees up (without it, the sidecar learns only when ICE gives up, seconds later).
 window.addEventListener('pagehide', () => {
   const session = current?.session;
-  if (session)
-    void fetch(session, { method: 'DELETE', keepalive: true, headers: { Authorization: `Bearer ${token}` } }).catch(
-      () => undefined,
-    );
+  if (session) void whep('DELETE', session).catch(() => undefined);
 });
 video.requestVideoFrameCallback(onFrame);
 setInterval(() => void report(), 1000);

@@ -297,11 +297,6 @@ export class Sidecar {
     this.#log.info('sidecar stopped');
   }
 
-  /**
-   * Once a second, the lowest of what SRT, the viewers and the WHIP server allow (each within the stream's
-   * min..max): one encode feeds them all, so the weakest path sets the rate (a media server that fans out
-   * to many people counts like one viewer).
-   */
   /** Viewers map touches to the phone's screen: they hear of every size it takes and every turn. */
   #tellScreen(screen: Screen): void {
     const told = this.#screenTold;
@@ -325,6 +320,11 @@ export class Sidecar {
     }
   }
 
+  /**
+   * Once a second, the lowest of what SRT, the viewers and the WHIP server allow (each within the stream's
+   * min..max): one encode feeds them all, so the weakest path sets the rate (a media server that fans out
+   * to many people counts like one viewer).
+   */
   #adaptBitrate(stats: PipelineStats): void {
     this.#bitrate?.update(stats.srt);
     const srtKbps = this.#bitrate?.currentKbps ?? Infinity;

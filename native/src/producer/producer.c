@@ -311,6 +311,19 @@ static void release_surface(cp_producer *p) {
   p->file_name[0] = 0;
 }
 
+static int encoded_size_valid(uint32_t width, uint32_t height) {
+  return width && height && width <= CP_FB_MAX_DIMENSION && height <= CP_FB_MAX_DIMENSION;
+}
+
+/* A phone that encodes itself shares no memory: a new generation only names the size, and frames travel in
+ * EncodedFrame messages. */
+static void start_encoded_generation(cp_producer *p, uint32_t width, uint32_t height) {
+  p->generation++;
+  p->stats.generation = p->generation;
+  p->width = width;
+  p->height = height;
+}
+
 static int create_surface(cp_producer *p, uint32_t width, uint32_t height, enum cp_pixel_format format,
                           uint32_t stride) {
   uint32_t bpp = cp_fb_bytes_per_pixel(format);
@@ -388,8 +401,7 @@ int cp_producer_open(const cp_producer_config *config, cp_producer **out) {
   uint32_t slots = config->slot_count ? config->slot_count : CP_FB_MIN_SLOTS;
   if (slots < CP_FB_MIN_SLOTS || slots > CP_FB_MAX_SLOTS) return -EINVAL;
   int encoded = config->memory == CP_MEMORY_ENCODED_H264;
-  if (encoded ? (!config->width || !config->height || config->width > CP_FB_MAX_DIMENSION ||
-                 config->height > CP_FB_MAX_DIMENSION)
+  if (encoded ? !encoded_size_valid(config->width, config->height)
               : !geometry_valid(config->width, config->height, config->format))
     return -EINVAL;
   if (config->memory != CP_MEMORY_SHARED_FILE && config->memory != CP_MEMORY_PASSED_FD && !encoded) return -EINVAL;
@@ -417,13 +429,9 @@ int cp_producer_open(const cp_producer_config *config, cp_producer **out) {
   }
   int rc = 0;
   if (encoded) {
-    /* Nothing to share: the Surface only names the size, and frames travel in EncodedFrame messages. */
-    p->generation++;
-    p->width = config->width;
-    p->height = config->height;
     p->format = CP_PIXEL_UNKNOWN;
     p->writing_slot = -1;
-    p->stats.generation = p->generation;
+    start_encoded_generation(p, config->width, config->height);
   } else {
     rc = create_surface(p, config->width, config->height, config->format, config->stride);
   }
@@ -450,11 +458,8 @@ int cp_producer_resize(cp_producer *p, uint32_t width, uint32_t height, enum cp_
 int cp_producer_rotate(cp_producer *p, uint32_t rotation, uint32_t width, uint32_t height) {
   if (rotation > 3) return -EINVAL;
   if (p->config.memory == CP_MEMORY_ENCODED_H264) {
-    if (!width || !height || width > CP_FB_MAX_DIMENSION || height > CP_FB_MAX_DIMENSION) return -EINVAL;
-    p->generation++;
-    p->stats.generation = p->generation;
-    p->width = width;
-    p->height = height;
+    if (!encoded_size_valid(width, height)) return -EINVAL;
+    start_encoded_generation(p, width, height);
   } else {
     if (!geometry_valid(width, height, p->format)) return -EINVAL;
     int rc = create_surface(p, width, height, p->format, 0);

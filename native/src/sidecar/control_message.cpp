@@ -3,8 +3,13 @@
 #include <cctype>
 
 #include "cloudphone/control_generated.h"
+#include "cloudphone/producer.h"
 
 namespace cloudphone {
+
+// The sidecar's own limits are the ones the C library promises phones.
+static_assert(kClipboardMax == CP_CLIPBOARD_MAX, "the clipboard limit is the C library's");
+
 namespace {
 
 std::string bounded(const flatbuffers::String* text, std::size_t limit) {

@@ -403,8 +403,8 @@ void Pipeline::announce_surface(uint32_t generation, uint32_t width, uint32_t he
 
 void Pipeline::forward_clipboard(const ControlMessage& message) {
   if (message.clipboard_length > kClipboardMax)
-    return producer_error("clipboard text of " + std::to_string(message.clipboard_length) +
-                          " bytes is over the 32768 forwarded");
+    return producer_error("clipboard text of " + std::to_string(message.clipboard_length) + " bytes is over the " +
+                          std::to_string(kClipboardMax) + " forwarded");
   if (!well_formed_utf8(reinterpret_cast<const uint8_t*>(message.clipboard), message.clipboard_length,
                         Utf8Controls::AllButNul))
     return producer_error("clipboard text is not well-formed UTF-8 (or holds a NUL)");

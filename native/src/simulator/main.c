@@ -235,6 +235,18 @@ typedef struct session {
   int input_held; /* "hold-input": input is not read (a busy phone), until "take-input" */
 } session;
 
+/* The phone has a new surface: the painter draws at its size, and the test harness hears of it. */
+static int surface_changed(session *s, uint32_t width, uint32_t height, enum cp_pixel_format format) {
+  painter_free(&s->painter);
+  if (painter_init(&s->painter, width, height, format) != 0) return -ENOMEM;
+  cp_producer_stats stats;
+  cp_producer_get_stats(s->producer, &stats);
+  printf("{\"event\":\"surface\",\"generation\":%u,\"width\":%u,\"height\":%u,\"rotation\":%u}\n",
+         stats.generation, width, height, s->rotation);
+  fflush(stdout);
+  return 0;
+}
+
 /* A viewer asked the phone to turn: a new surface of the turned size, upright pictures in it. */
 static void rotate(session *s, uint32_t rotation) {
   int sideways = rotation % 2;
@@ -243,16 +255,11 @@ static void rotate(session *s, uint32_t rotation) {
   int rc = cp_producer_rotate(s->producer, rotation, width, height);
   if (rc != 0) {
     printf("{\"event\":\"error\",\"command\":\"rotate\",\"reason\":\"%s\"}\n", strerror(-rc));
+    fflush(stdout);
     return;
   }
-  enum cp_pixel_format format = s->painter.format;
-  painter_free(&s->painter);
-  painter_init(&s->painter, width, height, format);
   s->rotation = rotation;
-  cp_producer_stats stats;
-  cp_producer_get_stats(s->producer, &stats);
-  printf("{\"event\":\"surface\",\"generation\":%u,\"width\":%u,\"height\":%u,\"rotation\":%u}\n",
-         stats.generation, width, height, rotation);
+  surface_changed(s, width, height, s->painter.format);
 }
 
 static void take_input(session *s) {
@@ -308,13 +315,8 @@ static int session_open(session *s, const options *o, uint32_t width, uint32_t h
     fprintf(stderr, "cloudphone-simulator: cannot open the producer: %s\n", strerror(-rc));
     return rc;
   }
-  if (painter_init(&s->painter, width, height, format) != 0) return -ENOMEM;
   s->connected = 0;
-  cp_producer_stats stats;
-  cp_producer_get_stats(s->producer, &stats);
-  printf("{\"event\":\"surface\",\"generation\":%u,\"width\":%u,\"height\":%u}\n", stats.generation, width, height);
-  fflush(stdout);
-  return 0;
+  return surface_changed(s, width, height, format);
 }
 
 static void session_close(session *s) {
@@ -333,13 +335,9 @@ static int command(session *s, const options *o, char *line) {
     if (rc != 0) {
       printf("{\"event\":\"error\",\"command\":\"resize\",\"reason\":\"%s\"}\n", strerror(-rc));
     } else {
-      painter_free(&s->painter);
-      painter_init(&s->painter, width, height, format);
       s->natural_width = s->rotation % 2 ? height : width;
       s->natural_height = s->rotation % 2 ? width : height;
-      cp_producer_stats stats;
-      cp_producer_get_stats(s->producer, &stats);
-      printf("{\"event\":\"surface\",\"generation\":%u,\"width\":%u,\"height\":%u}\n", stats.generation, width, height);
+      surface_changed(s, width, height, format);
     }
   } else if (!strncmp(line, "restart", 7)) {
     uint32_t w = s->painter.width, h = s->painter.height;
