@@ -285,14 +285,19 @@ describe('the player page in Chromium', () => {
       async (page) => {
         const watcher = await openPlayer(browser, phone.base, VIEWER_TOKEN);
         try {
-          await framesShown(watcher, 3);
+          // Its data channel is open (it has heard who watches): a clipboard sent to it would arrive.
+          await showsText(watcher.locator('#presence'), 'View only · 2 watching');
           phone.simulator.command(`clipboard ${copied.replace('\n', '\\n')}`);
           await waitFor('the clipboard in the page', async () =>
             (await readClipboard(page)) === copied ? true : undefined,
           );
           await showsText(page.locator('#notice'), /in your clipboard/);
           expect(await clipboardUpdates()).toBe(before + 1);
-          // The view-only page was told nothing: no panel, no notice.
+          // The view-only page was told nothing: no panel, no notice. Another viewer joining is news it hears on
+          // the same ordered channel after the clipboard would have come, so by then it would have shown.
+          const third = await openPlayer(browser, phone.base, VIEWER_TOKEN);
+          await showsText(watcher.locator('#presence'), 'View only · 3 watching');
+          await third.close();
           expect(await watcher.locator('#clipboard').isHidden()).toBe(true);
           expect(await watcher.locator('#notice').isHidden()).toBe(true);
         } finally {
@@ -448,7 +453,10 @@ describe('the player page in Chromium', () => {
 
         await page.locator('#fullscreen').tap();
         await waitFor('full screen', async () => ((await isFullscreen(page)) ? true : undefined));
-        expect(await page.locator('#fullscreen').getAttribute('aria-pressed')).toBe('true');
+        // The button says so once the browser's fullscreenchange event has run (after fullscreenElement is set).
+        await waitFor('the button pressed', async () =>
+          (await page.locator('#fullscreen').getAttribute('aria-pressed')) === 'true' ? true : undefined,
+        );
       },
       undefined,
       mobile,
