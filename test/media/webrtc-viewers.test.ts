@@ -224,6 +224,9 @@ describe('WHEP viewers', () => {
     const phone = await startPhone();
     const v = await viewer(phone, CONTROL_TOKEN);
     await waitUntil('the data channel', () => v.channel?.readyState === 'open');
+    // Paused too: while it publishes frames, the C library reads the socket and drops its oldest Moves to make
+    // room (by design), so the socket might never fill and nothing would wait in the sidecar to merge.
+    phone.simulator.command('pause');
     phone.simulator.command('hold-input');
     await waitUntil('input held', () => phone.simulator.events.some((e) => e.event === 'input-held'));
     v.sendTouch(TouchAction.Down, 0.5, 0);
@@ -240,6 +243,7 @@ describe('WHEP viewers', () => {
       (await phone.metric('cloudphone_input_merged_total')) > 0 ? true : undefined,
     );
     phone.simulator.command('take-input');
+    phone.simulator.command('resume');
     await waitUntil('the key-up at the phone', () =>
       touches(phone).some((e) => e.kind === 'key' && e.action === KeyAction.Up),
     );
