@@ -22,8 +22,7 @@ void SrtConnectionStats::add_counters(const SrtConnectionStats& other) {
 }
 
 SrtConnection::SrtConnection(int socket, std::string peer, std::function<void()> request_keyframe)
-    : socket_(socket), peer_(std::move(peer)), request_keyframe_(std::move(request_keyframe)) {
-  for (auto& unit : ring_) unit.data.reserve(256 * 1024);
+    : socket_(socket), peer_(std::move(peer)), ring_(std::move(request_keyframe)) {
   sending_.data.reserve(256 * 1024);
   packet_ = av_packet_alloc();
 }
@@ -35,37 +34,13 @@ SrtConnection::~SrtConnection() {
 }
 
 void SrtConnection::push(const uint8_t* data, std::size_t size, int64_t pts_90khz, bool keyframe) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (stopping_ || finished_.load()) return;
-  if (waiting_for_keyframe_ && !keyframe) {
-    dropped_++;
-    return;
-  }
-  if (count_ == kRingSize) {
-    // The network fell a whole ring behind: drop what is queued and restart at the next keyframe, so the
-    // receiver sees a short freeze instead of a growing delay.
-    dropped_ += count_ + 1;
-    count_ = 0;
-    waiting_for_keyframe_ = true;
-    if (request_keyframe_) request_keyframe_();
-    return;
-  }
-  waiting_for_keyframe_ = false;
-  AccessUnit& unit = ring_[(head_ + count_) % kRingSize];
-  if (unit.data.size() < size) unit.data.resize(size);  // grows only at a new largest frame
-  std::memcpy(unit.data.data(), data, size);
-  unit.size = size;
-  unit.pts = pts_90khz;
-  unit.keyframe = keyframe;
-  count_++;
-  wake_.notify_one();
+  ring_.push(size, pts_90khz, keyframe, [&](uint8_t* out) {
+    std::memcpy(out, data, size);
+    return size;
+  });
 }
 
-void SrtConnection::stop() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  stopping_ = true;
-  wake_.notify_all();
-}
+void SrtConnection::stop() { ring_.close(); }
 
 int SrtConnection::write_packet(void* opaque, uint8_t* buffer, int size) {
   auto* self = static_cast<SrtConnection*>(opaque);
@@ -119,7 +94,7 @@ void SrtConnection::close_muxer() {
   muxer_ = nullptr;
 }
 
-bool SrtConnection::send_access_unit(const AccessUnit& unit) {
+bool SrtConnection::send_access_unit(const QueuedAccessUnit& unit) {
   if (first_pts_ < 0) first_pts_ = unit.pts;
   // Timestamps start near zero on each connection; 0.1 s of headroom keeps DTS above the first PCR.
   int64_t pts = unit.pts - first_pts_ + 9000;
@@ -141,21 +116,14 @@ std::string SrtConnection::serve(const std::atomic<bool>& running) {
     finished_ = true;
     return "cannot start the MPEG-TS muxer";
   }
-  if (request_keyframe_) request_keyframe_();
+  ring_.open();
   while (running) {
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait_for(lock, std::chrono::milliseconds(100), [&] { return count_ > 0 || stopping_ || !running; });
-      if (stopping_ || !running) break;
-      if (count_ == 0) {
-        SRT_SOCKSTATUS status = srt_getsockstate(socket_);
-        if (status == SRTS_BROKEN || status == SRTS_CLOSED || status == SRTS_NONEXIST) break;
-        continue;
-      }
-      // Swap, not copy: the ring slot takes the spare buffer, so nothing is allocated.
-      std::swap(sending_, ring_[head_]);
-      head_ = (head_ + 1) % kRingSize;
-      count_--;
+    AccessUnitRing::Take taken = ring_.take(&sending_, std::chrono::milliseconds(100));
+    if (taken == AccessUnitRing::Take::closed || !running) break;
+    if (taken == AccessUnitRing::Take::timeout) {
+      SRT_SOCKSTATUS status = srt_getsockstate(socket_);
+      if (status == SRTS_BROKEN || status == SRTS_CLOSED || status == SRTS_NONEXIST) break;
+      continue;
     }
     if (!send_access_unit(sending_)) {
       lost = srt_getlasterror_str();
@@ -163,11 +131,8 @@ std::string SrtConnection::serve(const std::atomic<bool>& running) {
     }
     sent_++;
   }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    count_ = 0;
-    finished_ = true;
-  }
+  ring_.close();
+  finished_ = true;
   close_muxer();
   return lost;
 }
@@ -175,7 +140,7 @@ std::string SrtConnection::serve(const std::atomic<bool>& running) {
 SrtConnectionStats SrtConnection::stats() const {
   SrtConnectionStats out;
   out.access_units_sent = sent_;
-  out.access_units_dropped = dropped_;
+  out.access_units_dropped = ring_.dropped();
   SRT_TRACEBSTATS perf{};
   if (srt_bstats(socket_, &perf, 0) != SRT_ERROR) {
     out.rtt_ms = perf.msRTT;

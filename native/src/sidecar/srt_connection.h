@@ -1,16 +1,14 @@
 // One SRT receiver: its connected socket, its own MPEG-TS muxer (so it starts at a keyframe with its own
-// PAT/PMT and timestamps near zero) and a small ring of access units. The encoder thread only copies an access
-// unit into the ring; serve() sends them from the connection's own thread, and when the network falls a whole
-// ring behind it drops what is queued and starts again at the next keyframe, never queueing latency.
+// PAT/PMT and timestamps near zero) and its own AccessUnitRing. The encoder thread only copies an access unit
+// into the ring; serve() sends them from the connection's own thread, never queueing latency.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
-#include <vector>
+
+#include "access_unit_ring.h"
 
 struct AVFormatContext;
 struct AVPacket;
@@ -57,36 +55,22 @@ class SrtConnection {
   SrtConnectionStats stats() const;
 
  private:
-  struct AccessUnit {
-    std::vector<uint8_t> data;
-    std::size_t size = 0;
-    int64_t pts = 0;
-    bool keyframe = false;
-  };
-  static constexpr std::size_t kRingSize = 8;
-
   bool open_muxer();
   void close_muxer();
-  bool send_access_unit(const AccessUnit& unit);
+  bool send_access_unit(const QueuedAccessUnit& unit);
   static int write_packet(void* opaque, uint8_t* buffer, int size);
 
   const int socket_;
   const std::string peer_;
-  std::function<void()> request_keyframe_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  AccessUnit ring_[kRingSize];
-  std::size_t head_ = 0, count_ = 0;
-  bool waiting_for_keyframe_ = true;
-  bool stopping_ = false;
-  AccessUnit sending_;
+  AccessUnitRing ring_;
+  QueuedAccessUnit sending_;
 
   AVFormatContext* muxer_ = nullptr;
   AVPacket* packet_ = nullptr;
   int64_t first_pts_ = -1;
   bool send_failed_ = false;
   std::atomic<bool> finished_{false};
-  std::atomic<uint64_t> sent_{0}, dropped_{0};
+  std::atomic<uint64_t> sent_{0};
 };
 
 }  // namespace cloudphone
