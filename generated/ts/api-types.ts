@@ -454,6 +454,7 @@ export interface CloudPhoneStreamSpec {
   rollout?: "onCreate" | "restartExisting";
   video?: Video;
   srt?: Srt;
+  rtmp?: Rtmp;
   webrtc?: WebRtc;
   input?: Input;
   sidecar?: SidecarSpec;
@@ -582,6 +583,16 @@ export interface SecretKeySelector {
    * Key inside the Secret's data.
    */
   key: string;
+}
+/**
+ * Push the stream over RTMP (H.264 in FLV) to a CDN, a live service or a media server, from the same encode as the other outputs. The sidecar reconnects with backoff (0.5 s doubling to 30 s); a session the server ends within 10 s of publishing counts as failed and does not reset the backoff, as servers refuse a wrong stream key that way.
+ */
+export interface Rtmp {
+  /**
+   * rtmp:// or rtmps:// URL of the ingest, without the stream key (for example rtmp://live.example.net/app). The port defaults to 1935 (443 for rtmps). May contain {namespace}, {pod} and {stream}, replaced per pod.
+   */
+  url: string;
+  streamKeySecretRef: SecretKeySelector;
 }
 /**
  * Serve WebRTC viewers (WHEP) and optionally push to a media server (WHIP).
@@ -819,6 +830,19 @@ export interface SidecarConfig {
      * Listener mode: most receivers connected at once (4 when unset), each with its own SRT connection and MPEG-TS stream from the one encode; one more is refused in the handshake until one leaves.
      */
     maxReceivers?: number;
+  };
+  /**
+   * RTMP push; absent means none.
+   */
+  rtmp?: {
+    /**
+     * rtmp:// or rtmps:// URL of the ingest, without the stream key (for example rtmp://live.example.net/app). The port defaults to 1935 (443 for rtmps). May contain {namespace}, {pod} and {stream}, replaced per pod.
+     */
+    url: string;
+    /**
+     * Absolute path of a file mounted from a Kubernetes Secret.
+     */
+    streamKeyFile: string;
   };
   /**
    * WebRTC outputs; absent means none.

@@ -1271,6 +1271,48 @@ export const jsonSchemas = {
               }
             ]
           },
+          "rtmp": {
+            "description": "Push the stream over RTMP (H.264 in FLV) to a CDN, a live service or a media server, from the same encode as the other outputs. The sidecar reconnects with backoff (0.5 s doubling to 30 s); a session the server ends within 10 s of publishing counts as failed and does not reset the backoff, as servers refuse a wrong stream key that way.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": [
+              "url",
+              "streamKeySecretRef"
+            ],
+            "properties": {
+              "url": {
+                "description": "rtmp:// or rtmps:// URL of the ingest, without the stream key (for example rtmp://live.example.net/app). The port defaults to 1935 (443 for rtmps). May contain {namespace}, {pod} and {stream}, replaced per pod.",
+                "type": "string",
+                "maxLength": 1024,
+                "pattern": "^rtmps?://[^\\s/?#@]+(/[^\\s?#]*)?$"
+              },
+              "streamKeySecretRef": {
+                "description": "Secret key holding the stream key, appended to url as its last path element (printable ASCII without spaces, at most 512 characters). The key is never logged or reported.",
+                "type": "object",
+                "additionalProperties": false,
+                "required": [
+                  "name",
+                  "key"
+                ],
+                "properties": {
+                  "name": {
+                    "description": "Name of the Secret.",
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 253,
+                    "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+                  },
+                  "key": {
+                    "description": "Key inside the Secret's data.",
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 253,
+                    "pattern": "^[-._a-zA-Z0-9]+$"
+                  }
+                }
+              }
+            }
+          },
           "webrtc": {
             "description": "Serve WebRTC viewers (WHEP) and optionally push to a media server (WHIP).",
             "type": "object",
@@ -1597,8 +1639,8 @@ export const jsonSchemas = {
         },
         "x-kubernetes-validations": [
           {
-            "rule": "has(self.srt) || has(self.webrtc)",
-            "message": "a stream needs at least one output: set spec.srt or spec.webrtc"
+            "rule": "has(self.srt) || has(self.rtmp) || has(self.webrtc)",
+            "message": "a stream needs at least one output: set spec.srt, spec.rtmp or spec.webrtc"
           }
         ]
       },
@@ -1975,6 +2017,29 @@ export const jsonSchemas = {
             "fieldPath": ".maxReceivers"
           }
         ]
+      },
+      "rtmp": {
+        "description": "RTMP push; absent means none.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "url",
+          "streamKeyFile"
+        ],
+        "properties": {
+          "url": {
+            "description": "rtmp:// or rtmps:// URL of the ingest, without the stream key (for example rtmp://live.example.net/app). The port defaults to 1935 (443 for rtmps). May contain {namespace}, {pod} and {stream}, replaced per pod.",
+            "type": "string",
+            "maxLength": 1024,
+            "pattern": "^rtmps?://[^\\s/?#@]+(/[^\\s?#]*)?$"
+          },
+          "streamKeyFile": {
+            "description": "File holding the stream key, appended to url as its last path element.",
+            "type": "string",
+            "pattern": "^/",
+            "maxLength": 512
+          }
+        }
       },
       "webrtc": {
         "description": "WebRTC outputs; absent means none.",

@@ -2,7 +2,8 @@
 //   mode 0: a control message from the producer (FlatBuffers Verifier, then the fields the pipeline reads,
 //           then the geometry checks and the file-name rule for a Surface, and for an EncodedFrame the
 //           access unit assembler, fed the fragment and then the same bytes as its continuation, and what it
-//           completes through the H.264 check: NAL types, SPS and PPS read bit by bit);
+//           completes through the H.264 check: NAL types, SPS and PPS read bit by bit, and through the AVCC
+//           conversion of the RTMP push, whose output must stay in its bound and hold the same NAL units);
 //   mode 1: a framebuffer header page, mapped the way the pipeline maps it, then the seqlock reads and
 //           a touch of the first and last byte of the newest frame (a bounds mistake faults here);
 //   mode 2: a message the C producer library reads from the sidecar (fb_wire.c's reader);
@@ -22,9 +23,12 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../src/sidecar/access_unit_assembler.h"
+#include "../src/sidecar/annexb.h"
+#include "../src/sidecar/avcc.h"
 #include "../src/sidecar/control_message.h"
 #include "../src/sidecar/encoded_stream_check.h"
 #include "../src/sidecar/framebuffer_mapping.h"
@@ -42,6 +46,25 @@ using namespace cloudphone;
 
 volatile uint8_t sink;
 
+// The RTMP push's conversion: within avcc_max_size (ASan catches a write past it), the same NAL units in the
+// same order, and a configuration record read only from inside the unit.
+void fuzz_avcc(const uint8_t* annexb, std::size_t size) {
+  std::vector<uint8_t> avcc(avcc_max_size(size));
+  std::size_t written = annexb_to_avcc(annexb, size, avcc.data());
+  if (written > avcc.size()) __builtin_trap();
+  std::vector<std::pair<const uint8_t*, std::size_t>> nal_units;
+  for_each_nal_unit(annexb, size, [&](const uint8_t* nal, std::size_t length) { nal_units.emplace_back(nal, length); });
+  std::size_t at = 0;
+  for_each_avcc_nal_unit(avcc.data(), written, [&](const uint8_t* nal, std::size_t length) {
+    if (at >= nal_units.size() || nal_units[at].second != length || std::memcmp(nal_units[at].first, nal, length) != 0)
+      __builtin_trap();
+    at++;
+  });
+  if (at != nal_units.size()) __builtin_trap();
+  std::vector<uint8_t> record;
+  (void)avc_decoder_configuration(avcc.data(), written, &record);
+}
+
 void fuzz_encoded_frame(const ControlMessage& message) {
   AccessUnitAssembler assembler;
   EncodedFragment fragment = message.fragment;
@@ -57,6 +80,7 @@ void fuzz_encoded_frame(const ControlMessage& message) {
       bool keyframe = false;
       std::string refused;
       for (int pass = 0; pass < 2; pass++) (void)check.check(assembler.data(), assembler.size(), &keyframe, &refused);
+      fuzz_avcc(assembler.data(), assembler.size());
     }
     fragment.offset += static_cast<uint32_t>(fragment.length);
   }

@@ -5,8 +5,10 @@
 
 import { readFileSync } from 'node:fs';
 import type { SidecarConfig } from '../../generated/ts/api-types.ts';
+import { SRT_PASSPHRASE_LENGTH } from '../../schemas/runtime/secret-values.ts';
 import { SchemaValidator } from '../../schemas/runtime/validator.ts';
-import type { PipelineOptions, SrtOptions } from './native.ts';
+import type { PipelineOptions, RtmpOptions, SrtOptions } from './native.ts';
+import { rtmpTarget } from './pipeline/rtmp-url.ts';
 import { parseSrtUrl } from './pipeline/srt-url.ts';
 import type { IceSettings } from './webrtc/ice-config.ts';
 import type { ViewerRole } from './webrtc/viewer-tokens.ts';
@@ -87,8 +89,9 @@ function srtOptions(config: SidecarConfig, identity: PodIdentity): SrtOptions | 
   const latencyMs = srt.latencyMs ?? 120;
   const keyLength = srt.keyLength ?? 16;
   const passphrase = srt.passphraseFile ? readSecretFile(srt.passphraseFile, 'SRT passphrase') : undefined;
-  if (passphrase !== undefined && (passphrase.length < 10 || passphrase.length > 79)) {
-    throw new SidecarConfigError('the SRT passphrase must be 10 to 79 characters');
+  const { min, max } = SRT_PASSPHRASE_LENGTH;
+  if (passphrase !== undefined && (passphrase.length < min || passphrase.length > max)) {
+    throw new SidecarConfigError(`the SRT passphrase must be ${String(min)} to ${String(max)} characters`);
   }
   const streamId = srt.streamId ? expandPlaceholders(srt.streamId, identity, config.stream.name) : undefined;
   if (srt.mode === 'listener') {
@@ -107,6 +110,17 @@ function srtOptions(config: SidecarConfig, identity: PodIdentity): SrtOptions | 
     keyLength,
     streamId: streamId ?? target.streamId,
   };
+}
+
+function rtmpOptions(config: SidecarConfig, identity: PodIdentity): RtmpOptions | undefined {
+  const rtmp = config.rtmp;
+  if (!rtmp) return undefined;
+  const key = readSecretFile(rtmp.streamKeyFile, 'RTMP stream key');
+  try {
+    return rtmpTarget(expandPlaceholders(rtmp.url, identity, config.stream.name), key);
+  } catch (error) {
+    throw new SidecarConfigError((error as Error).message);
+  }
 }
 
 function webrtcSettings(config: SidecarConfig, identity: PodIdentity): WebRtcSettings | undefined {
@@ -171,6 +185,7 @@ export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarS
     maxSize: video.maxSize ?? 2560,
     ...(config.shared?.phoneUids ? { phoneUids: config.shared.phoneUids } : {}),
     srt: srtOptions(config, identity),
+    rtmp: rtmpOptions(config, identity),
   };
   const input: InputSettings = {
     enabled: config.input?.enabled ?? true,

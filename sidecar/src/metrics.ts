@@ -148,6 +148,20 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
       'Encoded frames dropped for SRT because the network fell behind',
       (s) => s.srt.accessUnitsDropped,
     );
+    counter('cloudphone_rtmp_publishing', '1 while the RTMP push is publishing', (s) => (s.rtmp.publishing ? 1 : 0));
+    counter('cloudphone_rtmp_sessions_total', 'RTMP connections that began publishing', (s) => s.rtmp.sessions);
+    counter(
+      'cloudphone_rtmp_failed_sessions_total',
+      'RTMP connection attempts that failed, and sessions the server or network ended within 10 s of publishing (servers refuse a wrong stream key so)',
+      (s) => s.rtmp.failedSessions,
+    );
+    counter('cloudphone_rtmp_access_units_sent_total', 'Encoded frames sent over RTMP', (s) => s.rtmp.accessUnitsSent);
+    counter(
+      'cloudphone_rtmp_access_units_dropped_total',
+      'Encoded frames dropped for RTMP because the network fell behind',
+      (s) => s.rtmp.accessUnitsDropped,
+    );
+    counter('cloudphone_rtmp_bytes_sent_total', 'FLV bytes handed to the RTMP connection', (s) => s.rtmp.bytesSent);
     new Gauge({
       name: 'cloudphone_encoder_info',
       help: 'The encoder in use, as a label (1 for the one in use)',

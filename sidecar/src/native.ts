@@ -18,6 +18,12 @@ export interface SrtOptions {
   maxReceivers?: number;
 }
 
+/** The RTMP push: url holds the stream key, which the addon replaces in anything it reports. Secret. */
+export interface RtmpOptions {
+  url: string;
+  key: string;
+}
+
 export interface PipelineOptions {
   sharedDir: string;
   socketName: string;
@@ -33,6 +39,7 @@ export interface PipelineOptions {
   /** Users whose processes may connect to the control socket; absent or empty: the sidecar's own uid only. */
   phoneUids?: number[];
   srt?: SrtOptions;
+  rtmp?: RtmpOptions;
 }
 
 /** What the phone publishes: pixels in shared memory, or H.264 it encoded itself (passed through). */
@@ -68,6 +75,11 @@ export type PipelineEvent = (
   | { type: 'srt-connected' }
   | { type: 'srt-disconnected'; reason: string }
   | { type: 'srt-error'; reason: string }
+  /** The RTMP push is publishing; then disconnected (why, and how long it had published if under 10 s). */
+  | { type: 'rtmp-connected' }
+  | { type: 'rtmp-disconnected'; reason: string }
+  /** A connection or publish attempt failed (said once until the reason changes). */
+  | { type: 'rtmp-error'; reason: string }
 ) & { suppressed?: number };
 
 export interface SrtStats {
@@ -89,6 +101,19 @@ export interface SrtStats {
   socketsCreated: number;
   accessUnitsSent: number;
   accessUnitsDropped: number;
+}
+
+export interface RtmpStats {
+  publishing: boolean;
+  /** Connections that began publishing. */
+  sessions: number;
+  /** Attempts that failed, and sessions the server or network ended within 10 s (a wrong stream key ends so). */
+  failedSessions: number;
+  accessUnitsSent: number;
+  /** Encoded frames dropped for RTMP: while the network fell behind, until the next keyframe. */
+  accessUnitsDropped: number;
+  /** FLV bytes handed to the RTMP protocol. */
+  bytesSent: number;
 }
 
 /** One encoded picture: H.264 Annex-B, one access unit (SPS/PPS before each keyframe). */
@@ -165,6 +190,7 @@ export interface PipelineStats {
    * refused (tried again later); Cancels and key-ups made for viewers that left holding them; waiting now. */
   input: { sent: number; merged: number; deferred: number; released: number; waiting: number };
   srt: SrtStats;
+  rtmp: RtmpStats;
 }
 
 /** A failure reported by the native core: name is ConfigError, ProducerError, EncoderError, SrtError or InputError. */
@@ -250,6 +276,12 @@ function eventOf(raw: Record<string, unknown>): PipelineEvent | undefined {
       return { type: 'srt-disconnected', reason: text('reason') };
     case 'srt-error':
       return { type: 'srt-error', reason: text('reason') };
+    case 'rtmp-connected':
+      return { type: 'rtmp-connected' };
+    case 'rtmp-disconnected':
+      return { type: 'rtmp-disconnected', reason: text('reason') };
+    case 'rtmp-error':
+      return { type: 'rtmp-error', reason: text('reason') };
     default:
       return undefined;
   }

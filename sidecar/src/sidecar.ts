@@ -237,6 +237,7 @@ export class Sidecar {
       {
         sharedDir: this.#settings.pipeline.sharedDir,
         srt: this.#settings.pipeline.srt?.listener ? 'listener' : this.#settings.pipeline.srt ? 'caller' : 'off',
+        rtmp: this.#settings.pipeline.rtmp ? 'on' : 'off',
         metricsPort: this.#metricsPort,
         whepPort: this.#viewerServer?.port,
         whepScheme: this.#viewerServer ? (this.#viewerServer.secure ? 'https' : 'http') : undefined,
@@ -396,6 +397,16 @@ export class Sidecar {
         break;
       case 'srt-error':
         this.#log.warn({ reason: event.reason, ...held }, 'srt connection failed');
+        break;
+      // The addon has replaced the stream key in every reason.
+      case 'rtmp-connected':
+        this.#log.info(held, 'rtmp publishing');
+        break;
+      case 'rtmp-disconnected':
+        this.#log.warn({ reason: event.reason, ...held }, 'rtmp disconnected');
+        break;
+      case 'rtmp-error':
+        this.#log.warn({ reason: event.reason, ...held }, 'rtmp connection failed');
         break;
     }
     this.#options.onEvent?.(event);

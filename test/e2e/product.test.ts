@@ -38,6 +38,7 @@ const WIDTH = 480;
 const HEIGHT = 864;
 const SRT_PORT = 9000;
 const SRT_PASSPHRASE = 'e2e-srt-passphrase';
+const RTMP_STREAM_KEY = 'e2e-rtmp-key-4c1f';
 const WHEP_PORT = 8443;
 const SIDECAR = 'cloudphone-sidecar';
 
@@ -197,7 +198,12 @@ describe('cloudphone on a real node', () => {
   let installed = false;
 
   beforeAll(async () => {
-    mediaServer = await MediaServer.start('whip-secret-e2e-0123456789', realNode.ip);
+    // Over RTMP, any phone may publish to <its pod name>/<the stream key>, and to nothing else.
+    mediaServer = await MediaServer.start(
+      'whip-secret-e2e-0123456789',
+      realNode.ip,
+      `~^[a-z0-9-]+/${RTMP_STREAM_KEY}$`,
+    );
     installChartOnRealNode(release, releaseNamespace);
     installed = true;
     apply({
@@ -236,6 +242,12 @@ describe('cloudphone on a real node', () => {
       {
         apiVersion: 'v1',
         kind: 'Secret',
+        metadata: { name: 'rtmp-key', namespace: phones() },
+        stringData: { 'stream-key': RTMP_STREAM_KEY },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
         metadata: { name: 'srt-passphrase', namespace: phones() },
         stringData: { passphrase: SRT_PASSPHRASE },
       },
@@ -270,6 +282,7 @@ describe('cloudphone on a real node', () => {
           selector: { matchLabels: { app: 'sim-fleet' } },
           phoneContainer: 'android',
           video: { fps: 30 },
+          rtmp: { url: mediaServer.rtmpUrl('{pod}'), streamKeySecretRef: { name: 'rtmp-key', key: 'stream-key' } },
           webrtc: { whep: { port: WHEP_PORT, authSecretRef: { name: 'viewer-tokens' } } },
         },
       },
@@ -462,6 +475,24 @@ describe('cloudphone on a real node', () => {
     }
     const name = pods[0]?.metadata?.name ?? '';
     const reader = new RtspReader(`rtsp://${mediaServer.host}:${String(mediaServer.rtspPort)}/${name}`, WIDTH, HEIGHT);
+    try {
+      await waitFor('30 frames read back from the media server', () =>
+        Promise.resolve(increasing(reader.stamps).length >= 30 || undefined),
+      );
+    } finally {
+      await reader.stop();
+    }
+  });
+
+  it('pushes the fleet phone to the media server over RTMP, its stream key from the Secret', async () => {
+    const name = phonePods('sim-fleet')[0]?.metadata?.name ?? '';
+    const path = await waitFor(`mediamtx to receive ${name} over RTMP`, async () => {
+      const found = await mediaServer.path(`${name}/${RTMP_STREAM_KEY}`);
+      return found?.ready ? found : undefined;
+    });
+    expect(path.source?.type).toBe('rtmpConn');
+    const url = `rtsp://${mediaServer.host}:${String(mediaServer.rtspPort)}/${name}/${RTMP_STREAM_KEY}`;
+    const reader = new RtspReader(url, WIDTH, HEIGHT);
     try {
       await waitFor('30 frames read back from the media server', () =>
         Promise.resolve(increasing(reader.stamps).length >= 30 || undefined),

@@ -82,6 +82,7 @@ export function sidecarConfig(options: {
   video: Record<string, unknown>;
   srt?: Record<string, unknown>;
   webrtc?: Record<string, unknown>;
+  rtmp?: Record<string, unknown>;
   input?: Record<string, unknown>;
 }): Record<string, unknown> {
   return {
@@ -93,6 +94,7 @@ export function sidecarConfig(options: {
     video: options.video,
     ...(options.srtUrl ? { srt: { mode: 'caller', url: options.srtUrl, latencyMs: 20, ...options.srt } } : {}),
     ...(options.webrtc ? { webrtc: options.webrtc } : {}),
+    ...(options.rtmp ? { rtmp: options.rtmp } : {}),
     ...(options.input ? { input: options.input } : {}),
   };
 }
@@ -137,6 +139,13 @@ export function readStamps(decoder: ChildProcess, width: number, height: number,
   decoder.stdout?.pipe(reader.stdin);
   lines(reader, (line) => stamps.push(JSON.parse(line) as Stamp));
   return reader;
+}
+
+/** ffmpeg as an RTMP server: it waits for one publisher at url, and writes what it gets as the output args say. */
+export function rtmpListener(url: string, output: string[]): ChildProcess {
+  return spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-listen', '1', '-i', url, ...output], {
+    stdio: 'ignore',
+  });
 }
 
 /** The sidecar's own entry point (sidecar/src/main.ts) in a child process, with its config in a file. */

@@ -1,12 +1,15 @@
 // mediamtx (built from its Go module by test/cluster/build-tools.sh) as the media server a sidecar pushes to
-// with WHIP: loopback only, WebRTC and RTSP (TCP) on free ports, everything else off. One user may publish,
-// with the bearer token `cloudphone:<password>` (mediamtx reads user:pass from a Bearer header); anyone may
-// read. What it received is read back over RTSP by ffmpeg and the stamps decoded.
+// with WHIP or RTMP: loopback only, WebRTC, RTSP (TCP) and RTMP on free ports, everything else off. One user may
+// publish over WHIP, with the bearer token `cloudphone:<password>` (mediamtx reads user:pass from a Bearer
+// header). Over RTMP anyone may publish to one path, rtmpPublishPath, as a live service takes a stream key as
+// the last part of the path: any other path is refused. Anyone may read. What it received is read back over RTSP
+// by ffmpeg and the stamps decoded.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitFor, waitUntil } from '../cluster/wait-for.ts';
 import { freeTcpPort, freeUdpPort, readStamps, stopChild, tempDir, type Stamp } from './media-peers.ts';
 
 /** A path as mediamtx's API lists it (the fields the tests read). */
@@ -30,6 +33,10 @@ export class MediaServer {
   readonly webrtcPort: number;
   readonly rtspPort: number;
   readonly apiPort: number;
+  readonly rtmpPort: number;
+  readonly rtmpsPort: number;
+  readonly #rtmpPublishPath: string;
+  readonly #rtmpsCertificate: { certFile: string; keyFile: string } | undefined;
   readonly #udpPort: number;
   /** The address every port listens on: loopback, or the real node's bridge for phones in pods. */
   readonly host: string;
@@ -38,11 +45,17 @@ export class MediaServer {
   #child: ChildProcess | undefined;
 
   private constructor(
-    ports: { webrtc: number; rtsp: number; api: number; udp: number },
+    ports: { webrtc: number; rtsp: number; api: number; udp: number; rtmp: number; rtmps: number },
     password: string,
     host: string,
+    rtmpPublishPath: string,
+    rtmpsCertificate: { certFile: string; keyFile: string } | undefined,
   ) {
     this.host = host;
+    this.rtmpPort = ports.rtmp;
+    this.rtmpsPort = ports.rtmps;
+    this.#rtmpPublishPath = rtmpPublishPath;
+    this.#rtmpsCertificate = rtmpsCertificate;
     this.webrtcPort = ports.webrtc;
     this.rtspPort = ports.rtsp;
     this.apiPort = ports.api;
@@ -51,11 +64,26 @@ export class MediaServer {
     this.#dir = tempDir('cloudphone-mediamtx-');
   }
 
-  static async start(password = 'whip-secret-0123456789', host = '127.0.0.1'): Promise<MediaServer> {
+  static async start(
+    password = 'whip-secret-0123456789',
+    host = '127.0.0.1',
+    rtmpPublishPath = 'live/rtmp-stream-key-0123',
+    /** Also RTMPS, with this certificate (PEM files). */
+    rtmpsCertificate?: { certFile: string; keyFile: string },
+  ): Promise<MediaServer> {
     const server = new MediaServer(
-      { webrtc: await freeTcpPort(), rtsp: await freeTcpPort(), api: await freeTcpPort(), udp: await freeUdpPort() },
+      {
+        webrtc: await freeTcpPort(),
+        rtsp: await freeTcpPort(),
+        api: await freeTcpPort(),
+        udp: await freeUdpPort(),
+        rtmp: await freeTcpPort(),
+        rtmps: await freeTcpPort(),
+      },
       password,
       host,
+      rtmpPublishPath,
+      rtmpsCertificate,
     );
     await server.startProcess();
     return server;
@@ -64,6 +92,16 @@ export class MediaServer {
   /** The WHIP endpoint of a path. */
   whipUrl(path: string): string {
     return `http://${this.host}:${String(this.webrtcPort)}/${path}/whip`;
+  }
+
+  /** The RTMP ingest URL of an application (the part before the stream key). */
+  rtmpUrl(application: string): string {
+    return `rtmp://${this.host}:${String(this.rtmpPort)}/${application}`;
+  }
+
+  /** The RTMPS ingest URL of an application (started with a certificate). */
+  rtmpsUrl(application: string): string {
+    return `rtmps://${this.host}:${String(this.rtmpsPort)}/${application}`;
   }
 
   /** The token a publisher presents. */
@@ -83,7 +121,16 @@ export class MediaServer {
         `apiAddress: 127.0.0.1:${String(this.apiPort)}`,
         'metrics: no',
         'playback: no',
-        'rtmp: no',
+        'rtmp: yes',
+        `rtmpAddress: ${this.host}:${String(this.rtmpPort)}`,
+        ...(this.#rtmpsCertificate
+          ? [
+              'rtmpEncryption: "optional"',
+              `rtmpsAddress: ${this.host}:${String(this.rtmpsPort)}`,
+              `rtmpServerCert: ${this.#rtmpsCertificate.certFile}`,
+              `rtmpServerKey: ${this.#rtmpsCertificate.keyFile}`,
+            ]
+          : ['rtmpEncryption: "no"']),
         'hls: no',
         'srt: no',
         'rtsp: yes',
@@ -100,7 +147,7 @@ export class MediaServer {
         `  pass: ${this.publisherPassword}`,
         '  permissions: [{action: publish}]',
         '- user: any',
-        '  permissions: [{action: read}, {action: api}]',
+        `  permissions: [{action: read}, {action: api}, {action: publish, path: ${JSON.stringify(this.#rtmpPublishPath)}}]`,
         'paths:',
         '  all_others:',
         '',
@@ -131,6 +178,25 @@ export class MediaServer {
     const response = await fetch(`http://127.0.0.1:${String(this.apiPort)}/v3/paths/list`);
     const list = (await response.json()) as { items: ServerPath[] };
     return list.items.find((item) => item.name === name);
+  }
+
+  /**
+   * Waits for a path to be ready, then reads it back over RTSP until count frames have decoded: their frame
+   * numbers (null: unreadable).
+   */
+  async readBack(path: string, count: number, width: number, height: number): Promise<(number | null)[]> {
+    await waitFor(`${path} to be ready on the server`, async () => ((await this.path(path))?.ready ? true : undefined));
+    const reader = new RtspReader(`rtsp://${this.host}:${String(this.rtspPort)}/${path}`, width, height);
+    try {
+      await waitUntil(
+        `${String(count)} frames read back from the media server`,
+        () => reader.stamps.length >= count,
+        30_000,
+      );
+    } finally {
+      await reader.stop();
+    }
+    return reader.stamps.map((stamp) => stamp.frame);
   }
 
   /** Ends the process as an operator's restart or a crash would (SIGKILL: no goodbye to its peers). */

@@ -1,9 +1,10 @@
 // Zero heap allocations per frame in steady state, measured: the sidecar runs as its own process under the
 // allocation counter (native/test/alloc_counter.c, LD_PRELOAD), streams a 720x1280 RGBA phone to a real
-// SRT receiver, and two counter reports taken hundreds of frames apart must show no new allocation on the
-// threads a frame passes through: cp-pipeline (socket, mapping, libyuv, and x264, whose worker threads
-// inherit the name) and cp-srt (the mpegts muxer and the SRT sends).
-import { readFileSync } from 'node:fs';
+// SRT receiver and an RTMP server (ffmpeg), and two counter reports taken hundreds of frames apart must show
+// no new allocation on the threads a frame passes through: cp-pipeline (socket, mapping, libyuv, x264, whose
+// worker threads inherit the name, and the copies into each output's ring) and cp-srt (the mpegts muxer and
+// the SRT sends); cp-rtmp shows only what libavformat's RTMP protocol allocates for each picture it sends.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { waitFor } from '../cluster/wait-for.ts';
@@ -14,7 +15,9 @@ import {
   SrtReceiver,
   freeTcpPort,
   freeUdpPort,
+  rtmpListener,
   sidecarConfig,
+  stopChild,
   tempDir,
 } from './media-peers.ts';
 
@@ -40,12 +43,24 @@ it('encodes and sends hundreds of frames without one heap allocation on the fram
   const srtPort = await freeUdpPort();
   const rx = new SrtReceiver({ port: srtPort, width: 360, height: 640 });
   cleanups.push(() => rx.stop());
+  // ffmpeg as the RTMP server, taking the push and discarding it.
+  const rtmpPort = await freeTcpPort();
+  const rtmpServer = rtmpListener(`rtmp://127.0.0.1:${String(rtmpPort)}/app/key-0123`, [
+    '-c',
+    'copy',
+    '-f',
+    'null',
+    '-',
+  ]);
+  cleanups.push(() => stopChild(rtmpServer));
+  writeFileSync(join(shared.path, 'stream-key'), 'key-0123');
   const sidecar = new SidecarProcess({
     config: sidecarConfig({
       sharedDir: shared.path,
       srtUrl: `srt://127.0.0.1:${String(srtPort)}`,
       // A fixed bitrate: the steady state of a stream, not a ramp.
       video: { fps: 30, bitrate: { targetKbps: 3000, minKbps: 3000, maxKbps: 3000 } },
+      rtmp: { url: `rtmp://127.0.0.1:${String(rtmpPort)}/app`, streamKeyFile: join(shared.path, 'stream-key') },
     }),
     configFile: join(shared.path, 'config.json'),
     metricsPort: await freeTcpPort(),
@@ -72,11 +87,13 @@ it('encodes and sends hundreds of frames without one heap allocation on the fram
   );
   await new Promise((resolve) => setTimeout(resolve, 400)); // two counter reports, so the file is current
   const before = readCounts(report);
+  const rtmpSentBefore = (await sidecar.metric('cloudphone_rtmp_access_units_sent_total')) ?? 0;
   const encodedBefore = (await sidecar.metric('cloudphone_frames_encoded_total')) ?? 0;
   await waitFor('300 more frames', encodedAtLeast(encodedBefore + 300));
   const stampsBefore = rx.stamps.length;
   await new Promise((resolve) => setTimeout(resolve, 400));
   const after = readCounts(report);
+  const rtmpSent = ((await sidecar.metric('cloudphone_rtmp_access_units_sent_total')) ?? 0) - rtmpSentBefore;
 
   // The counter is working: the JavaScript thread (Node names it MainThread) allocates all the time.
   expect((after.get('MainThread') ?? 0) - (before.get('MainThread') ?? 0)).toBeGreaterThan(0);
@@ -88,6 +105,12 @@ it('encodes and sends hundreds of frames without one heap allocation on the fram
       allocations: 0,
     });
   }
+  // The RTMP push: libavformat's RTMP protocol builds each FLV tag into a packet it allocates and frees
+  // (ff_rtmp_packet_create, one a picture), and one more for each acknowledgement the server sends. Nothing
+  // more: handed Annex-B instead of AVCC, the FLV muxer would convert every picture into buffers of its own.
+  expect(rtmpSent).toBeGreaterThan(250);
+  const rtmpAllocations = (after.get('cp-rtmp') ?? 0) - (before.get('cp-rtmp') ?? 0);
+  expect(rtmpAllocations).toBeLessThanOrEqual(rtmpSent + 10);
   // And the frames really went out while we counted.
   expect(rx.stamps.length).toBeGreaterThan(stampsBefore - 1);
   expect(rx.stamps.filter((s) => s.frame === null)).toEqual([]);

@@ -8,8 +8,8 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { waitFor, waitUntil } from '../cluster/wait-for.ts';
-import { MediaServer, RtspReader } from './media-server.ts';
+import { waitFor } from '../cluster/wait-for.ts';
+import { MediaServer } from './media-server.ts';
 import { startWhepPhone, type WhepPhone } from './webrtc-peers.ts';
 
 const WIDTH = 480;
@@ -53,19 +53,8 @@ async function connected(phone: WhepPhone): Promise<boolean> {
   return (await phone.metric('cloudphone_whip_connected')) === 1;
 }
 
-/** Reads the path back over RTSP until count frames have decoded; their frame numbers (null: unreadable). */
 async function readBack(count: number): Promise<(number | null)[]> {
-  const reader = new RtspReader(`rtsp://127.0.0.1:${String(server.rtspPort)}/${PATH}`, WIDTH, HEIGHT);
-  try {
-    await waitUntil(
-      `${String(count)} frames read back from the media server`,
-      () => reader.stamps.length >= count,
-      30_000,
-    );
-  } finally {
-    await reader.stop();
-  }
-  return reader.stamps.map((stamp) => stamp.frame);
+  return server.readBack(PATH, count, WIDTH, HEIGHT);
 }
 
 function expectAdvancing(frames: (number | null)[]): void {

@@ -100,6 +100,12 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
       settings_.srt.stream_id = string_option(s, "streamId", "");
       settings_.srt.max_receivers = uint_option(s, "maxReceivers", 4);
     }
+    Napi::Value rtmp = o.Get("rtmp");
+    if (rtmp.IsObject()) {
+      settings_.rtmp_enabled = true;
+      settings_.rtmp.url = string_option(rtmp.As<Napi::Object>(), "url", "");
+      settings_.rtmp.key = string_option(rtmp.As<Napi::Object>(), "key", "");
+    }
     events_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "cloudphone-pipeline-events", 0, 1);
     // The pipeline is stopped explicitly; pending events must not keep a finished process alive.
     events_.Unref(env);
@@ -284,6 +290,15 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     r.Set("accessUnitsSent", static_cast<double>(srt.link.access_units_sent));
     r.Set("accessUnitsDropped", static_cast<double>(srt.link.access_units_dropped));
     o.Set("srt", r);
+    RtmpStats rtmp = pipeline_.rtmp_stats();
+    Napi::Object m = Napi::Object::New(env);
+    m.Set("publishing", Napi::Boolean::New(env, rtmp.publishing));
+    m.Set("sessions", static_cast<double>(rtmp.sessions));
+    m.Set("failedSessions", static_cast<double>(rtmp.failed_sessions));
+    m.Set("accessUnitsSent", static_cast<double>(rtmp.access_units_sent));
+    m.Set("accessUnitsDropped", static_cast<double>(rtmp.access_units_dropped));
+    m.Set("bytesSent", static_cast<double>(rtmp.bytes_sent));
+    o.Set("rtmp", m);
     return o;
   }
 

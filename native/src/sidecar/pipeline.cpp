@@ -59,7 +59,19 @@ NativeError Pipeline::start(const PipelineSettings& settings, EventFn on_event) 
         },
         [this] { request_keyframe(); });
   }
+  if (!failure && settings_.rtmp_enabled) {
+    failure = rtmp_.start(
+        settings_.rtmp,
+        [this](const char* kind, const std::string& reason) {
+          PipelineEvent event;
+          event.type = std::string("rtmp-") + kind;
+          event.reason = reason;
+          emit(std::move(event));
+        },
+        [this] { request_keyframe(); });
+  }
   if (failure) {
+    srt_.stop();
     listener_.close();
     ::close(dir_fd_);
     dir_fd_ = -1;
@@ -80,6 +92,7 @@ void Pipeline::stop() {
     if (thread_.joinable()) thread_.join();
   }
   srt_.stop();
+  rtmp_.stop();
   drop_producer("sidecar stopping", false);
   listener_.close();
   if (wake_fd_ >= 0) ::close(wake_fd_);
@@ -458,6 +471,8 @@ void Pipeline::start_passthrough(const ControlMessage& surface) {
   passthrough_generation_ = g.generation;
   assembler_.reset();
   stream_check_.reset(g.width, g.height);
+  encode_width_ = g.width;  // the phone's pictures go out as they are
+  encode_height_ = g.height;
   keyframe_requested_ = true;  // receivers start at an IDR: ask the phone for one
   announce_surface(g.generation, g.width, g.height, kEncodedH264Format, surface.rotation);
 }
@@ -511,11 +526,14 @@ void Pipeline::pass_through(const ControlMessage& message) {
   unit.pts_90khz = stamped.pts_90khz;
   unit.capture_time_ns = stamped.capture_time_ns;
   unit.keyframe = keyframe;  // from the pictures themselves, not the phone's flag
+  unit.width = encode_width_;
+  unit.height = encode_height_;
   deliver(unit);
 }
 
 void Pipeline::deliver(const EncodedUnit& unit) {
   if (settings_.srt_enabled) srt_.push(unit.data, unit.size, unit.pts_90khz, unit.keyframe);
+  if (settings_.rtmp_enabled) rtmp_.push(unit);
   if (settings_.on_access_unit && settings_.on_access_unit(unit)) keyframe_requested_ = true;
 }
 
@@ -648,6 +666,8 @@ void Pipeline::encode_newest(bool repeat_last) {
   unit.pts_90khz = encoded.pts;
   unit.capture_time_ns = capture;
   unit.keyframe = encoded.keyframe;
+  unit.width = encode_width_;
+  unit.height = encode_height_;
   deliver(unit);
 }
 

@@ -17,12 +17,14 @@
 #include "control_message.h"
 #include "control_socket.h"
 #include "encoded_stream_check.h"
+#include "encoded_unit.h"
 #include "encoder_choice.h"
 #include "framebuffer_mapping.h"
 #include "h264_encoder.h"
 #include "input_router.h"
 #include "native_error.h"
 #include "presentation_clock.h"
+#include "rtmp_sink.h"
 #include "srt_sink.h"
 
 namespace cloudphone {
@@ -37,15 +39,6 @@ std::string surface_size_problem(uint32_t width, uint32_t height, uint32_t max_s
 
 // The encoded size for a surface: its own, or scaled down so the longest side is max_size (0: no limit).
 void encoded_size(uint32_t width, uint32_t height, uint32_t max_size, uint32_t* out_width, uint32_t* out_height);
-
-// One encoded picture as the pipeline hands it to a listener: valid only during the call.
-struct EncodedUnit {
-  const uint8_t* data = nullptr;
-  std::size_t size = 0;
-  int64_t pts_90khz = 0;
-  int64_t capture_time_ns = 0;
-  bool keyframe = false;
-};
 
 struct PipelineSettings {
   std::string shared_dir;
@@ -62,13 +55,16 @@ struct PipelineSettings {
   std::vector<uint32_t> phone_uids;
   bool srt_enabled = false;
   SrtSettings srt;
+  bool rtmp_enabled = false;
+  RtmpSettings rtmp;
   // Called on the pipeline thread for every encoded picture (after the SRT sink has it); returns true when
   // the listener lost pictures and needs a keyframe to recover. Must not block.
   std::function<bool(const EncodedUnit&)> on_access_unit;
 };
 
 struct PipelineEvent {
-  // producer-connected, producer-disconnected, surface, clipboard, error, srt-connected, srt-disconnected
+  // producer-connected, producer-disconnected, surface, clipboard, error, srt-connected, srt-disconnected,
+  // srt-error, rtmp-connected, rtmp-disconnected, rtmp-error
   std::string type;
   std::string name;
   std::string reason;
@@ -124,6 +120,7 @@ class Pipeline {
   // Which encoder start() picked and why; fixed once started.
   const EncoderChoice& encoder_choice() const { return encoder_choice_; }
   SrtStats srt_stats() const { return srt_.stats(); }
+  RtmpStats rtmp_stats() const { return rtmp_.stats(); }
   std::vector<uint8_t> parameter_sets();
 
  private:
@@ -150,7 +147,7 @@ class Pipeline {
   void ask_phone_for_keyframe();
   // The picture's timestamp and believed capture time (PresentationClock), counted in the stats.
   PresentationClock::Stamp stamp(int64_t capture_time_ns, int64_t now_ns);
-  // Hands one encoded picture to every sink: the SRT sink directly, then the listener (JavaScript).
+  // Hands one encoded picture to every sink: the SRT and RTMP sinks directly, then the listener (JavaScript).
   void deliver(const EncodedUnit& unit);
   void encode_newest(bool repeat_last);
   // Sends what input waits, with input_mutex_ held; wakes the pipeline to poll for room if some still waits.
@@ -179,6 +176,7 @@ class Pipeline {
   std::atomic<bool> keyframe_requested_{false};
   std::atomic<uint32_t> requested_bitrate_{0};
   SrtSink srt_;
+  RtmpSink rtmp_;
   bool passthrough_ = false;
   uint32_t passthrough_generation_ = 0;
   AccessUnitAssembler assembler_;

@@ -5,6 +5,7 @@
 // it exists and which key is missing, never a value nor its length.
 
 import type { CloudPhoneStream } from '../../../generated/ts/api-types.ts';
+import { RTMP_STREAM_KEY, SRT_PASSPHRASE_LENGTH as SRT_PASSPHRASE } from '../../../schemas/runtime/secret-values.ts';
 import { Reason, type Verdict } from './conditions.ts';
 
 /** Reads a Secret's data in the stream's namespace (values base64-encoded, as the API gives them). */
@@ -22,8 +23,6 @@ interface SecretRef {
   /** A check of the value (decoded), returning what is wrong, if anything. */
   check?: (value: string) => string | undefined;
 }
-
-const SRT_PASSPHRASE = { min: 10, max: 79 };
 
 /** The Secrets a stream's spec names, with the keys each must hold. */
 export function secretRefs(stream: CloudPhoneStream): SecretRef[] {
@@ -46,6 +45,18 @@ export function secretRefs(stream: CloudPhoneStream): SecretRef[] {
         value.length < SRT_PASSPHRASE.min || value.length > SRT_PASSPHRASE.max
           ? `the SRT passphrase in key "${srt.key}" must be ${String(SRT_PASSPHRASE.min)} to ${String(SRT_PASSPHRASE.max)} characters`
           : undefined,
+    });
+  }
+  const rtmp = spec.rtmp?.streamKeySecretRef;
+  if (rtmp) {
+    refs.push({
+      field: 'spec.rtmp.streamKeySecretRef',
+      name: rtmp.name,
+      keys: [rtmp.key],
+      check: (value) =>
+        RTMP_STREAM_KEY.test(value.replace(/\r?\n$/, ''))
+          ? undefined
+          : `the RTMP stream key in key "${rtmp.key}" must be 1 to 512 printable ASCII characters without spaces`,
     });
   }
   const whip = spec.webrtc?.whip?.tokenSecretRef;

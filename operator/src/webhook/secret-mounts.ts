@@ -11,6 +11,7 @@ export interface SecretMounts {
   volumes: V1Volume[];
   mounts: V1VolumeMount[];
   srtPassphrase?: string;
+  rtmpStreamKey?: string;
   whepTokens?: { view: string; control: string };
   whepTls?: { cert: string; key: string };
   whipToken?: string;
@@ -35,6 +36,10 @@ export function secretMounts(stream: CloudPhoneStream, reportCaConfigMap: string
   if (spec.srt?.passphraseSecretRef) {
     const ref = spec.srt.passphraseSecretRef;
     out.srtPassphrase = `${add('cloudphone-srt-passphrase', ref.name, [{ key: ref.key, path: 'passphrase' }])}/passphrase`;
+  }
+  if (spec.rtmp) {
+    const ref = spec.rtmp.streamKeySecretRef;
+    out.rtmpStreamKey = `${add('cloudphone-rtmp-stream-key', ref.name, [{ key: ref.key, path: 'stream-key' }])}/stream-key`;
   }
   const whep = spec.webrtc?.whep;
   if (whep && whep.enabled !== false && whep.authSecretRef) {

@@ -82,6 +82,9 @@ export function renderSidecarConfig(
     const { passphraseSecretRef: _passphrase, ...srt } = spec.srt;
     config.srt = { ...srt, ...(secrets.srtPassphrase ? { passphraseFile: secrets.srtPassphrase } : {}) };
   }
+  if (spec.rtmp && secrets.rtmpStreamKey) {
+    config.rtmp = { url: spec.rtmp.url, streamKeyFile: secrets.rtmpStreamKey };
+  }
   if (spec.webrtc) {
     const webrtc: Record<string, unknown> = {};
     const whep = spec.webrtc.whep;

@@ -60,6 +60,20 @@ describe('resolveSecretRefs', () => {
     expect(short.message).not.toMatch(/\b5\b|short/);
   });
 
+  it('checks that the RTMP stream key can end a URL, without quoting it', async () => {
+    const rtmp = stream({ rtmp: { url: 'rtmp://live.example/app', streamKeySecretRef: { name: 'live', key: 'k' } } });
+    // A Secret made from a file with `kubectl create secret --from-file` keeps its newline: the sidecar drops it.
+    const good = await resolveSecretRefs(rtmp, reader({ ...tokens, live: { k: b64('live_1234_abcDEF-x?bw=1\n') } }));
+    expect(good.status).toBe('True');
+    for (const bad of ['', 'two words', 'tab\there', 'ключ', 'x'.repeat(513)]) {
+      const verdict = await resolveSecretRefs(rtmp, reader({ ...tokens, live: { k: b64(bad) } }));
+      expect(verdict).toMatchObject({ status: 'False', reason: 'InvalidSecret' });
+      expect(verdict.message).toBe(
+        'spec.rtmp.streamKeySecretRef: the RTMP stream key in key "k" must be 1 to 512 printable ASCII characters without spaces',
+      );
+    }
+  });
+
   it('checks the WHEP TLS Secret and every ICE server credential, reading each Secret once', async () => {
     const full = stream({
       webrtc: {
