@@ -154,7 +154,8 @@ describe('RTMP push to mediamtx', () => {
     expect(await phone.metric('cloudphone_rtmp_access_units_sent_total')).toBeGreaterThan(60);
     expect(await phone.metric('cloudphone_rtmp_bytes_sent_total')).toBeGreaterThan(10_000);
 
-    // Stopping the sidecar unpublishes: the server's path ends at once, not after a read timeout.
+    // Stopping the sidecar ends the session: the server's path goes at once, not after a read timeout. (The
+    // socket closing would do that alone; the FLV trailer and unpublish sent before it are not seen from here.)
     await phone.stop();
     await waitFor('the path to end on the server', async () => ((await server.path(PATH)) ? undefined : true), 3000);
   });

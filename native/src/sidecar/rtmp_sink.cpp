@@ -9,6 +9,7 @@
 #include <random>
 
 #include "avcc.h"
+#include "muxer_packet.h"
 
 extern "C" {
 #include <libavformat/avformat.h>
@@ -230,13 +231,7 @@ bool RtmpSink::send(const QueuedAccessUnit& unit) {
   // clock after the last picture, so this only guards rounding).
   int64_t ms = std::max(last_ms_, (unit.pts - first_pts_) / 90);
   last_ms_ = ms;
-  packet_->data = const_cast<uint8_t*>(unit.data.data());
-  packet_->size = static_cast<int>(unit.size);
-  packet_->pts = ms;
-  packet_->dts = ms;
-  packet_->stream_index = 0;
-  packet_->flags = unit.keyframe ? AV_PKT_FLAG_KEY : 0;
-  packet_->buf = nullptr;  // not reference-counted: av_write_frame then neither copies nor allocates
+  point_packet_at(packet_, unit, ms);
   // A new surface brings new parameter sets: the muxer sends a new sequence header before this keyframe. Only
   // then does anything here allocate.
   if (unit.keyframe && avc_decoder_configuration(unit.data.data(), unit.size, &candidate_) &&
@@ -254,7 +249,7 @@ bool RtmpSink::send(const QueuedAccessUnit& unit) {
 
 std::string RtmpSink::publish() {
   ring_->open();
-  std::string why = "the server closed the connection";
+  std::string why;
   for (;;) {
     AccessUnitRing::Take taken = ring_->take(&sending_, std::chrono::milliseconds(200));
     if (taken == AccessUnitRing::Take::closed || !running_) return "stopping";
@@ -266,8 +261,7 @@ std::string RtmpSink::publish() {
     }
     sent_++;
   }
-  ring_->close();
-  return why;
+  return why;  // disconnect() closes the ring
 }
 
 void RtmpSink::disconnect(bool clean) {

@@ -1,4 +1,5 @@
 #include "srt_connection.h"
+#include "muxer_packet.h"
 
 #include <srt/srt.h>
 
@@ -98,13 +99,7 @@ bool SrtConnection::send_access_unit(const QueuedAccessUnit& unit) {
   if (first_pts_ < 0) first_pts_ = unit.pts;
   // Timestamps start near zero on each connection; 0.1 s of headroom keeps DTS above the first PCR.
   int64_t pts = unit.pts - first_pts_ + 9000;
-  packet_->data = const_cast<uint8_t*>(unit.data.data());
-  packet_->size = static_cast<int>(unit.size);
-  packet_->pts = pts;
-  packet_->dts = pts;
-  packet_->stream_index = 0;
-  packet_->flags = unit.keyframe ? AV_PKT_FLAG_KEY : 0;
-  packet_->buf = nullptr;  // not reference-counted: av_write_frame then neither copies nor allocates
+  point_packet_at(packet_, unit, pts);
   send_failed_ = false;
   int rc = av_write_frame(muxer_, packet_);
   return rc >= 0 && !send_failed_;
