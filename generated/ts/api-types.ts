@@ -455,6 +455,7 @@ export interface CloudPhoneStreamSpec {
   video?: Video;
   srt?: Srt;
   rtmp?: Rtmp;
+  recording?: Recording;
   webrtc?: WebRtc;
   input?: Input;
   sidecar?: SidecarSpec;
@@ -593,6 +594,60 @@ export interface Rtmp {
    */
   url: string;
   streamKeySecretRef: SecretKeySelector;
+}
+/**
+ * Record the stream into a volume as fragmented MP4 segments (H.264, from the same encode as the other outputs). Each segment begins at a keyframe and plays on its own, named for the UTC time of its first picture (20261207T212856.123Z.mp4; .mp4.part while written); they follow one another, so they concatenate into one file. Fragments of at most a second: a sidecar killed mid-segment loses at most the last second, as the next start keeps the unfinished segment up to its last whole fragment. The oldest segments are removed first to stay within retention. When the volume is full or cannot be written, recording stops (the stream's Recording condition and a Warning Event say why) and resumes once there is room; the stream goes on.
+ */
+export interface Recording {
+  /**
+   * false keeps the settings but records nothing.
+   */
+  enabled?: boolean;
+  volume: RecordingVolume;
+  /**
+   * How long a segment lasts: it ends at a keyframe the sidecar asks for when this much has been recorded.
+   */
+  segmentSeconds?: number;
+  /**
+   * How much each pod keeps; the oldest segments are removed first.
+   */
+  retention: {
+    /**
+     * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
+     */
+    maxSize: number | string;
+    /**
+     * Segments that ended longer ago are removed; absent: kept until maxSize needs the room.
+     */
+    maxAgeMinutes?: number;
+  };
+}
+/**
+ * Where the segments are written: exactly one of persistentVolumeClaim or emptyDir. The sidecar writes as the pod's fsGroup, which the kubelet grants on both (a PersistentVolume that ignores fsGroup, such as hostPath or local, must be writable by group 65532 or by all).
+ */
+export interface RecordingVolume {
+  /**
+   * A PersistentVolumeClaim of the pod's namespace. Each pod records into a directory of the volume named after the pod, so one ReadWriteMany claim can serve a whole fleet.
+   */
+  persistentVolumeClaim?: {
+    /**
+     * Name of the claim.
+     */
+    claimName: string;
+  };
+  /**
+   * A directory that lives as long as the pod: for a pod's recent past, to be collected before the pod goes.
+   */
+  emptyDir?: {
+    /**
+     * "" for the node's disk, Memory for a tmpfs (counted in the pod's memory).
+     */
+    medium?: "" | "Memory";
+    /**
+     * A Kubernetes resource quantity, such as 500m, 2 or 256Mi.
+     */
+    sizeLimit?: number | string;
+  };
 }
 /**
  * Serve WebRTC viewers (WHEP) and optionally push to a media server (WHIP).
@@ -845,6 +900,27 @@ export interface SidecarConfig {
     streamKeyFile: string;
   };
   /**
+   * Recording into a directory; absent means none.
+   */
+  recording?: {
+    /**
+     * Directory the segments go to; it must exist.
+     */
+    directory: string;
+    /**
+     * How long a segment lasts.
+     */
+    segmentSeconds?: number;
+    /**
+     * Most the segments may hold together.
+     */
+    maxBytes: number;
+    /**
+     * Segments that ended longer ago are removed; absent: no age limit.
+     */
+    maxAgeSeconds?: number;
+  };
+  /**
    * WebRTC outputs; absent means none.
    */
   webrtc?: {
@@ -1018,4 +1094,8 @@ export interface SidecarReport {
    * The sidecar's current problem, if any, in a sentence.
    */
   error?: string;
+  /**
+   * Why recording is stopped (the volume is full, or cannot be written); absent while it records, or without recording.
+   */
+  recordingStopped?: string;
 }

@@ -1313,6 +1313,114 @@ export const jsonSchemas = {
               }
             }
           },
+          "recording": {
+            "description": "Record the stream into a volume as fragmented MP4 segments (H.264, from the same encode as the other outputs). Each segment begins at a keyframe and plays on its own, named for the UTC time of its first picture (20261207T212856.123Z.mp4; .mp4.part while written); they follow one another, so they concatenate into one file. Fragments of at most a second: a sidecar killed mid-segment loses at most the last second, as the next start keeps the unfinished segment up to its last whole fragment. The oldest segments are removed first to stay within retention. When the volume is full or cannot be written, recording stops (the stream's Recording condition and a Warning Event say why) and resumes once there is room; the stream goes on.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": [
+              "volume",
+              "retention"
+            ],
+            "properties": {
+              "enabled": {
+                "description": "false keeps the settings but records nothing.",
+                "type": "boolean",
+                "default": true
+              },
+              "volume": {
+                "description": "Where the segments are written: exactly one of persistentVolumeClaim or emptyDir. The sidecar writes as the pod's fsGroup, which the kubelet grants on both (a PersistentVolume that ignores fsGroup, such as hostPath or local, must be writable by group 65532 or by all).",
+                "type": "object",
+                "additionalProperties": false,
+                "minProperties": 1,
+                "maxProperties": 1,
+                "properties": {
+                  "persistentVolumeClaim": {
+                    "description": "A PersistentVolumeClaim of the pod's namespace. Each pod records into a directory of the volume named after the pod, so one ReadWriteMany claim can serve a whole fleet.",
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": [
+                      "claimName"
+                    ],
+                    "properties": {
+                      "claimName": {
+                        "description": "Name of the claim.",
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 253,
+                        "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+                      }
+                    }
+                  },
+                  "emptyDir": {
+                    "description": "A directory that lives as long as the pod: for a pod's recent past, to be collected before the pod goes.",
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                      "medium": {
+                        "description": "\"\" for the node's disk, Memory for a tmpfs (counted in the pod's memory).",
+                        "type": "string",
+                        "enum": [
+                          "",
+                          "Memory"
+                        ]
+                      },
+                      "sizeLimit": {
+                        "description": "Most the volume may hold; must be at least retention.maxSize (the kubelet evicts a pod whose emptyDir on disk outgrows it).",
+                        "x-kubernetes-int-or-string": true,
+                        "anyOf": [
+                          {
+                            "type": "integer"
+                          },
+                          {
+                            "type": "string"
+                          }
+                        ],
+                        "minimum": 0,
+                        "pattern": "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
+                      }
+                    }
+                  }
+                }
+              },
+              "segmentSeconds": {
+                "description": "How long a segment lasts: it ends at a keyframe the sidecar asks for when this much has been recorded.",
+                "type": "integer",
+                "minimum": 2,
+                "maximum": 3600,
+                "default": 60
+              },
+              "retention": {
+                "description": "How much each pod keeps; the oldest segments are removed first.",
+                "type": "object",
+                "additionalProperties": false,
+                "required": [
+                  "maxSize"
+                ],
+                "properties": {
+                  "maxSize": {
+                    "description": "Most the pod's segments may hold together, the one being written included (for example 10Gi); at least 16Mi. Leave the volume some room beyond it: a volume that fills first stops recording.",
+                    "x-kubernetes-int-or-string": true,
+                    "anyOf": [
+                      {
+                        "type": "integer"
+                      },
+                      {
+                        "type": "string"
+                      }
+                    ],
+                    "minimum": 0,
+                    "pattern": "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
+                  },
+                  "maxAgeMinutes": {
+                    "description": "Segments that ended longer ago are removed; absent: kept until maxSize needs the room.",
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 5256000
+                  }
+                }
+              }
+            }
+          },
           "webrtc": {
             "description": "Serve WebRTC viewers (WHEP) and optionally push to a media server (WHIP).",
             "type": "object",
@@ -1639,8 +1747,8 @@ export const jsonSchemas = {
         },
         "x-kubernetes-validations": [
           {
-            "rule": "has(self.srt) || has(self.rtmp) || has(self.webrtc)",
-            "message": "a stream needs at least one output: set spec.srt, spec.rtmp or spec.webrtc"
+            "rule": "has(self.srt) || has(self.rtmp) || has(self.webrtc) || has(self.recording)",
+            "message": "a stream needs at least one output: set spec.srt, spec.rtmp, spec.webrtc or spec.recording"
           }
         ]
       },
@@ -2041,6 +2149,43 @@ export const jsonSchemas = {
           }
         }
       },
+      "recording": {
+        "description": "Recording into a directory; absent means none.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "directory",
+          "maxBytes"
+        ],
+        "properties": {
+          "directory": {
+            "description": "Directory the segments go to; it must exist.",
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 4096,
+            "pattern": "^/"
+          },
+          "segmentSeconds": {
+            "description": "How long a segment lasts.",
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 3600,
+            "default": 60
+          },
+          "maxBytes": {
+            "description": "Most the segments may hold together.",
+            "type": "integer",
+            "minimum": 1048576,
+            "maximum": 9007199254740991
+          },
+          "maxAgeSeconds": {
+            "description": "Segments that ended longer ago are removed; absent: no age limit.",
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 315360000
+          }
+        }
+      },
       "webrtc": {
         "description": "WebRTC outputs; absent means none.",
         "type": "object",
@@ -2382,6 +2527,11 @@ export const jsonSchemas = {
       },
       "error": {
         "description": "The sidecar's current problem, if any, in a sentence.",
+        "type": "string",
+        "maxLength": 1024
+      },
+      "recordingStopped": {
+        "description": "Why recording is stopped (the volume is full, or cannot be written); absent while it records, or without recording.",
         "type": "string",
         "maxLength": 1024
       }

@@ -32,6 +32,7 @@
 #include "../src/sidecar/control_message.h"
 #include "../src/sidecar/encoded_stream_check.h"
 #include "../src/sidecar/framebuffer_mapping.h"
+#include "../src/sidecar/mp4_fragments.h"
 #include "../src/sidecar/presentation_clock.h"
 #include "../src/sidecar/utf8.h"
 #include "../src/sidecar/viewer_message.h"
@@ -63,6 +64,17 @@ void fuzz_avcc(const uint8_t* annexb, std::size_t size) {
   if (at != nal_units.size()) __builtin_trap();
   std::vector<uint8_t> record;
   (void)avc_decoder_configuration(avcc.data(), written, &record);
+}
+
+// An unfinished recording segment left on a volume others may write: the length kept lies within the file and
+// on a box boundary the reader found, and nothing is read outside it.
+void fuzz_mp4_fragments(const uint8_t* file, std::size_t size) {
+  uint64_t whole = complete_fragments_length(size, [&](uint64_t at, uint8_t* out, uint64_t length) {
+    if (at > size || length > size - at) __builtin_trap();
+    std::memcpy(out, file + at, length);
+    return true;
+  });
+  if (whole > size) __builtin_trap();
 }
 
 void fuzz_encoded_frame(const ControlMessage& message) {
@@ -189,7 +201,7 @@ void fuzz_capture_times(const uint8_t* data, std::size_t size) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
-  uint8_t mode = data[0] % 5, flags = data[1];
+  uint8_t mode = data[0] % 6, flags = data[1];
   data += 2;
   size -= 2;
   // An aligned heap copy of exactly the payload's size, so AddressSanitizer sees any read past its end.
@@ -209,6 +221,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
       break;
     case 3:
       fuzz_viewer_message(message, size);
+      break;
+    case 5:
+      fuzz_mp4_fragments(message, size);
       break;
     default:
       fuzz_capture_times(message, size);

@@ -95,6 +95,18 @@ int main(int argc, char **argv) {
     memcpy(records + i * 17 + 9, &times[i][1], 8);
   }
   failed |= write_seed(dir, "capture-times", 4, records, sizeof records);
+
+  /* An unfinished recording segment: ftyp, moov, a whole fragment, then a fragment cut in its mdat (a 64-bit
+   * size claiming more than the file holds). */
+  static const uint8_t segment[] = {
+      0, 0, 0, 16, 'f', 't', 'y', 'p', 'i', 's', 'o', '5', 0, 0, 2, 0,    /* ftyp */
+      0, 0, 0, 8,  'm', 'o', 'o', 'v',                                    /* moov */
+      0, 0, 0, 12, 'm', 'o', 'o', 'f', 1, 2, 3, 4,                        /* moof */
+      0, 0, 0, 12, 'm', 'd', 'a', 't', 0, 0, 0, 1,                        /* mdat */
+      0, 0, 0, 8,  'm', 'o', 'o', 'f',                                    /* moof */
+      0, 0, 0, 1,  'm', 'd', 'a', 't', 0, 0, 0, 0, 0, 0, 1, 0, 0xaa, 0xbb /* mdat, cut */
+  };
+  failed |= write_seed(dir, "recording-segment", 5, segment, sizeof segment);
   if (failed) perror("cloudphone-fuzz-seeds");
   return failed ? 1 : 0;
 }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { SidecarConfig } from '../../generated/ts/api-types.ts';
 import { SRT_PASSPHRASE_LENGTH } from '../../schemas/runtime/secret-values.ts';
 import { SchemaValidator } from '../../schemas/runtime/validator.ts';
-import type { PipelineOptions, RtmpOptions, SrtOptions } from './native.ts';
+import type { PipelineOptions, RecordingOptions, RtmpOptions, SrtOptions } from './native.ts';
 import { rtmpTarget } from './pipeline/rtmp-url.ts';
 import { parseSrtUrl } from './pipeline/srt-url.ts';
 import type { IceSettings } from './webrtc/ice-config.ts';
@@ -123,6 +123,17 @@ function rtmpOptions(config: SidecarConfig, identity: PodIdentity): RtmpOptions 
   }
 }
 
+function recordingOptions(config: SidecarConfig): RecordingOptions | undefined {
+  const recording = config.recording;
+  if (!recording) return undefined;
+  return {
+    directory: recording.directory,
+    segmentSeconds: recording.segmentSeconds ?? 60,
+    maxBytes: recording.maxBytes,
+    maxAgeSeconds: recording.maxAgeSeconds ?? 0,
+  };
+}
+
 function webrtcSettings(config: SidecarConfig, identity: PodIdentity): WebRtcSettings | undefined {
   const webrtc = config.webrtc;
   if (!webrtc) return undefined;
@@ -186,6 +197,7 @@ export function loadSidecarConfig(text: string, identity: PodIdentity): SidecarS
     ...(config.shared?.phoneUids ? { phoneUids: config.shared.phoneUids } : {}),
     srt: srtOptions(config, identity),
     rtmp: rtmpOptions(config, identity),
+    recording: recordingOptions(config),
   };
   const input: InputSettings = {
     enabled: config.input?.enabled ?? true,

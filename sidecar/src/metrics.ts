@@ -162,6 +162,40 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
       (s) => s.rtmp.accessUnitsDropped,
     );
     counter('cloudphone_rtmp_bytes_sent_total', 'FLV bytes handed to the RTMP connection', (s) => s.rtmp.bytesSent);
+    counter('cloudphone_recording_active', '1 while recording (0 while stopped by a failed write)', (s) =>
+      s.recording.recording ? 1 : 0,
+    );
+    counter('cloudphone_recording_segments_total', 'Recording segments finished', (s) => s.recording.segments);
+    counter(
+      'cloudphone_recording_segments_removed_total',
+      'Recording segments removed by retention (size or age)',
+      (s) => s.recording.segmentsRemoved,
+    );
+    counter(
+      'cloudphone_recording_access_units_written_total',
+      'Encoded frames recorded',
+      (s) => s.recording.accessUnitsWritten,
+    );
+    counter(
+      'cloudphone_recording_access_units_dropped_total',
+      'Encoded frames not recorded: the disk fell behind, recording was stopped, or a segment awaited its keyframe',
+      (s) => s.recording.accessUnitsDropped,
+    );
+    counter(
+      'cloudphone_recording_bytes_written_total',
+      'Bytes written to recording segments',
+      (s) => s.recording.bytesWritten,
+    );
+    counter(
+      'cloudphone_recording_stored_bytes',
+      "What this pod's recording segments hold, the one being written included",
+      (s) => s.recording.bytesStored,
+    );
+    counter(
+      'cloudphone_recording_failures_total',
+      'Times recording stopped on a failed write (the volume full, or not writable)',
+      (s) => s.recording.failures,
+    );
     new Gauge({
       name: 'cloudphone_encoder_info',
       help: 'The encoder in use, as a label (1 for the one in use)',

@@ -24,6 +24,16 @@ export interface RtmpOptions {
   key: string;
 }
 
+/** Recording into a directory as fragmented MP4 segments (native/src/sidecar/recording_sink.h). */
+export interface RecordingOptions {
+  directory: string;
+  segmentSeconds: number;
+  /** Most the segments may hold together; the oldest go first. */
+  maxBytes: number;
+  /** Segments that ended longer ago are removed; 0: no age limit. */
+  maxAgeSeconds: number;
+}
+
 export interface PipelineOptions {
   sharedDir: string;
   socketName: string;
@@ -40,6 +50,7 @@ export interface PipelineOptions {
   phoneUids?: number[];
   srt?: SrtOptions;
   rtmp?: RtmpOptions;
+  recording?: RecordingOptions;
 }
 
 /** What the phone publishes: pixels in shared memory, or H.264 it encoded itself (passed through). */
@@ -80,6 +91,14 @@ export type PipelineEvent = (
   | { type: 'rtmp-disconnected'; reason: string }
   /** A connection or publish attempt failed (said once until the reason changes). */
   | { type: 'rtmp-error'; reason: string }
+  /** A recording segment is finished: name is its file, in the recording directory. */
+  | { type: 'recording-segment'; name: string }
+  /** Recording stopped on a failed write (the volume full, or not writable), said again when the reason changes;
+   * it resumes by itself. */
+  | { type: 'recording-stopped'; reason: string }
+  | { type: 'recording-resumed' }
+  /** At start: what became of the segments an earlier run left unfinished. */
+  | { type: 'recording-adopted'; reason: string }
 ) & { suppressed?: number };
 
 export interface SrtStats {
@@ -114,6 +133,22 @@ export interface RtmpStats {
   accessUnitsDropped: number;
   /** FLV bytes handed to the RTMP protocol. */
   bytesSent: number;
+}
+
+export interface RecordingStats {
+  /** Writing, or waiting for a keyframe to; false while stopped by a failure. */
+  recording: boolean;
+  segments: number;
+  /** Removed by retention (size or age). */
+  segmentsRemoved: number;
+  accessUnitsWritten: number;
+  /** Encoded frames not recorded: the disk fell behind, recording was stopped, or a segment awaited a keyframe. */
+  accessUnitsDropped: number;
+  bytesWritten: number;
+  /** What the directory's segments hold, the one being written included. */
+  bytesStored: number;
+  /** Times recording stopped on a failed write. */
+  failures: number;
 }
 
 /** One encoded picture: H.264 Annex-B, one access unit (SPS/PPS before each keyframe). */
@@ -191,6 +226,7 @@ export interface PipelineStats {
   input: { sent: number; merged: number; deferred: number; released: number; waiting: number };
   srt: SrtStats;
   rtmp: RtmpStats;
+  recording: RecordingStats;
 }
 
 /** A failure reported by the native core: name is ConfigError, ProducerError, EncoderError, SrtError or InputError. */
@@ -282,6 +318,14 @@ function eventOf(raw: Record<string, unknown>): PipelineEvent | undefined {
       return { type: 'rtmp-disconnected', reason: text('reason') };
     case 'rtmp-error':
       return { type: 'rtmp-error', reason: text('reason') };
+    case 'recording-segment':
+      return { type: 'recording-segment', name: text('name') };
+    case 'recording-stopped':
+      return { type: 'recording-stopped', reason: text('reason') };
+    case 'recording-resumed':
+      return { type: 'recording-resumed' };
+    case 'recording-adopted':
+      return { type: 'recording-adopted', reason: text('reason') };
     default:
       return undefined;
   }

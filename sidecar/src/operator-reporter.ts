@@ -24,6 +24,8 @@ export interface ReportSnapshot {
   framesEncoded: number;
   bitrateKbps: number;
   error?: string;
+  /** Why recording is stopped, while it is. */
+  recordingStopped?: string;
 }
 
 export interface OperatorReporterOptions {
@@ -107,7 +109,7 @@ export class OperatorReporter {
   async #tick(force = false): Promise<void> {
     if (this.#inFlight) return;
     const snapshot = this.#o.snapshot();
-    const key = `${String(snapshot.streaming)}/${String(snapshot.viewers)}/${String(snapshot.controlViewers)}/${snapshot.error ?? ''}`;
+    const key = `${String(snapshot.streaming)}/${String(snapshot.viewers)}/${String(snapshot.controlViewers)}/${snapshot.error ?? ''}/${snapshot.recordingStopped ?? ''}`;
     const due = performance.now() - this.#sentAt >= this.#o.intervalMs;
     if (!force && !due && key === this.#sentKey) return;
     let done = (): void => undefined;
@@ -151,6 +153,7 @@ export class OperatorReporter {
       fps: Math.min(Math.round(fps * 10) / 10, 1000),
       bitrateKbps: Math.round(snapshot.bitrateKbps),
       ...(snapshot.error ? { error: snapshot.error.slice(0, 1024) } : {}),
+      ...(snapshot.recordingStopped ? { recordingStopped: snapshot.recordingStopped.slice(0, 1024) } : {}),
     };
   }
 

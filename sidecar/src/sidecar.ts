@@ -57,6 +57,8 @@ export class Sidecar {
   readonly #tokens: ViewerTokens | undefined;
   #revokeTimer: NodeJS.Timeout | undefined;
   #lastError: { reason: string; at: number } | undefined;
+  /** Why recording is stopped, while it is (the operator shows it in the stream's Recording condition). */
+  #recordingStopped: string | undefined;
   #appliedKbps: number;
   #server: Server | undefined;
   #adaptTimer: NodeJS.Timeout | undefined;
@@ -238,6 +240,7 @@ export class Sidecar {
         sharedDir: this.#settings.pipeline.sharedDir,
         srt: this.#settings.pipeline.srt?.listener ? 'listener' : this.#settings.pipeline.srt ? 'caller' : 'off',
         rtmp: this.#settings.pipeline.rtmp ? 'on' : 'off',
+        recording: this.#settings.pipeline.recording?.directory ?? 'off',
         metricsPort: this.#metricsPort,
         whepPort: this.#viewerServer?.port,
         whepScheme: this.#viewerServer ? (this.#viewerServer.secure ? 'https' : 'http') : undefined,
@@ -352,6 +355,7 @@ export class Sidecar {
       framesEncoded: stats.framesEncoded,
       bitrateKbps: stats.bitrateKbps,
       error,
+      ...(this.#recordingStopped !== undefined ? { recordingStopped: this.#recordingStopped } : {}),
     };
   }
 
@@ -407,6 +411,22 @@ export class Sidecar {
         break;
       case 'rtmp-error':
         this.#log.warn({ reason: event.reason, ...held }, 'rtmp connection failed');
+        break;
+      case 'recording-segment':
+        this.#log.info({ segment: event.name, ...held }, 'recording segment finished');
+        break;
+      case 'recording-stopped':
+        this.#recordingStopped = event.reason;
+        this.#log.error({ reason: event.reason, ...held }, 'recording stopped');
+        void this.#reporter?.reportNow();
+        break;
+      case 'recording-resumed':
+        this.#recordingStopped = undefined;
+        this.#log.info(held, 'recording resumed');
+        void this.#reporter?.reportNow();
+        break;
+      case 'recording-adopted':
+        this.#log.warn({ reason: event.reason, ...held }, 'recording found unfinished segments');
         break;
     }
     this.#options.onEvent?.(event);

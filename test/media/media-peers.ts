@@ -83,6 +83,7 @@ export function sidecarConfig(options: {
   srt?: Record<string, unknown>;
   webrtc?: Record<string, unknown>;
   rtmp?: Record<string, unknown>;
+  recording?: Record<string, unknown>;
   input?: Record<string, unknown>;
 }): Record<string, unknown> {
   return {
@@ -95,6 +96,7 @@ export function sidecarConfig(options: {
     ...(options.srtUrl ? { srt: { mode: 'caller', url: options.srtUrl, latencyMs: 20, ...options.srt } } : {}),
     ...(options.webrtc ? { webrtc: options.webrtc } : {}),
     ...(options.rtmp ? { rtmp: options.rtmp } : {}),
+    ...(options.recording ? { recording: options.recording } : {}),
     ...(options.input ? { input: options.input } : {}),
   };
 }
@@ -139,6 +141,27 @@ export function readStamps(decoder: ChildProcess, width: number, height: number,
   decoder.stdout?.pipe(reader.stdin);
   lines(reader, (line) => stamps.push(JSON.parse(line) as Stamp));
   return reader;
+}
+
+/** Decodes a recorded file with the ffmpeg CLI and reads every picture's stamp back, in order. */
+export async function fileStamps(file: string, width: number, height: number): Promise<Stamp[]> {
+  const stamps: Stamp[] = [];
+  const ffmpeg = spawn(
+    'ffmpeg',
+    ['-hide_banner', '-loglevel', 'error', '-i', file, '-fps_mode', 'passthrough'].concat([
+      '-vf',
+      `scale=${String(width)}:${String(height)}`,
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'gray',
+      '-',
+    ]),
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const reader = readStamps(ffmpeg, width, height, stamps);
+  await once(reader, 'close'); // after its output has been read to the end
+  return stamps;
 }
 
 /** ffmpeg as an RTMP server: it waits for one publisher at url, and writes what it gets as the output args say. */

@@ -3,8 +3,9 @@
 // SRT receiver and an RTMP server (ffmpeg), and two counter reports taken hundreds of frames apart must show
 // no new allocation on the threads a frame passes through: cp-pipeline (socket, mapping, libyuv, x264, whose
 // worker threads inherit the name, and the copies into each output's ring) and cp-srt (the mpegts muxer and
-// the SRT sends); cp-rtmp shows only what libavformat's RTMP protocol allocates for each picture it sends.
-import { readFileSync, writeFileSync } from 'node:fs';
+// the SRT sends); cp-rtmp shows only what libavformat's RTMP protocol allocates for each picture it sends,
+// and cp-record what its MP4 muxer allocates for each fragment.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { waitFor } from '../cluster/wait-for.ts';
@@ -54,6 +55,8 @@ it('encodes and sends hundreds of frames without one heap allocation on the fram
   ]);
   cleanups.push(() => stopChild(rtmpServer));
   writeFileSync(join(shared.path, 'stream-key'), 'key-0123');
+  const recordings = join(shared.path, 'recordings');
+  mkdirSync(recordings);
   const sidecar = new SidecarProcess({
     config: sidecarConfig({
       sharedDir: shared.path,
@@ -61,6 +64,9 @@ it('encodes and sends hundreds of frames without one heap allocation on the fram
       // A fixed bitrate: the steady state of a stream, not a ramp.
       video: { fps: 30, bitrate: { targetKbps: 3000, minKbps: 3000, maxKbps: 3000 } },
       rtmp: { url: `rtmp://127.0.0.1:${String(rtmpPort)}/app`, streamKeyFile: join(shared.path, 'stream-key') },
+      // One segment for the whole count: what is measured is the steady state of writing one (a segment's
+      // beginning allocates the muxer, once a minute by default).
+      recording: { directory: recordings, segmentSeconds: 600, maxBytes: 256 * 1024 * 1024 },
     }),
     configFile: join(shared.path, 'config.json'),
     metricsPort: await freeTcpPort(),
@@ -88,12 +94,16 @@ it('encodes and sends hundreds of frames without one heap allocation on the fram
   await new Promise((resolve) => setTimeout(resolve, 400)); // two counter reports, so the file is current
   const before = readCounts(report);
   const rtmpSentBefore = (await sidecar.metric('cloudphone_rtmp_access_units_sent_total')) ?? 0;
+  const recordedBefore = (await sidecar.metric('cloudphone_recording_access_units_written_total')) ?? 0;
+  const segmentsBefore = (await sidecar.metric('cloudphone_recording_segments_total')) ?? 0;
   const encodedBefore = (await sidecar.metric('cloudphone_frames_encoded_total')) ?? 0;
   await waitFor('300 more frames', encodedAtLeast(encodedBefore + 300));
   const stampsBefore = rx.stamps.length;
   await new Promise((resolve) => setTimeout(resolve, 400));
   const after = readCounts(report);
   const rtmpSent = ((await sidecar.metric('cloudphone_rtmp_access_units_sent_total')) ?? 0) - rtmpSentBefore;
+  const recorded = ((await sidecar.metric('cloudphone_recording_access_units_written_total')) ?? 0) - recordedBefore;
+  const segments = ((await sidecar.metric('cloudphone_recording_segments_total')) ?? 0) - segmentsBefore;
 
   // The counter is working: the JavaScript thread (Node names it MainThread) allocates all the time.
   expect((after.get('MainThread') ?? 0) - (before.get('MainThread') ?? 0)).toBeGreaterThan(0);
@@ -111,6 +121,14 @@ it('encodes and sends hundreds of frames without one heap allocation on the fram
   expect(rtmpSent).toBeGreaterThan(250);
   const rtmpAllocations = (after.get('cp-rtmp') ?? 0) - (before.get('cp-rtmp') ?? 0);
   expect(rtmpAllocations).toBeLessThanOrEqual(rtmpSent + 10);
+  // Recording: libavformat's MP4 muxer builds each fragment (a second at most) in a buffer it opens for that
+  // fragment and grows by half again as pictures arrive: about 15 allocations a fragment here, none per
+  // picture (given AVCC and an avcC record, it writes pictures as they are). Allowed: 20 a fragment; one
+  // allocation per picture more would pass that by far.
+  expect(recorded).toBeGreaterThan(250);
+  expect(segments).toBe(0);
+  const fragments = recorded / 30 + 1;
+  expect((after.get('cp-record') ?? 0) - (before.get('cp-record') ?? 0)).toBeLessThanOrEqual(20 * fragments);
   // And the frames really went out while we counted.
   expect(rx.stamps.length).toBeGreaterThan(stampsBefore - 1);
   expect(rx.stamps.filter((s) => s.frame === null)).toEqual([]);

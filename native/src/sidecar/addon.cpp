@@ -106,6 +106,18 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
       settings_.rtmp.url = string_option(rtmp.As<Napi::Object>(), "url", "");
       settings_.rtmp.key = string_option(rtmp.As<Napi::Object>(), "key", "");
     }
+    Napi::Value recording = o.Get("recording");
+    if (recording.IsObject()) {
+      Napi::Object r = recording.As<Napi::Object>();
+      settings_.recording_enabled = true;
+      settings_.recording.directory = string_option(r, "directory", "");
+      settings_.recording.segment_seconds = uint_option(r, "segmentSeconds", 60);
+      settings_.recording.max_age_seconds = uint_option(r, "maxAgeSeconds", 0);
+      Napi::Value max_bytes = r.Get("maxBytes");
+      double bytes = max_bytes.IsNumber() ? max_bytes.As<Napi::Number>().DoubleValue() : 0;
+      if (!(bytes >= 0 && bytes <= 9007199254740991.0)) bytes = 0;  // refused by the sink with a reason
+      settings_.recording.max_bytes = static_cast<uint64_t>(bytes);
+    }
     events_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "cloudphone-pipeline-events", 0, 1);
     // The pipeline is stopped explicitly; pending events must not keep a finished process alive.
     events_.Unref(env);
@@ -299,6 +311,17 @@ class PipelineWrap : public Napi::ObjectWrap<PipelineWrap> {
     m.Set("accessUnitsDropped", static_cast<double>(rtmp.access_units_dropped));
     m.Set("bytesSent", static_cast<double>(rtmp.bytes_sent));
     o.Set("rtmp", m);
+    RecordingStats recording = pipeline_.recording_stats();
+    Napi::Object rec = Napi::Object::New(env);
+    rec.Set("recording", Napi::Boolean::New(env, recording.recording));
+    rec.Set("segments", static_cast<double>(recording.segments));
+    rec.Set("segmentsRemoved", static_cast<double>(recording.segments_removed));
+    rec.Set("accessUnitsWritten", static_cast<double>(recording.access_units_written));
+    rec.Set("accessUnitsDropped", static_cast<double>(recording.access_units_dropped));
+    rec.Set("bytesWritten", static_cast<double>(recording.bytes_written));
+    rec.Set("bytesStored", static_cast<double>(recording.bytes_stored));
+    rec.Set("failures", static_cast<double>(recording.failures));
+    o.Set("recording", rec);
     return o;
   }
 

@@ -70,8 +70,20 @@ NativeError Pipeline::start(const PipelineSettings& settings, EventFn on_event) 
         },
         [this] { request_keyframe(); });
   }
+  if (!failure && settings_.recording_enabled) {
+    failure = recording_.start(
+        settings_.recording,
+        [this](const char* kind, const std::string& detail) {
+          PipelineEvent event;
+          event.type = std::string("recording-") + kind;
+          (event.type == "recording-segment" ? event.name : event.reason) = detail;
+          emit(std::move(event));
+        },
+        [this] { request_keyframe(); });
+  }
   if (failure) {
     srt_.stop();
+    rtmp_.stop();
     listener_.close();
     ::close(dir_fd_);
     dir_fd_ = -1;
@@ -93,6 +105,7 @@ void Pipeline::stop() {
   }
   srt_.stop();
   rtmp_.stop();
+  recording_.stop();  // finishes the segment being written
   drop_producer("sidecar stopping", false);
   listener_.close();
   if (wake_fd_ >= 0) ::close(wake_fd_);
@@ -534,6 +547,7 @@ void Pipeline::pass_through(const ControlMessage& message) {
 void Pipeline::deliver(const EncodedUnit& unit) {
   if (settings_.srt_enabled) srt_.push(unit.data, unit.size, unit.pts_90khz, unit.keyframe);
   if (settings_.rtmp_enabled) rtmp_.push(unit);
+  if (settings_.recording_enabled) recording_.push(unit);
   if (settings_.on_access_unit && settings_.on_access_unit(unit)) keyframe_requested_ = true;
 }
 

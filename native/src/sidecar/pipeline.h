@@ -24,6 +24,7 @@
 #include "input_router.h"
 #include "native_error.h"
 #include "presentation_clock.h"
+#include "recording_sink.h"
 #include "rtmp_sink.h"
 #include "srt_sink.h"
 
@@ -57,6 +58,8 @@ struct PipelineSettings {
   SrtSettings srt;
   bool rtmp_enabled = false;
   RtmpSettings rtmp;
+  bool recording_enabled = false;
+  RecordingSettings recording;
   // Called on the pipeline thread for every encoded picture (after the SRT sink has it); returns true when
   // the listener lost pictures and needs a keyframe to recover. Must not block.
   std::function<bool(const EncodedUnit&)> on_access_unit;
@@ -64,7 +67,8 @@ struct PipelineSettings {
 
 struct PipelineEvent {
   // producer-connected, producer-disconnected, surface, clipboard, error, srt-connected, srt-disconnected,
-  // srt-error, rtmp-connected, rtmp-disconnected, rtmp-error
+  // srt-error, rtmp-connected, rtmp-disconnected, rtmp-error, recording-segment, recording-stopped,
+  // recording-resumed, recording-adopted
   std::string type;
   std::string name;
   std::string reason;
@@ -121,6 +125,7 @@ class Pipeline {
   const EncoderChoice& encoder_choice() const { return encoder_choice_; }
   SrtStats srt_stats() const { return srt_.stats(); }
   RtmpStats rtmp_stats() const { return rtmp_.stats(); }
+  RecordingStats recording_stats() const { return recording_.stats(); }
   std::vector<uint8_t> parameter_sets();
 
  private:
@@ -177,6 +182,7 @@ class Pipeline {
   std::atomic<uint32_t> requested_bitrate_{0};
   SrtSink srt_;
   RtmpSink rtmp_;
+  RecordingSink recording_;
   bool passthrough_ = false;
   uint32_t passthrough_generation_ = 0;
   AccessUnitAssembler assembler_;

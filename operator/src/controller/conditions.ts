@@ -9,6 +9,8 @@ export const ConditionType = {
   /** The Secrets the stream names exist with their keys. */
   ResolvedRefs: 'ResolvedRefs',
   ServiceReady: 'ServiceReady',
+  /** With spec.recording: no sidecar reports its recording stopped (a full or unwritable volume). */
+  Recording: 'Recording',
 } as const;
 
 export const Reason = {
@@ -37,6 +39,9 @@ export const Reason = {
   // ServiceReady (ServiceNotOwned also a Warning Event)
   ServiceApplied: 'ServiceApplied',
   ServiceNotOwned: 'ServiceNotOwned',
+  // Recording (RecordingStopped also a Warning Event, and RecordingResumed a Normal one when all record again)
+  Recording: 'Recording',
+  RecordingStopped: 'RecordingStopped',
 } as const;
 
 /** Reasons of a CloudPhonePool's Ready condition. */
@@ -70,6 +75,8 @@ export const EventReason = {
   PodsReplaced: 'PodsReplaced', // Warning
   PodsRefused: 'PodsRefused', // Warning
   Autoscaled: 'Autoscaled',
+  RecordingStopped: 'RecordingStopped', // Warning
+  RecordingResumed: 'RecordingResumed',
 } as const;
 
 /** A condition's status, reason and message, as a check returns them. */

@@ -80,6 +80,8 @@ export class StreamReconciler {
   /** Per stream: pods this process already announced as injected, and the last not-reporting verdict. */
   private readonly announced = new Map<string, Set<string>>();
   private readonly lastNotReporting = new Map<string, string>();
+  /** Per stream: the pods last announced with their recording stopped. */
+  private readonly lastRecordingStopped = new Map<string, Set<string>>();
   /** Per stream: the Service name last found taken by someone else, and when (one Warning Event per finding). */
   private readonly notOwned = new Map<string, { name: string; at: number }>();
   /** Per stream: the uid/generation last found valid, so an unchanged spec is not validated on every pod event. */
@@ -200,6 +202,7 @@ export class StreamReconciler {
       );
     }
     this.lastNotReporting.set(key, notReporting);
+    await this.announceRecording(stream, key, assessment.recordingStopped);
 
     let requeueAfterMs = assessment.recheckInMs ?? this.o.reports.freshMs;
     if (refs.status !== 'True') requeueAfterMs = Math.min(requeueAfterMs, REFS_RECHECK_MISSING_MS);
@@ -224,6 +227,7 @@ export class StreamReconciler {
     this.o.statusWriter.forget({ kind: KIND, plural: PLURAL, namespace, name });
     this.announced.delete(key);
     this.lastNotReporting.delete(key);
+    this.lastRecordingStopped.delete(key);
     this.notOwned.delete(key);
     this.validated.delete(key);
     this.refs.delete(key);
@@ -351,6 +355,27 @@ export class StreamReconciler {
    * An "Injected" Event for the pods injected lately that this process has not announced yet: one Event per
    * reconcile naming a few of them, not one per pod (a thousand phones starting must not mean a thousand writes).
    */
+  /**
+   * A Warning Event for each pod whose recording newly stopped ("pod: reason" entries), and a Normal one when
+   * every pod that had stopped records again.
+   */
+  private async announceRecording(stream: CloudPhoneStream, key: string, stopped: string[]): Promise<void> {
+    const before = this.lastRecordingStopped.get(key) ?? new Set<string>();
+    const now = new Set(stopped.map((entry) => entry.slice(0, entry.indexOf(': '))));
+    const newly = stopped.filter((entry) => !before.has(entry.slice(0, entry.indexOf(': '))));
+    this.lastRecordingStopped.set(key, now);
+    if (newly.length > 0) {
+      await this.o.events.record(
+        stream,
+        'Warning',
+        EventReason.RecordingStopped,
+        `recording stopped: ${newly.slice(0, 5).join('; ')}${newly.length > 5 ? '; ...' : ''}`,
+      );
+    } else if (before.size > 0 && now.size === 0) {
+      await this.o.events.record(stream, 'Normal', EventReason.RecordingResumed, 'every pod records again');
+    }
+  }
+
   private async announceInjected(stream: CloudPhoneStream, pods: V1Pod[]): Promise<void> {
     const key = keyOf(stream);
     let seen = this.announced.get(key);

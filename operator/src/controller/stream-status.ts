@@ -30,6 +30,8 @@ export interface StreamAssessment {
   notReporting: string[];
   /** Pods whose sidecar reported streaming. */
   streaming: string[];
+  /** Pods whose sidecar reported its recording stopped, with why ("pod: reason"), sorted. */
+  recordingStopped: string[];
   /** When a grace period ends and the verdict may change, if one is running. */
   recheckInMs?: number;
 }
@@ -65,6 +67,7 @@ export function assessStream(o: StreamObservation): StreamAssessment {
   const streaming: string[] = [];
   const notReporting: string[] = [];
   const errors: string[] = [];
+  const recordingStopped: string[] = [];
   let waiting = 0;
   let viewers = 0;
   let recheckInMs: number | undefined;
@@ -75,6 +78,7 @@ export function assessStream(o: StreamObservation): StreamAssessment {
       viewers += received.report.viewers;
       if (received.report.streaming) streaming.push(podName);
       if (received.report.error) errors.push(`${podName}: ${received.report.error}`);
+      if (received.report.recordingStopped) recordingStopped.push(`${podName}: ${received.report.recordingStopped}`);
       continue;
     }
     const since = runningSince(pod);
@@ -88,6 +92,7 @@ export function assessStream(o: StreamObservation): StreamAssessment {
   }
   streaming.sort();
   notReporting.sort();
+  recordingStopped.sort();
 
   let conditions: Condition[] = o.stream.status?.conditions ?? [];
   const set = (type: string, status: 'True' | 'False', reason: string, message: string): void => {
@@ -155,6 +160,20 @@ export function assessStream(o: StreamObservation): StreamAssessment {
     set(ConditionType.Degraded, 'False', Reason.AsExpected, 'every reporting sidecar is healthy');
   }
 
+  const recording = o.stream.spec.recording;
+  if (!recording || recording.enabled === false) {
+    conditions = conditions.filter((c) => c.type !== ConditionType.Recording);
+  } else if (recordingStopped.length > 0) {
+    set(
+      ConditionType.Recording,
+      'False',
+      Reason.RecordingStopped,
+      `recording stopped in ${plural(recordingStopped.length, 'pod')}: ${recordingStopped.slice(0, 5).join('; ')}${recordingStopped.length > 5 ? '; ...' : ''}`,
+    );
+  } else {
+    set(ConditionType.Recording, 'True', Reason.Recording, 'no sidecar reports its recording stopped');
+  }
+
   const status: CloudPhoneStreamStatus = {
     observedGeneration: generation,
     conditions,
@@ -164,5 +183,12 @@ export function assessStream(o: StreamObservation): StreamAssessment {
     viewers,
   };
   if (needRestart.length > 0) status.podsNeedingRestart = names(needRestart).slice(0, MAX_LISTED);
-  return { status, needRestart, notReporting, streaming, ...(recheckInMs !== undefined ? { recheckInMs } : {}) };
+  return {
+    status,
+    needRestart,
+    notReporting,
+    streaming,
+    recordingStopped,
+    ...(recheckInMs !== undefined ? { recheckInMs } : {}),
+  };
 }

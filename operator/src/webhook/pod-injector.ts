@@ -20,6 +20,7 @@ import {
 import type { InjectionSettings } from './injection-settings.ts';
 import { selectorMatches } from './label-selector.ts';
 import { phoneUids } from './phone-uids.ts';
+import { recordingVolume } from './recording-volume.ts';
 import { secretMounts } from './secret-mounts.ts';
 import { OverrideError, parseOverrides, renderSidecarConfig } from './sidecar-config.ts';
 
@@ -100,6 +101,7 @@ export function injectSidecar(
   }
 
   const secrets = secretMounts(stream, settings.report?.caConfigMap);
+  const recording = recordingVolume(stream);
   let configJson: string;
   try {
     const overrides = parseOverrides(pod.metadata?.annotations?.[OVERRIDES_ANNOTATION]);
@@ -147,6 +149,7 @@ export function injectSidecar(
   mutated.spec.volumes = [
     ...(mutated.spec.volumes ?? []),
     { name: SHARED_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: settings.sharedVolumeSizeLimit } },
+    ...(recording ? [recording.volume] : []),
     ...secrets.volumes,
   ];
   const mutatedPhone = mutated.spec.containers.find((c) => c.name === phone.name);
@@ -162,7 +165,13 @@ export function injectSidecar(
     ];
   }
 
-  const sidecar = sidecarContainer(stream, status.image, configJson, secrets.mounts, settings);
+  const sidecar = sidecarContainer(
+    stream,
+    status.image,
+    configJson,
+    [...(recording ? [recording.mount] : []), ...secrets.mounts],
+    settings,
+  );
   if (settings.nativeSidecars) {
     // First, so it runs before any other init container and long before the phone boots.
     sidecar.restartPolicy = 'Always';

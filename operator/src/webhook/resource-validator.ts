@@ -1,10 +1,11 @@
-// Rules for cloudphone.io resources that a CRD schema cannot express, because they look at other objects of the
-// same namespace: a stream's selector does not overlap another's, a pool's stream exists and would select the
+// Rules for cloudphone.io resources that a CRD schema cannot express: sizes compared as quantities (a stream's
+// recording), and rules that look at other objects of the same namespace: a stream's selector does not overlap another's, a pool's stream exists and would select the
 // pool's phones, a claim's pool exists. Secrets are not looked at here: the webhook answers anyone who may create
 // a stream, and must not tell them what a Secret holds (the reconciler's ResolvedRefs condition checks them).
 
 import type { CloudPhoneClaim, CloudPhonePool, CloudPhoneStream } from '../../../generated/ts/api-types.ts';
 import { selectorMatches, selectorsOverlap } from './label-selector.ts';
+import { recordingProblems } from './recording-volume.ts';
 
 /** What the rules may look up, in the namespace of the object under review. */
 export interface ValidationLookups {
@@ -18,7 +19,7 @@ export interface Refusal {
 }
 
 export function validateStream(stream: CloudPhoneStream, lookups: ValidationLookups): Refusal[] {
-  const refusals: Refusal[] = [];
+  const refusals: Refusal[] = recordingProblems(stream).map(([field, message]) => ({ field, message }));
   const name = stream.metadata?.name;
   for (const other of lookups.streams()) {
     if (other.metadata?.name === name || other.metadata?.deletionTimestamp) continue;

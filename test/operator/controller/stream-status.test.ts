@@ -116,6 +116,41 @@ describe('assessStream', () => {
     });
   });
 
+  it('says in a Recording condition which pods stopped recording and why, only for a stream that records', () => {
+    const recordingSpec = { volume: { emptyDir: {} }, retention: { maxSize: '1Gi' } };
+    const recording = stream();
+    recording.spec.recording = recordingSpec;
+    const pods = [pod('a', { injected: true, runningFor: 100 }), pod('b', { injected: true, runningFor: 100 })];
+    const stopped = observe(
+      recording,
+      pods,
+      reports(['b', { recordingStopped: 'the recording volume is full: No space left on device' }, 1], ['a', {}, 1]),
+    );
+    expect(condition(stopped, 'Recording')).toMatchObject({
+      status: 'False',
+      reason: 'RecordingStopped',
+      message: 'recording stopped in 1 pod: b: the recording volume is full: No space left on device',
+    });
+    expect(stopped.recordingStopped).toEqual(['b: the recording volume is full: No space left on device']);
+    // The stream goes on: recording is not what Ready or Degraded speak of.
+    expect(condition(stopped, 'Ready')).toMatchObject({ status: 'True' });
+    expect(condition(stopped, 'Degraded')).toMatchObject({ status: 'False' });
+
+    const again = observe({ ...recording, status: stopped.status }, pods, reports(['b', {}, 1], ['a', {}, 1]));
+    expect(condition(again, 'Recording')).toMatchObject({ status: 'True', reason: 'Recording' });
+    // A stale report no longer speaks for its pod.
+    expect(
+      condition(observe(recording, pods, reports(['b', { recordingStopped: 'full' }, 120])), 'Recording')?.status,
+    ).toBe('True');
+    // Without recording (or with it turned off) there is no such condition, and a left-over one goes.
+    expect(condition(observe(stream(), pods), 'Recording')).toBeUndefined();
+    const off = {
+      ...recording,
+      spec: { ...recording.spec, recording: { ...recordingSpec, enabled: false } },
+    };
+    expect(condition(observe({ ...off, status: stopped.status }, pods), 'Recording')).toBeUndefined();
+  });
+
   it('does not count pods that are being deleted', () => {
     const leaving = pod('leaving', { injected: true, runningFor: 100 });
     leaving.metadata = { ...leaving.metadata, deletionTimestamp: new Date(at(1)) };

@@ -40,6 +40,30 @@ describe('validateStream', () => {
     ]);
     expect(validateStream(stream('s'), lookups([stream('s')]))).toEqual([]);
   });
+
+  it("refuses a recording retention too small to hold segments, or larger than its emptyDir's sizeLimit", () => {
+    const recording = (maxSize: string, sizeLimit?: string): Partial<CloudPhoneStream['spec']> => ({
+      recording: {
+        volume: { emptyDir: sizeLimit === undefined ? {} : { sizeLimit } },
+        retention: { maxSize },
+      },
+    });
+    expect(validateStream(stream('s', recording('16Mi', '16Mi')), lookups())).toEqual([]);
+    expect(validateStream(stream('s', recording('10Gi')), lookups())).toEqual([]);
+    expect(validateStream(stream('s', recording('10M')), lookups())).toEqual([
+      { field: 'spec.recording.retention.maxSize', message: 'must be at least 16Mi: less holds too few segments' },
+    ]);
+    expect(validateStream(stream('s', recording('2Gi', '1Gi')), lookups())).toEqual([
+      {
+        field: 'spec.recording.volume.emptyDir.sizeLimit',
+        message:
+          'is smaller than retention.maxSize (2Gi): the volume would fill (or the kubelet evict the pod) before retention makes room',
+      },
+    ]);
+    // Quantities are compared as sizes, not as text.
+    expect(validateStream(stream('s', recording('1000Mi', '1G')), lookups())).toHaveLength(1);
+    expect(validateStream(stream('s', recording('900Mi', '1G')), lookups())).toEqual([]);
+  });
 });
 
 describe('validatePool and validateClaim', () => {
