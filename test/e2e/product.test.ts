@@ -7,6 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { CoreV1Api, CoordinationV1Api, type V1Pod } from '@kubernetes/client-node';
@@ -41,6 +43,9 @@ const SRT_PASSPHRASE = 'e2e-srt-passphrase';
 const RTMP_STREAM_KEY = 'e2e-rtmp-key-4c1f';
 const WHEP_PORT = 8443;
 const SIDECAR = 'cloudphone-sidecar';
+/** The host directory behind the fleet's recording volume, and its PersistentVolume. */
+const recordings = join(tmpdir(), `cloudphone-e2e-recordings-${randomBytes(3).toString('hex')}`);
+const recordingsVolume = `cloudphone-e2e-recordings-${randomBytes(3).toString('hex')}`;
 
 function kubectlWithInput(input: string, ...args: string[]): string {
   return execFileSync(join(repoRoot, '.cache/bin/kubectl'), ['--kubeconfig', inject('kubeconfig'), ...args], {
@@ -206,6 +211,36 @@ describe('cloudphone on a real node', () => {
     );
     installChartOnRealNode(release, releaseNamespace);
     installed = true;
+    // The fleet records into a claim whose PersistentVolume (hostPath, as an admin might give) claims 1Gi but is a
+    // 2 MiB tmpfs: the volume fills long before retention's 64Mi, as a shared or undersized one does. hostPath
+    // ignores fsGroup, so its root is writable by all; the kubelet makes each pod's directory (subPathExpr) so.
+    mkdirSync(recordings, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0777', 'tmpfs', recordings]);
+    apply(
+      {
+        apiVersion: 'v1',
+        kind: 'PersistentVolume',
+        metadata: { name: recordingsVolume },
+        spec: {
+          capacity: { storage: '1Gi' },
+          accessModes: ['ReadWriteMany'],
+          persistentVolumeReclaimPolicy: 'Retain',
+          storageClassName: '',
+          hostPath: { path: recordings, type: 'Directory' },
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'PersistentVolumeClaim',
+        metadata: { name: 'recordings', namespace: phones() },
+        spec: {
+          accessModes: ['ReadWriteMany'],
+          storageClassName: '',
+          volumeName: recordingsVolume,
+          resources: { requests: { storage: '1Gi' } },
+        },
+      },
+    );
     apply({
       apiVersion: 'v1',
       kind: 'Secret',
@@ -283,6 +318,11 @@ describe('cloudphone on a real node', () => {
           phoneContainer: 'android',
           video: { fps: 30 },
           rtmp: { url: mediaServer.rtmpUrl('{pod}'), streamKeySecretRef: { name: 'rtmp-key', key: 'stream-key' } },
+          recording: {
+            volume: { persistentVolumeClaim: { claimName: 'recordings' } },
+            segmentSeconds: 2,
+            retention: { maxSize: '64Mi' },
+          },
           webrtc: { whep: { port: WHEP_PORT, authSecretRef: { name: 'viewer-tokens' } } },
         },
       },
@@ -342,6 +382,17 @@ describe('cloudphone on a real node', () => {
   afterAll(async () => {
     await browser?.close();
     await mediaServer.stop();
+    try {
+      kubectl('delete', 'persistentvolume', recordingsVolume, '--wait=false');
+    } catch {
+      /* never made */
+    }
+    try {
+      execFileSync('umount', ['--lazy', recordings]);
+      rmSync(recordings, { recursive: true, force: true });
+    } catch {
+      /* never mounted */
+    }
     if (installed) {
       try {
         helm('uninstall', release, '--namespace', releaseNamespace, '--wait', '--timeout', '2m');
@@ -500,6 +551,61 @@ describe('cloudphone on a real node', () => {
     } finally {
       await reader.stop();
     }
+  });
+
+  it('records the fleet phone into its claim; a full volume shows in the Recording condition and an Event', async () => {
+    const name = phonePods('sim-fleet')[0]?.metadata?.name ?? '';
+    const directory = join(recordings, name); // the pod's own directory, made by the kubelet
+    const recording = (): { status?: string; reason?: string; message?: string } | undefined =>
+      stream('fleet').status?.conditions?.find((c) => c.type === 'Recording');
+    // 2 MiB fill within seconds at the stream's bitrate.
+    const stopped = await waitFor(
+      'the Recording condition to say the volume is full',
+      () => Promise.resolve(recording()?.status === 'False' ? recording() : undefined),
+      120_000,
+    );
+    expect(stopped).toMatchObject({ reason: 'RecordingStopped' });
+    expect(stopped.message).toContain(`${name}: the recording volume is full`);
+    const events = kubectl(
+      'get',
+      'events',
+      '-n',
+      phones(),
+      '--field-selector',
+      'involvedObject.name=fleet',
+      '-o',
+      'json',
+    );
+    const warning = (JSON.parse(events) as { items: { type: string; reason: string; message: string }[] }).items.find(
+      (e) => e.reason === 'RecordingStopped',
+    );
+    expect(warning?.type).toBe('Warning');
+    expect(warning?.message).toContain(name);
+    // What it wrote is whole: finished segments only, each decoding cleanly from a keyframe.
+    const files = readdirSync(directory).sort();
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) {
+      expect(file).toMatch(/^\d{8}T\d{6}\.\d{3}Z\.mp4$/);
+      expect(
+        execFileSync('ffmpeg', ['-v', 'error', '-i', join(directory, file), '-f', 'null', '-'], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      ).toBe('');
+    }
+    // The stream goes on while recording is stopped.
+    expect(stream('fleet').status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+
+    // The admin grows the volume: recording resumes by itself, and the condition says so.
+    execFileSync('mount', ['-o', 'remount,size=256m', recordings]);
+    await waitFor(
+      'the Recording condition to be True again',
+      () => Promise.resolve(recording()?.status === 'True' || undefined),
+      120_000,
+    );
+    await waitFor('a segment written after resuming', () =>
+      Promise.resolve(readdirSync(directory).filter((f) => f.endsWith('.mp4')).length > files.length || undefined),
+    );
   });
 
   it('binds a claim to a phone pod of the pool, and its token works on that phone only', async () => {

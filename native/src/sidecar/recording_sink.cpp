@@ -96,24 +96,24 @@ void RecordingSink::publish_stored_bytes() { bytes_stored_ = store_.stored_bytes
 void RecordingSink::run() {
   pthread_setname_np(pthread_self(), "cp-record");
   std::chrono::milliseconds retry = kFirstRetry;
-  std::string last_failure;
+  std::string last_failure;  // reported, and not over until a fragment is written again
+  // Said once per reason: the same failure again is not news.
+  auto stopped_because = [&](const std::string& why) {
+    if (why != last_failure && on_event_) on_event_("stopped", why);
+    last_failure = why;
+    sleep_interruptibly(retry);
+    retry = std::min(retry * 2, kLongestRetry);
+  };
   auto next_age_check = std::chrono::steady_clock::now();
   while (running_) {
     std::string why;
-    if (stopped_ && !resume(&why)) {
-      if (settings_.max_age_seconds > 0 && store_.is_open()) apply_age_limit();
-      // The same reason again is not news: it was reported when recording stopped.
-      if (why != last_failure && on_event_) on_event_("stopped", why);
-      last_failure = why;
-      sleep_interruptibly(retry);
-      retry = std::min(retry * 2, kLongestRetry);
-      continue;
-    }
     if (stopped_) {
+      if (!resume(&why)) {
+        if (settings_.max_age_seconds > 0 && store_.is_open()) apply_age_limit();
+        stopped_because(why);
+        continue;
+      }
       stopped_ = false;
-      if (!last_failure.empty() && on_event_) on_event_("resumed", "");
-      last_failure.clear();
-      retry = kFirstRetry;
       recording_ = true;
       ring_->open();
     }
@@ -125,8 +125,13 @@ void RecordingSink::run() {
     }
     if (taken == AccessUnitRing::Take::timeout) continue;
     if (!record(writing_, &why)) {
-      fail(why);
-      last_failure = why;
+      fail();
+      stopped_because(why);
+    } else if (!last_failure.empty() && whole_bytes_ > header_bytes_) {
+      // A fragment reached the disk: recording works again.
+      last_failure.clear();
+      retry = kFirstRetry;
+      if (on_event_) on_event_("resumed", "");
     }
   }
   end_segment(true);
@@ -333,13 +338,12 @@ void RecordingSink::end_segment(bool clean) {
   publish_stored_bytes();
 }
 
-void RecordingSink::fail(const std::string& why) {
+void RecordingSink::fail() {
   failures_++;
   end_segment(false);
   stopped_ = true;
   recording_ = false;
   ring_->close();
-  if (on_event_) on_event_("stopped", why);
 }
 
 }  // namespace cloudphone

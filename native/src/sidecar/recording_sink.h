@@ -77,7 +77,8 @@ class RecordingSink {
   // written is left and it alone would pass, ends it.
   void make_room(uint64_t needed);
   void apply_age_limit();
-  void fail(const std::string& why);
+  // A write failed: keeps what is whole of the segment and stops until resume() finds it may go on.
+  void fail();
   void sleep_interruptibly(std::chrono::milliseconds delay);
   static int write_to_file(void* opaque, uint8_t* data, int size);
   void publish_stored_bytes();

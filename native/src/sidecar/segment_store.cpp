@@ -132,7 +132,9 @@ int SegmentStore::create(int64_t unix_ms, std::string* why) {
       return fd;
     }
     if (errno != EEXIST) {
-      *why = "cannot create a segment: " + std::string(std::strerror(errno));
+      int failed = errno;
+      *why = "cannot create a segment: " + std::string(std::strerror(failed));
+      errno = failed;  // the caller tells a full volume by it
       return -1;
     }
   }
