@@ -166,6 +166,32 @@ describe('recording', () => {
     expect(times.every((t, i) => i === 0 || t > (times[i - 1] ?? Infinity))).toBe(true);
   });
 
+  it('begins a new segment when the surface changes size, each segment one size', async () => {
+    const out = tempDir('cloudphone-recording-');
+    cleanups.push(() => {
+      out.remove();
+    });
+    const phone = await recordingPhone(out.path, { segmentSeconds: 600, maxBytes: 256 * 1024 * 1024 });
+    await waitFor('a second recorded', async () =>
+      (await phone.metric('cloudphone_recording_access_units_written_total')) >= FPS ? true : undefined,
+    );
+    phone.simulator.command(`resize ${String(HEIGHT)} ${String(WIDTH)}`);
+    await waitFor('the first segment to end', async () =>
+      (await phone.metric('cloudphone_recording_segments_total')) >= 1 ? true : undefined,
+    );
+    const written = await phone.metric('cloudphone_recording_access_units_written_total');
+    await waitFor('a second more', async () =>
+      (await phone.metric('cloudphone_recording_access_units_written_total')) >= written + FPS ? true : undefined,
+    );
+    await phone.sidecar.stop();
+    const names = files(out.path);
+    expect(names).toHaveLength(2);
+    const [first, second] = names.map((name) => probe(join(out.path, name)));
+    expect(first).toMatchObject({ width: WIDTH, height: HEIGHT, firstKey: true });
+    expect(second).toMatchObject({ width: HEIGHT, height: WIDTH, firstKey: true });
+    for (const name of names) expect(decodeErrors(join(out.path, name))).toBe('');
+  });
+
   it('loses at most the last fragment to SIGKILL: the next start keeps the unfinished segment up to there', async () => {
     const out = tempDir('cloudphone-recording-');
     cleanups.push(() => {
