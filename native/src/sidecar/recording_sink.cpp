@@ -68,9 +68,7 @@ void RecordingSink::push(const EncodedUnit& unit) {
     dropped_++;
     return;
   }
-  ring_->push(
-      avcc_max_size(unit.size), unit.pts_90khz, unit.keyframe,
-      [&](uint8_t* out) { return annexb_to_avcc(unit.data, unit.size, out); }, unit.width, unit.height);
+  push_as_avcc(ring_.get(), unit);
 }
 
 RecordingStats RecordingSink::stats() const {
@@ -270,23 +268,11 @@ bool RecordingSink::begin_segment(const QueuedAccessUnit& keyframe, std::string*
     end_segment(false);
     return false;
   }
-  AVStream* stream = avformat_new_stream(muxer_, nullptr);
-  uint8_t* extradata = static_cast<uint8_t*>(av_mallocz(configuration_.size() + AV_INPUT_BUFFER_PADDING_SIZE));
-  if (!stream || !extradata) {
-    av_free(extradata);
+  if (!add_avcc_stream(muxer_, configuration_, keyframe.width, keyframe.height, AVRational{1, kTicksPerSecond})) {
     *why = "cannot start the MP4 muxer";
     end_segment(false);
     return false;
   }
-  stream->time_base = AVRational{1, kTicksPerSecond};
-  stream->codecpar->codec_type = AVMEDIA_TYPE_VIDEO;
-  stream->codecpar->codec_id = AV_CODEC_ID_H264;
-  stream->codecpar->width = static_cast<int>(keyframe.width);
-  stream->codecpar->height = static_cast<int>(keyframe.height);
-  // An AVCDecoderConfigurationRecord tells the muxer the pictures are AVCC already: it writes them as they are.
-  std::memcpy(extradata, configuration_.data(), configuration_.size());
-  stream->codecpar->extradata = extradata;
-  stream->codecpar->extradata_size = static_cast<int>(configuration_.size());
   muxer_->pb = io_;
   muxer_->flags |= AVFMT_FLAG_FLUSH_PACKETS;
   av_dict_set(&muxer_->metadata, "creation_time", utc_text(started, false).c_str(), 0);

@@ -79,10 +79,7 @@ void RtmpSink::stop() {
 }
 
 void RtmpSink::push(const EncodedUnit& unit) {
-  if (!ring_) return;
-  ring_->push(
-      avcc_max_size(unit.size), unit.pts_90khz, unit.keyframe,
-      [&](uint8_t* out) { return annexb_to_avcc(unit.data, unit.size, out); }, unit.width, unit.height);
+  if (ring_) push_as_avcc(ring_.get(), unit);
 }
 
 RtmpStats RtmpSink::stats() const {
@@ -190,24 +187,10 @@ bool RtmpSink::start_muxer(const QueuedAccessUnit& keyframe, std::string* why) {
     return false;
   }
   muxer_->interrupt_callback = AVIOInterruptCB{&RtmpSink::interrupted, this};
-  AVStream* stream = avformat_new_stream(muxer_, nullptr);
-  if (!stream) {
-    *why = "cannot start the FLV muxer";
-    return false;
-  }
-  stream->time_base = AVRational{1, 1000};
-  stream->codecpar->codec_type = AVMEDIA_TYPE_VIDEO;
-  stream->codecpar->codec_id = AV_CODEC_ID_H264;
-  stream->codecpar->width = static_cast<int>(keyframe.width);
-  stream->codecpar->height = static_cast<int>(keyframe.height);
-  // An AVCDecoderConfigurationRecord as extradata tells the muxer the pictures are AVCC already.
-  stream->codecpar->extradata = static_cast<uint8_t*>(av_mallocz(configuration_.size() + AV_INPUT_BUFFER_PADDING_SIZE));
-  if (!stream->codecpar->extradata) {
+  if (!add_avcc_stream(muxer_, configuration_, keyframe.width, keyframe.height, AVRational{1, 1000})) {
     *why = "out of memory";
     return false;
   }
-  std::memcpy(stream->codecpar->extradata, configuration_.data(), configuration_.size());
-  stream->codecpar->extradata_size = static_cast<int>(configuration_.size());
   muxer_->pb = io_;
   muxer_->flags |= AVFMT_FLAG_FLUSH_PACKETS;
   muxer_->max_delay = 0;
