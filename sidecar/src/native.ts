@@ -93,6 +93,8 @@ export type PipelineEvent = (
   | { type: 'rtmp-error'; reason: string }
   /** A recording segment is finished: name is its file, in the recording directory. */
   | { type: 'recording-segment'; name: string }
+  /** A segment could not be finished (cut back or renamed) and is gone. */
+  | { type: 'recording-lost'; reason: string }
   /** Recording stopped on a failed write (the volume full, or not writable), said again when the reason changes;
    * it resumes by itself. */
   | { type: 'recording-stopped'; reason: string }
@@ -320,6 +322,8 @@ function eventOf(raw: Record<string, unknown>): PipelineEvent | undefined {
       return { type: 'rtmp-error', reason: text('reason') };
     case 'recording-segment':
       return { type: 'recording-segment', name: text('name') };
+    case 'recording-lost':
+      return { type: 'recording-lost', reason: text('reason') };
     case 'recording-stopped':
       return { type: 'recording-stopped', reason: text('reason') };
     case 'recording-resumed':

@@ -415,6 +415,9 @@ export class Sidecar {
       case 'recording-segment':
         this.#log.info({ segment: event.name, ...held }, 'recording segment finished');
         break;
+      case 'recording-lost':
+        this.#log.error({ reason: event.reason, ...held }, 'recording segment lost');
+        break;
       case 'recording-stopped':
         this.#recordingStopped = event.reason;
         this.#log.error({ reason: event.reason, ...held }, 'recording stopped');

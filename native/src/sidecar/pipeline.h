@@ -67,8 +67,8 @@ struct PipelineSettings {
 
 struct PipelineEvent {
   // producer-connected, producer-disconnected, surface, clipboard, error, srt-connected, srt-disconnected,
-  // srt-error, rtmp-connected, rtmp-disconnected, rtmp-error, recording-segment, recording-stopped,
-  // recording-resumed, recording-adopted
+  // srt-error, rtmp-connected, rtmp-disconnected, rtmp-error, recording-segment, recording-lost,
+  // recording-stopped, recording-resumed, recording-adopted
   std::string type;
   std::string name;
   std::string reason;

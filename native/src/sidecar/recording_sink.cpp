@@ -179,7 +179,6 @@ bool RecordingSink::record(const QueuedAccessUnit& unit, std::string* why) {
       dropped_++;  // waiting for a keyframe to begin a segment with
       return true;
     }
-    make_room(unit.size + kFragmentOverhead);
     if (!begin_segment(unit, why)) return false;
   }
   make_room(file_bytes_ + pending_bytes_ + unit.size + kFragmentOverhead);
@@ -217,9 +216,9 @@ void RecordingSink::make_room(uint64_t needed) {
   uint64_t keep = settings_.max_bytes > needed ? settings_.max_bytes - needed : 0;
   removed_ += store_.remove_oldest_beyond(keep);
   if (store_.stored_bytes() + needed > settings_.max_bytes && muxer_) {
-    // Only the segment being written is left, and it alone would pass the limit: end it here.
+    // Only the segment being written is left, and it alone would pass the limit: end it here (it is the first
+    // to go when the next one needs room).
     end_segment(true);
-    removed_ += store_.remove_oldest_beyond(settings_.max_bytes > needed ? settings_.max_bytes - needed : 0);
   }
   publish_stored_bytes();
 }
@@ -320,6 +319,8 @@ void RecordingSink::end_segment(bool clean) {
   if (!name.empty()) {
     segments_++;
     if (on_event_) on_event_("segment", name);
+  } else if (!why.empty() && on_event_) {
+    on_event_("lost", why);  // it could not be cut back or renamed: gone
   }
   publish_stored_bytes();
 }

@@ -53,8 +53,9 @@ struct RecordingStats {
 
 class RecordingSink {
  public:
-  // kind "segment" (detail: the finished segment's name), "stopped" (detail: why), "resumed", "adopted" (detail:
-  // what became of the unfinished segments an earlier run left).
+  // kind "segment" (detail: the finished segment's name), "lost" (detail: why a segment could not be finished),
+  // "stopped" (detail: why), "resumed", "adopted" (detail: what became of the unfinished segments an earlier run
+  // left).
   using EventFn = std::function<void(const char* kind, const std::string& detail)>;
 
   ~RecordingSink();

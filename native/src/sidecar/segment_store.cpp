@@ -115,7 +115,6 @@ bool SegmentStore::open(const std::string& directory, AdoptedSegments* adopted, 
     segments_.push_back({name, static_cast<uint64_t>(st.st_size), modified_ms(st)});
     stored_bytes_ += static_cast<uint64_t>(st.st_size);
   }
-  adopted->finished = segments_.size() - adopted->recovered;
   return true;
 }
 

@@ -18,7 +18,6 @@ struct StoredSegment {
 };
 
 struct AdoptedSegments {
-  std::size_t finished = 0;   // whole segments found
   std::size_t recovered = 0;  // segments a previous run left unfinished, kept up to their last whole fragment
   std::size_t discarded = 0;  // unfinished ones with no whole fragment, removed
 };

@@ -24,7 +24,7 @@ import type { EventRecorder } from './event-recorder.ts';
 import type { Outcome } from './finalizer.ts';
 import { cannotRestart } from './pod-restart.ts';
 import { resolveSecretRefs, type SecretLookup } from './secret-references.ts';
-import { assessStream, isPodReady } from './stream-status.ts';
+import { assessStream, isPodReady, listStopped } from './stream-status.ts';
 import type { ReportStore } from './sidecar-reports.ts';
 import { FIELD_MANAGER, type StatusWriter } from './status-writer.ts';
 
@@ -356,20 +356,24 @@ export class StreamReconciler {
    * reconcile naming a few of them, not one per pod (a thousand phones starting must not mean a thousand writes).
    */
   /**
-   * A Warning Event for each pod whose recording newly stopped ("pod: reason" entries), and a Normal one when
-   * every pod that had stopped records again.
+   * A Warning Event for the pods whose recording newly stopped, and a Normal one when every pod that had stopped
+   * records again.
    */
-  private async announceRecording(stream: CloudPhoneStream, key: string, stopped: string[]): Promise<void> {
+  private async announceRecording(
+    stream: CloudPhoneStream,
+    key: string,
+    stopped: { pod: string; reason: string }[],
+  ): Promise<void> {
     const before = this.lastRecordingStopped.get(key) ?? new Set<string>();
-    const now = new Set(stopped.map((entry) => entry.slice(0, entry.indexOf(': '))));
-    const newly = stopped.filter((entry) => !before.has(entry.slice(0, entry.indexOf(': '))));
+    const now = new Set(stopped.map((s) => s.pod));
+    const newly = stopped.filter((s) => !before.has(s.pod));
     this.lastRecordingStopped.set(key, now);
     if (newly.length > 0) {
       await this.o.events.record(
         stream,
         'Warning',
         EventReason.RecordingStopped,
-        `recording stopped: ${newly.slice(0, 5).join('; ')}${newly.length > 5 ? '; ...' : ''}`,
+        `recording stopped: ${listStopped(newly)}`,
       );
     } else if (before.size > 0 && now.size === 0) {
       await this.o.events.record(stream, 'Normal', EventReason.RecordingResumed, 'every pod records again');

@@ -30,8 +30,8 @@ export interface StreamAssessment {
   notReporting: string[];
   /** Pods whose sidecar reported streaming. */
   streaming: string[];
-  /** Pods whose sidecar reported its recording stopped, with why ("pod: reason"), sorted. */
-  recordingStopped: string[];
+  /** Pods whose sidecar reported its recording stopped, and why, by pod name. */
+  recordingStopped: { pod: string; reason: string }[];
   /** When a grace period ends and the verdict may change, if one is running. */
   recheckInMs?: number;
 }
@@ -56,6 +56,12 @@ function plural(n: number, word: string): string {
   return `${String(n)} ${word}${n === 1 ? '' : 's'}`;
 }
 
+/** "pod: reason" for the first five, then "...". */
+export function listStopped(stopped: { pod: string; reason: string }[]): string {
+  const listed = stopped.slice(0, 5).map((s) => `${s.pod}: ${s.reason}`);
+  return `${listed.join('; ')}${stopped.length > 5 ? '; ...' : ''}`;
+}
+
 export function assessStream(o: StreamObservation): StreamAssessment {
   const name = o.stream.metadata?.name ?? '';
   const generation = o.stream.metadata?.generation ?? 0;
@@ -67,7 +73,7 @@ export function assessStream(o: StreamObservation): StreamAssessment {
   const streaming: string[] = [];
   const notReporting: string[] = [];
   const errors: string[] = [];
-  const recordingStopped: string[] = [];
+  const recordingStopped: { pod: string; reason: string }[] = [];
   let waiting = 0;
   let viewers = 0;
   let recheckInMs: number | undefined;
@@ -78,7 +84,8 @@ export function assessStream(o: StreamObservation): StreamAssessment {
       viewers += received.report.viewers;
       if (received.report.streaming) streaming.push(podName);
       if (received.report.error) errors.push(`${podName}: ${received.report.error}`);
-      if (received.report.recordingStopped) recordingStopped.push(`${podName}: ${received.report.recordingStopped}`);
+      if (received.report.recordingStopped)
+        recordingStopped.push({ pod: podName, reason: received.report.recordingStopped });
       continue;
     }
     const since = runningSince(pod);
@@ -92,7 +99,7 @@ export function assessStream(o: StreamObservation): StreamAssessment {
   }
   streaming.sort();
   notReporting.sort();
-  recordingStopped.sort();
+  recordingStopped.sort((a, b) => a.pod.localeCompare(b.pod));
 
   let conditions: Condition[] = o.stream.status?.conditions ?? [];
   const set = (type: string, status: 'True' | 'False', reason: string, message: string): void => {
@@ -168,7 +175,7 @@ export function assessStream(o: StreamObservation): StreamAssessment {
       ConditionType.Recording,
       'False',
       Reason.RecordingStopped,
-      `recording stopped in ${plural(recordingStopped.length, 'pod')}: ${recordingStopped.slice(0, 5).join('; ')}${recordingStopped.length > 5 ? '; ...' : ''}`,
+      `recording stopped in ${plural(recordingStopped.length, 'pod')}: ${listStopped(recordingStopped)}`,
     );
   } else {
     set(ConditionType.Recording, 'True', Reason.Recording, 'no sidecar reports its recording stopped');

@@ -106,7 +106,7 @@ export function injectSidecar(
   try {
     const overrides = parseOverrides(pod.metadata?.annotations?.[OVERRIDES_ANNOTATION]);
     configJson = JSON.stringify(
-      renderSidecarConfig(stream, overrides, secrets, settings, validator, phoneUids(stream, pod, phone)),
+      renderSidecarConfig(stream, overrides, secrets, settings, validator, phoneUids(stream, pod, phone), recording),
     );
   } catch (error) {
     if (error instanceof OverrideError)

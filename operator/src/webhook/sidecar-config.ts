@@ -5,7 +5,7 @@ import type { CloudPhoneStream, SidecarConfig } from '../../../generated/ts/api-
 import type { SchemaValidator } from '../../../schemas/runtime/validator.ts';
 import { API_VERSION, CONTROL_SOCKET, SHARED_MOUNT_PATH } from '../labels.ts';
 import type { InjectionSettings } from './injection-settings.ts';
-import { recordingVolume } from './recording-volume.ts';
+import type { RecordingVolume } from './recording-volume.ts';
 import type { SecretMounts } from './secret-mounts.ts';
 
 /** The per-pod overrides a cloudphone.io/overrides annotation may carry. */
@@ -64,6 +64,7 @@ export function renderSidecarConfig(
   settings: InjectionSettings,
   validator: SchemaValidator,
   phoneUids: number[],
+  recording: RecordingVolume | undefined,
 ): SidecarConfig {
   const spec = stream.spec;
   const config: Record<string, unknown> = {
@@ -86,7 +87,6 @@ export function renderSidecarConfig(
   if (spec.rtmp && secrets.rtmpStreamKey) {
     config.rtmp = { url: spec.rtmp.url, streamKeyFile: secrets.rtmpStreamKey };
   }
-  const recording = recordingVolume(stream);
   if (recording) config.recording = recording.config;
   if (spec.webrtc) {
     const webrtc: Record<string, unknown> = {};

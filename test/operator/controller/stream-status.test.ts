@@ -131,7 +131,9 @@ describe('assessStream', () => {
       reason: 'RecordingStopped',
       message: 'recording stopped in 1 pod: b: the recording volume is full: No space left on device',
     });
-    expect(stopped.recordingStopped).toEqual(['b: the recording volume is full: No space left on device']);
+    expect(stopped.recordingStopped).toEqual([
+      { pod: 'b', reason: 'the recording volume is full: No space left on device' },
+    ]);
     // The stream goes on: recording is not what Ready or Degraded speak of.
     expect(condition(stopped, 'Ready')).toMatchObject({ status: 'True' });
     expect(condition(stopped, 'Degraded')).toMatchObject({ status: 'False' });
