@@ -1,4 +1,4 @@
-// Glass-to-glass latency over WebRTC, as a person sees it: the simulator stamps each frame with its capture
+// Capture-to-display latency over WebRTC, as a person sees it: the simulator stamps each frame with its capture
 // time, the sidecar encodes and sends it over WHEP, Debian's Chromium plays it in the player page, and a probe
 // in the page reads the stamp back from every frame the browser presents (requestVideoFrameCallback) with the
 // time it expected the frame on screen. Capture (CLOCK_MONOTONIC) and display (the browser's epoch clock)
@@ -57,8 +57,8 @@ async function sleep(ms: number): Promise<void> {
 }
 
 interface Measured {
-  g2g_p50_ms: number;
-  g2g_p99_ms: number;
+  capture_to_display_p50_ms: number;
+  capture_to_display_p99_ms: number;
   first_frame_ms: number;
   first_frame_max_ms: number;
   first_frame_phases_median_ms: Record<string, number>;
@@ -67,7 +67,7 @@ interface Measured {
 }
 
 /**
- * Joins a page `joins` times (first frame and its steps), then watches one for `seconds` (glass to glass).
+ * Joins a page `joins` times (first frame and its steps), then watches one for `seconds` (capture to display).
  * open makes a new page that plays the phone, with the stamp probe in it.
  */
 async function measure(open: () => Promise<Page>, joins: number, seconds: number): Promise<Measured> {
@@ -103,8 +103,8 @@ async function measure(open: () => Promise<Page>, joins: number, seconds: number
   const latencies = frames.map((f) => f.shownAtMs - (f.captureNs / 1e6 + offsetMs));
   const numbers = frames.map((f) => f.frame);
   return {
-    g2g_p50_ms: round(percentile(latencies, 50)),
-    g2g_p99_ms: round(percentile(latencies, 99)),
+    capture_to_display_p50_ms: round(percentile(latencies, 50)),
+    capture_to_display_p99_ms: round(percentile(latencies, 99)),
     first_frame_ms: round(percentile(firstFrames, 50)),
     first_frame_max_ms: round(Math.max(...firstFrames)),
     first_frame_phases_median_ms: Object.fromEntries(
@@ -233,7 +233,7 @@ function describe(name: string, m: Measured, joins: number): string {
   const steps = m.first_frame_phases_median_ms;
   return (
     `${name}:\n` +
-    `  glass to glass p50 ${String(m.g2g_p50_ms)} ms, p99 ${String(m.g2g_p99_ms)} ms\n` +
+    `  capture to display p50 ${String(m.capture_to_display_p50_ms)} ms, p99 ${String(m.capture_to_display_p99_ms)} ms\n` +
     `  first frame after opening the page: median ${String(m.first_frame_ms)} ms, worst ${String(m.first_frame_max_ms)} ms of ${String(joins)}\n` +
     `  its steps (medians): page ${String(steps.page)} ms, offer to answer ${String(steps.whep)} ms, ` +
     `ICE and DTLS ${String(steps.connect)} ms, connected to picture ${String(steps.picture)} ms\n` +
@@ -267,8 +267,8 @@ async function main(): Promise<void> {
     // Over every viewer that joined: the histogram has a label set per viewer session.
     const total = async (name: string): Promise<number> =>
       (await metricSamples(phone.sidecar.metricsPort, name)).reduce((sum, sample) => sum + sample.value, 0);
-    const reportedSum = await total('cloudphone_webrtc_glass_to_glass_seconds_sum');
-    const reportedCount = await total('cloudphone_webrtc_glass_to_glass_seconds_count');
+    const reportedSum = await total('cloudphone_webrtc_capture_to_display_seconds_sum');
+    const reportedCount = await total('cloudphone_webrtc_capture_to_display_seconds_count');
     const readerPage = `http://127.0.0.1:${String(server.webrtcPort)}/test-phone-0/?controls=false&muted=true&autoplay=true`;
     const peer = await measure(() => openPage(browser, readerPage), joins, seconds);
     // This phone and its WHIP push end here: the idle figures below are of the input phone alone.

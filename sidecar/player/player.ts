@@ -1,7 +1,7 @@
 // The player page: a WHEP client for this sidecar. It plays the phone's screen fitted to the window (or the
 // whole screen), follows the phone when it turns, sends touches, keys, text and rotation requests when its
 // token has the control role, puts what the phone copied into this computer's clipboard, shows who watches and
-// who drives, reports when each frame was shown (the sidecar turns that into glass-to-glass latency), shows
+// who drives, reports when each frame was shown (the sidecar turns that into capture-to-display latency), shows
 // fps, bitrate, RTT and latency in an overlay, and reconnects on its own. The token comes from the URL
 // fragment (#token=...), which never reaches a server log.
 
@@ -45,7 +45,7 @@ interface Connection {
 
 let current: Connection | undefined;
 let retryMs = 500;
-const shown = { fps: 0, kbps: 0, rttMs: 0, g2gMs: NaN };
+const shown = { fps: 0, kbps: 0, rttMs: 0, captureToDisplayMs: NaN };
 
 function nowUs(): number {
   return (performance.timeOrigin + performance.now()) * 1000;
@@ -248,7 +248,7 @@ function onFrame(_now: number, metadata: VideoFrameCallbackMetadata): void {
       sendStats(messages.renderReport(rtpTimestamp, shownAtUs));
       const captureUs = connection.captures.get(rtpTimestamp);
       if (captureUs !== undefined && connection.offsetUs !== undefined)
-        shown.g2gMs = (shownAtUs - connection.offsetUs - captureUs) / 1000;
+        shown.captureToDisplayMs = (shownAtUs - connection.offsetUs - captureUs) / 1000;
     }
   }
   video.requestVideoFrameCallback(onFrame);
@@ -290,7 +290,7 @@ async function report(): Promise<void> {
   shown.rttMs = stats.rttMs;
   overlay.textContent =
     `${String(video.videoWidth)}x${String(video.videoHeight)}  ${stats.fps.toFixed(0)} fps  ${(stats.bitrateKbps / 1000).toFixed(2)} Mbit/s\n` +
-    `rtt ${stats.rttMs.toFixed(1)} ms  glass-to-glass ${Number.isNaN(shown.g2gMs) ? '-' : shown.g2gMs.toFixed(1)} ms` +
+    `rtt ${stats.rttMs.toFixed(1)} ms  capture-to-display ${Number.isNaN(shown.captureToDisplayMs) ? '-' : shown.captureToDisplayMs.toFixed(1)} ms` +
     (connection.control ? '' : '\nview only');
   // A picture the sidecar sent has not shown for a second: the decoder lost it and the browser did not say so.
   // A still screen (nothing sent since the picture on screen) asks nothing, so nothing is encoded again.

@@ -17,7 +17,7 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
   readonly #refused: Counter<'reason'>;
   readonly #keyframesWanted: Counter<'cause'>;
   readonly #keyframeWishes: Counter<'role' | 'outcome'>;
-  readonly #glassToGlass: Histogram<'viewer'>;
+  readonly #captureToDisplay: Histogram<'viewer'>;
   readonly #whipAttempts: Counter<'result'>;
   readonly #whipConnected: Gauge;
   readonly #reports: Counter<'result'>;
@@ -242,8 +242,8 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
       registers: [registry],
     });
     // Per viewer: a label set per connected session (at most webrtc.whep.maxViewers), removed when it leaves.
-    this.#glassToGlass = new Histogram({
-      name: 'cloudphone_webrtc_glass_to_glass_seconds',
+    this.#captureToDisplay = new Histogram({
+      name: 'cloudphone_webrtc_capture_to_display_seconds',
       help: "Capture on the phone to display in the viewer's browser, per viewer session",
       labelNames: ['viewer'],
       buckets: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1],
@@ -297,11 +297,11 @@ export class SidecarMetrics implements ViewerMetrics, WhipMetrics {
   }
 
   latency(viewer: string, milliseconds: number): void {
-    this.#glassToGlass.observe({ viewer }, milliseconds / 1000);
+    this.#captureToDisplay.observe({ viewer }, milliseconds / 1000);
   }
 
   viewerLeft(viewer: string): void {
-    this.#glassToGlass.remove({ viewer });
+    this.#captureToDisplay.remove({ viewer });
   }
 
   revoked(count: number): void {

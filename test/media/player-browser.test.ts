@@ -105,19 +105,19 @@ describe('the player page in Chromium', () => {
       const weriftFrames = new Set(werift.decoder.stamps.map((s) => s.frame));
       const common = (await shownFrames(page)).map((f) => f.frame).filter((frame) => weriftFrames.has(frame));
       expect(common.length).toBeGreaterThanOrEqual(20);
-      // The page reports when it showed each frame: the sidecar turns that into glass-to-glass latency.
+      // The page reports when it showed each frame: the sidecar turns that into capture-to-display latency.
       await waitFor(
         'latency samples',
         async () => {
           const counts = await metricSamples(
             phone.sidecar.metricsPort,
-            'cloudphone_webrtc_glass_to_glass_seconds_count',
+            'cloudphone_webrtc_capture_to_display_seconds_count',
           );
           return counts.some((sample) => sample.labels.startsWith('{viewer=') && sample.value >= 30) ? true : undefined;
         },
         10_000,
       );
-      await page.locator('#overlay', { hasText: 'glass-to-glass' }).waitFor();
+      await page.locator('#overlay', { hasText: 'capture-to-display' }).waitFor();
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: new URL('player.png', ARTIFACTS).pathname });
     }).finally(() => werift.close());

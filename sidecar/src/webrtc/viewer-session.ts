@@ -15,7 +15,7 @@
 import ndc from 'node-datachannel';
 import type { Logger } from 'pino';
 import { readViewerMessage, type AccessUnit } from '../native.ts';
-import { GlassToGlassClock } from './glass-to-glass-clock.ts';
+import { CaptureToDisplayClock } from './capture-to-display-clock.ts';
 import { H264Track } from './h264-track.ts';
 import { gatherAfter } from './ice-gathering.ts';
 import { readRtcpFeedback, type RtcpFeedback } from './rtcp-feedback.ts';
@@ -98,7 +98,7 @@ export class ViewerSession {
   readonly #pc: ndc.PeerConnection;
   readonly #track: H264Track;
   readonly #writer = new ViewerMessageWriter();
-  readonly #clock = new GlassToGlassClock();
+  readonly #clock = new CaptureToDisplayClock();
   readonly #input: InputPolicy;
   readonly #inputLimit: TokenBucket;
   readonly #messageLimit: TokenBucket;

@@ -1,4 +1,4 @@
-// Glass-to-glass latency of one viewer: from the phone's capture time to the moment the viewer's browser
+// Capture-to-display latency of one viewer: from the phone's capture time to the moment the viewer's browser
 // shows that frame. The frame is known by its RTP timestamp (FrameTiming says which capture time it had);
 // the viewer reports when it showed it on its own clock (RenderReport), and Ping/Pong put that clock on the
 // sidecar's CLOCK_MONOTONIC, which is the phone's (same kernel). The offset kept is the one measured with
@@ -7,7 +7,7 @@
 const FRAMES_REMEMBERED = 256;
 const PONGS_REMEMBERED = 8;
 
-export class GlassToGlassClock {
+export class CaptureToDisplayClock {
   // A ring of (RTP timestamp, capture time) pairs: no allocation per frame.
   readonly #rtp = new Uint32Array(FRAMES_REMEMBERED);
   readonly #captureUs = new Float64Array(FRAMES_REMEMBERED);
