@@ -21,10 +21,13 @@ cd "$root"
 # The local cluster's real node: podman builds the images from images/*.Dockerfile (no Docker engine here) on a
 # Debian base that mmdebstrap makes; Debian's runc runs the containers under containerd; the CNI plugins wire the
 # pods to the node's bridge; iptables and conntrack are what the kubelet and kube-proxy call.
+# GStreamer with its x264enc (plugins-ugly), srtsink and mpegtsmux (plugins-bad) is a peer in `npm run bench`.
 apt_packages=(flatbuffers-compiler libflatbuffers-dev g++ make pkg-config openssl curl iproute2 ca-certificates
   libx264-dev libyuv-dev libsrt-gnutls-dev libavformat-dev libavcodec-dev libavutil-dev ffmpeg
   clang libclang-rt-14-dev chromium nftables coturn
-  podman mmdebstrap runc containernetworking-plugins iptables conntrack)
+  podman mmdebstrap runc containernetworking-plugins iptables conntrack
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly)
 
 missing=()
 for package in "${apt_packages[@]}"; do
