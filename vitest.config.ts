@@ -8,6 +8,7 @@ const WEBRTC_TESTS = [
   'test/media/packet-loss.test.ts',
   'test/media/viewer-tls.test.ts',
   'test/media/turn-rest.test.ts',
+  'test/media/bitrate-adaptation.test.ts',
 ];
 
 export default defineConfig({

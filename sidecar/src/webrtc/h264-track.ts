@@ -7,6 +7,8 @@ import { randomInt } from 'node:crypto';
 import ndc from 'node-datachannel';
 import type { AccessUnit } from '../native.ts';
 
+// The largest RTP payload: with the headers, SRTP's tag and a TURN relay's, well under any path's MTU.
+const MAX_FRAGMENT_BYTES = 1200;
 // Packets kept for retransmission: a 1080p IDR at 8 Mbit/s is a few hundred packets, with room to spare.
 const NACK_HISTORY_PACKETS = 2048;
 
@@ -21,6 +23,8 @@ export class H264Track {
   readonly #rtpConfig: ndc.RtpPacketizationConfig;
   #open = false;
   #waitingForKeyframe = true;
+  #sentBytes = 0;
+  #sentPackets = 0;
 
   constructor(pc: ndc.PeerConnection, options: H264TrackOptions) {
     const ssrc = randomInt(1, 2 ** 31);
@@ -29,7 +33,7 @@ export class H264Track {
     video.addSSRC(ssrc, 'cloudphone', 'cloudphone', 'screen');
     this.#track = pc.addTrack(video);
     this.#rtpConfig = new ndc.RtpPacketizationConfig(ssrc, 'cloudphone', options.payloadType, 90000);
-    const packetizer = new ndc.H264RtpPacketizer('StartSequence', this.#rtpConfig);
+    const packetizer = new ndc.H264RtpPacketizer('StartSequence', this.#rtpConfig, MAX_FRAGMENT_BYTES);
     packetizer.addToChain(new ndc.RtcpSrReporter(this.#rtpConfig));
     packetizer.addToChain(new ndc.RtcpNackResponder(NACK_HISTORY_PACKETS));
     this.#track.setMediaHandler(packetizer);
@@ -61,7 +65,22 @@ export class H264Track {
       this.#waitingForKeyframe = false;
     }
     this.#rtpConfig.timestamp = rtpTimestamp;
-    return this.#track.sendMessageBinary(unit.data);
+    const sent = this.#track.sendMessageBinary(unit.data);
+    if (sent) {
+      this.#sentBytes += unit.data.byteLength;
+      // Fragments of MAX_FRAGMENT_BYTES, and a packet of its own for each of the few small NAL units in front
+      // (access unit delimiter, parameter sets): an estimate, within a few packets a picture.
+      this.#sentPackets += Math.ceil(unit.data.byteLength / MAX_FRAGMENT_BYTES) + (unit.keyframe ? 3 : 1);
+    }
+    return sent;
+  }
+
+  /** Media sent since the last call, in bytes and (about) in RTP packets: for the bitrate estimate. */
+  takeSent(): { bytes: number; packets: number } {
+    const sent = { bytes: this.#sentBytes, packets: this.#sentPackets };
+    this.#sentBytes = 0;
+    this.#sentPackets = 0;
+    return sent;
   }
 
   close(): void {

@@ -181,6 +181,11 @@ export class ViewerSession {
     }
   }
 
+  /** Media sent to this viewer since the last call, in bytes and RTP packets. */
+  takeSent(): { bytes: number; packets: number } {
+    return this.#track.takeSent();
+  }
+
   /** The phone's screen changed size or turned: tell the player, so its touch mapping and controls follow. */
   screenChanged(screen: Screen): void {
     this.#screen = screen;

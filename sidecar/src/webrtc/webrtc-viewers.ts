@@ -168,7 +168,7 @@ export class WebRtcViewers {
   allowedKbps(): number | undefined {
     const estimates = [...this.#entries.values()].map(({ session, bitrate }) => ({
       role: session.role,
-      estimateKbps: bitrate.tick(),
+      estimateKbps: bitrate.tick(session.takeSent()),
     }));
     return viewersAllowKbps(estimates);
   }

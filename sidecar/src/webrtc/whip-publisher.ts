@@ -129,7 +129,8 @@ export class WhipPublisher {
 
   /** Once a second: the bitrate the server's RTCP allows; undefined while not connected. */
   allowedKbps(): number | undefined {
-    return this.connected ? this.#bitrate.tick() : undefined;
+    const push = this.#push;
+    return push?.connectedAt !== undefined ? this.#bitrate.tick(push.track.takeSent()) : undefined;
   }
 
   /** Ends the push (DELETE on the resource, at most 2 s) and stops trying. */

@@ -11,7 +11,8 @@ interface ReportBlock {
 }
 
 type RtcpPart =
-  | { kind: 'pli' | 'fir' | 'nack' | 'sdes' | 'bye' }
+  | { kind: 'pli' | 'fir' | 'sdes' | 'bye' }
+  | { kind: 'nack'; items: { id: number; mask: number }[] }
   | { kind: 'remb'; exponent: number; mantissa: number; ssrcs: number }
   | { kind: 'sr' | 'rr'; blocks: ReportBlock[] }
   | { kind: 'other-psfb'; format: number; words: number }
@@ -20,7 +21,14 @@ type RtcpPart =
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const block = fc.record({ fractionLost: fc.integer({ min: 0, max: 255 }), jitter: u32 });
 const part: fc.Arbitrary<RtcpPart> = fc.oneof(
-  fc.constantFrom<RtcpPart>({ kind: 'pli' }, { kind: 'fir' }, { kind: 'nack' }, { kind: 'sdes' }, { kind: 'bye' }),
+  fc.constantFrom<RtcpPart>({ kind: 'pli' }, { kind: 'fir' }, { kind: 'sdes' }, { kind: 'bye' }),
+  fc.record({
+    kind: fc.constant('nack' as const),
+    items: fc.array(fc.record({ id: fc.integer({ min: 0, max: 0xffff }), mask: fc.integer({ min: 0, max: 0xffff }) }), {
+      minLength: 1,
+      maxLength: 4,
+    }),
+  }),
   fc.record({
     kind: fc.constant('remb' as const),
     exponent: fc.integer({ min: 0, max: 63 }),
@@ -56,7 +64,10 @@ function encodePart(p: RtcpPart): number[] {
     case 'fir':
       return packet(4, 206, [...ssrcs, ...word(0x9abc_def0), 5, 0, 0, 0]);
     case 'nack':
-      return packet(1, 205, [...ssrcs, 0, 10, 0, 0]);
+      return packet(1, 205, [
+        ...ssrcs,
+        ...p.items.flatMap((item) => [item.id >> 8, item.id & 0xff, item.mask >> 8, item.mask & 0xff]),
+      ]);
     case 'sdes':
       return packet(1, 202, [...word(1), 1, 2, 0x61, 0x62, 0, 0, 0, 0]);
     case 'bye':
@@ -85,14 +96,24 @@ function encodePart(p: RtcpPart): number[] {
   }
 }
 
-/** What the parts say, read as the sidecar means to: the latest REMB, the latest report's first block. */
+/**
+ * What the parts say, read as the sidecar means to: the latest REMB, the latest report's first block, every
+ * packet the NACKs name (each item's packet id, then those its bitmask marks).
+ */
 function expectedReading(parts: RtcpPart[]): RtcpFeedback {
   const expected: RtcpFeedback = { pictureLost: parts.some((p) => p.kind === 'pli' || p.kind === 'fir') };
   for (const p of parts) {
     if (p.kind === 'remb') expected.rembBps = p.mantissa * 2 ** p.exponent;
+    if (p.kind === 'nack')
+      for (const { id, mask } of p.items) {
+        (expected.nackedSequences ??= []).push(id);
+        for (let bit = 0; bit < 16; bit++)
+          if (mask & (1 << bit)) expected.nackedSequences.push((id + bit + 1) & 0xffff);
+      }
     if ((p.kind === 'sr' || p.kind === 'rr') && p.blocks[0]) {
       expected.fractionLost = p.blocks[0].fractionLost / 256;
       expected.jitter = p.blocks[0].jitter;
+      expected.highestSequence = 7;
     }
   }
   return expected;
@@ -104,6 +125,7 @@ function expectSane(feedback: RtcpFeedback): void {
   if (feedback.rembBps !== undefined) expect(Number.isFinite(feedback.rembBps)).toBe(true);
   if (feedback.fractionLost !== undefined) expect(feedback.fractionLost >= 0 && feedback.fractionLost < 1).toBe(true);
   if (feedback.jitter !== undefined) expect(Number.isInteger(feedback.jitter) && feedback.jitter >= 0).toBe(true);
+  for (const sequence of feedback.nackedSequences ?? []) expect(sequence >= 0 && sequence <= 0xffff).toBe(true);
 }
 
 const compound = fc.array(part, { minLength: 1, maxLength: 8 });
