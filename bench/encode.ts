@@ -78,6 +78,11 @@ interface Result {
   cpu_ms_per_frame: number;
   dropped: number;
   frames: number;
+  /**
+   * Frames the receiver decoded per second. A peer fed from a pipe never drops a frame: when it falls behind,
+   * the simulator waits on the pipe, and fewer frames are made. This says so.
+   */
+  fps_out: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -222,7 +227,11 @@ async function startEncoder(pipeline: Pipeline, size: Size, port: number, work: 
 }
 
 /** Latency, loss and CPU over a window of stamps (all stamps after the warm-up). */
-function summarize(stamps: Stamp[], cpuMs: number): Omit<Result, 'pipeline' | 'width' | 'height' | 'fps'> {
+function summarize(
+  stamps: Stamp[],
+  cpuMs: number,
+  seconds: number,
+): Omit<Result, 'pipeline' | 'width' | 'height' | 'fps'> {
   const whole = stamps.filter((s) => s.frame !== null);
   const numbers = whole.map((s) => s.frame ?? 0);
   const first = Math.min(...numbers);
@@ -236,6 +245,7 @@ function summarize(stamps: Stamp[], cpuMs: number): Omit<Result, 'pipeline' | 'w
     cpu_ms_per_frame: round(cpuMs / Math.max(1, stamps.length)),
     dropped: numbers.length ? last - first + 1 - distinct : 0,
     frames: stamps.length,
+    fps_out: round(distinct / seconds),
   };
 }
 
@@ -255,7 +265,7 @@ async function measure(pipeline: Pipeline, size: Size, seconds: number, work: st
     await sleep(seconds * 1000);
     const cpuMs = (cpuSeconds(encoder.pid) - cpuFrom) * 1000;
     const stamps = receiver.stamps.slice(from);
-    return { pipeline, width: size.width, height: size.height, fps: size.fps, ...summarize(stamps, cpuMs) };
+    return { pipeline, width: size.width, height: size.height, fps: size.fps, ...summarize(stamps, cpuMs, seconds) };
   } finally {
     await encoder.stop();
     await receiver.stop();
@@ -299,11 +309,14 @@ function limit(size: Size, work: string): Result {
     cpu_ms_per_frame: round(encode.cpu_ms_per_frame),
     dropped: 0,
     frames,
+    fps_out: size.fps,
   };
 }
 
 function printTable(results: Result[]): void {
-  console.log('pipeline     size         fps  latency p50  beyond SRT  latency p99  CPU ms/frame  dropped  frames');
+  console.log(
+    'pipeline     size         fps  latency p50  beyond SRT  latency p99  CPU ms/frame  dropped  frames  fps out',
+  );
   for (const r of results) {
     console.log(
       [
@@ -316,6 +329,7 @@ function printTable(results: Result[]): void {
         r.cpu_ms_per_frame.toFixed(2).padStart(13),
         String(r.dropped).padStart(8),
         String(r.frames).padStart(7),
+        r.fps_out.toFixed(1).padStart(8),
       ].join(' '),
     );
   }
