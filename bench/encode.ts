@@ -66,7 +66,7 @@ const SIZES: Size[] = [
 type Pipeline = 'cloudphone' | 'gstreamer' | 'ffmpeg';
 const PIPELINES: Pipeline[] = ['cloudphone', 'gstreamer', 'ffmpeg'];
 
-interface Result {
+export interface Result {
   pipeline: Pipeline | 'limit';
   width: number;
   height: number;

@@ -5,21 +5,9 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Result } from './encode.ts';
 
-interface Row {
-  pipeline: string;
-  width: number;
-  height: number;
-  fps: number;
-  latency_p50_ms: number;
-  latency_p99_ms: number;
-  beyond_srt_p50_ms: number;
-  cpu_ms_per_frame: number;
-  dropped: number;
-  fps_out: number;
-}
-
-const rows = JSON.parse(readFileSync(join(import.meta.dirname, 'results/encode.json'), 'utf8')) as Row[];
+const rows = JSON.parse(readFileSync(join(import.meta.dirname, 'results/encode.json'), 'utf8')) as Result[];
 const ms = (value: number): string => `${value.toFixed(1)} ms`;
 const lines = [
   '| size @ fps     | pipeline   | latency p50 | beyond SRT | latency p99 | CPU per frame | dropped | fps out |',
