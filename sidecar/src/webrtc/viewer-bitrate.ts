@@ -54,7 +54,7 @@ const SECOND_CUT = 0.7;
 export class ViewerBitrate {
   readonly #range: BitrateRange;
   #estimateKbps: number;
-  /** What the path carried when loss last began; undefined while none is known. */
+  /** What the link carries, found where loss began and raised by what it carried cleanly since. */
   #linkKbps: number | undefined;
   /** The rate at which loss last began, and how many clean seconds have since gone by well above it. */
   #lossBeganKbps: number | undefined;
@@ -88,7 +88,7 @@ export class ViewerBitrate {
     return this.#estimateKbps;
   }
 
-  /** Where loss last began (kbit/s), if the estimator knows one. */
+  /** What the estimator takes the link to carry (kbit/s), found by loss; undefined while none is known. */
   get linkKbps(): number | undefined {
     return this.#linkKbps;
   }
