@@ -70,7 +70,12 @@ interface Measured {
  * Joins a page `joins` times (first frame and its steps), then watches one for `seconds` (capture to display).
  * open makes a new page that plays the phone, with the stamp probe in it.
  */
-async function measure(open: () => Promise<Page>, joins: number, seconds: number): Promise<Measured> {
+async function measure(
+  open: () => Promise<Page>,
+  joins: number,
+  seconds: number,
+  whileWatched?: () => Promise<void>,
+): Promise<Measured> {
   const firstFrames: number[] = [];
   const phases: Record<string, number[]> = { page: [], whep: [], connect: [], picture: [] };
   for (let i = 0; i < joins; i++) {
@@ -99,6 +104,7 @@ async function measure(open: () => Promise<Page>, joins: number, seconds: number
   await sleep(seconds * 1000);
   const offsetMs = epochMinusMonotonicMs();
   const frames = (await shownFrames(page)).slice(skip);
+  await whileWatched?.();
   await page.close();
   const latencies = frames.map((f) => f.shownAtMs - (f.captureNs / 1e6 + offsetMs));
   const numbers = frames.map((f) => f.frame);
@@ -263,12 +269,21 @@ async function main(): Promise<void> {
   };
   const browser = await launchChromium();
   try {
-    const direct = await measure(() => openPlayer(browser, phone.base, CONTROL_TOKEN), joins, seconds);
-    // Over every viewer that joined: the histogram has a label set per viewer session.
+    // The sidecar's own measure of the watched viewer, read while it is still connected (a viewer's series
+    // goes when it leaves).
     const total = async (name: string): Promise<number> =>
       (await metricSamples(phone.sidecar.metricsPort, name)).reduce((sum, sample) => sum + sample.value, 0);
-    const reportedSum = await total('cloudphone_webrtc_capture_to_display_seconds_sum');
-    const reportedCount = await total('cloudphone_webrtc_capture_to_display_seconds_count');
+    let reportedSum = 0;
+    let reportedCount = 0;
+    const direct = await measure(
+      () => openPlayer(browser, phone.base, CONTROL_TOKEN),
+      joins,
+      seconds,
+      async () => {
+        reportedSum = await total('cloudphone_webrtc_capture_to_display_seconds_sum');
+        reportedCount = await total('cloudphone_webrtc_capture_to_display_seconds_count');
+      },
+    );
     const readerPage = `http://127.0.0.1:${String(server.webrtcPort)}/test-phone-0/?controls=false&muted=true&autoplay=true`;
     const peer = await measure(() => openPage(browser, readerPage), joins, seconds);
     // This phone and its WHIP push end here: the idle figures below are of the input phone alone.
