@@ -99,6 +99,24 @@ describe('ViewerBitrate', () => {
     }
   });
 
+  it('counts a NACKed packet again when its sequence number is lost again minutes later', () => {
+    const estimator = new ViewerBitrate(RANGE);
+    const second = { bytes: (RANGE.maxKbps * 1000) / 8, packets: 1000 };
+    const nacked = Array.from({ length: 200 }, (_, i) => i);
+    const lossySecond = (): number => {
+      estimator.feed({ pictureLost: false, fractionLost: 0, nackedSequences: nacked });
+      return estimator.tick(second);
+    };
+    lossySecond();
+    // 254 clean seconds later (the estimator keeps a mark per sequence number for each second, in a byte).
+    for (let i = 0; i < 254; i++) {
+      estimator.feed({ pictureLost: false, fractionLost: 0 });
+      estimator.tick(second);
+    }
+    expect(estimator.estimateKbps).toBe(RANGE.maxKbps);
+    expect(lossySecond()).toBeLessThan(RANGE.maxKbps);
+  });
+
   it('holds through 5 % random loss (NACKs repair it) instead of falling to the floor', () => {
     const estimator = new ViewerBitrate({ minKbps: 500, targetKbps: 2500, maxKbps: 4000 });
     const trace = run(estimator, { capKbps: Infinity, randomLoss: 0.05 }, 30);

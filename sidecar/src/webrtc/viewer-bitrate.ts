@@ -166,6 +166,8 @@ export class ViewerBitrate {
     this.#reports = 0;
     this.#nacked = 0;
     this.#tickMark = (this.#tickMark % 255) + 1;
+    // The marks come round again after 255 s: start them afresh, or a packet marked then would not count now.
+    if (this.#tickMark === 1) this.#nackedInTick.fill(0);
     return this.#estimateKbps;
   }
 
