@@ -20,7 +20,7 @@ for (const row of rows) {
     `| ${(label === size ? '' : label).padEnd(14)} | ${row.pipeline.padEnd(10)} | ${ms(row.latency_p50_ms).padEnd(11)} | ` +
       `${ms(row.beyond_srt_p50_ms).padEnd(10)} | ${ms(row.latency_p99_ms).padEnd(11)} | ` +
       `${`${row.cpu_ms_per_frame.toFixed(2)} ms`.padEnd(13)} | ${(row.pipeline === 'limit' ? '–' : String(row.dropped)).padEnd(7)} | ` +
-      `${row.fps_out.toFixed(1).padEnd(7)} |`,
+      `${(row.fps_out?.toFixed(1) ?? '–').padEnd(7)} |`,
   );
   size = label;
 }
